@@ -1,0 +1,47 @@
+// swift-tools-version: 6.1
+// Handset firmware core. Handset targets (CHandsetShim, HandsetCore, BearerDriver, handset-fw) must stay
+// embedded-clean: the embedded flags live in Boards/toolsets/*.json, never here.
+import PackageDescription
+
+let handsetSwift: [SwiftSetting] = [
+    .enableExperimentalFeature("Lifetimes"),
+]
+
+let package = Package(
+    name: "handset",
+    products: [
+        .executable(name: "handset-emu", targets: ["handset-emu"]),
+        .executable(name: "handset-fw", targets: ["handset-fw"]),
+        .library(name: "HandsetCore", targets: ["HandsetCore"]),
+        .library(name: "BearerDriver", targets: ["BearerDriver"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/ordo-one/malloc-interposer.git", from: "1.6.1"),
+    ],
+    targets: [
+        // Handset side: embedded-clean.
+        .target(name: "CHandsetShim", linkerSettings: [.linkedLibrary("mbedcrypto")]),
+        .target(name: "HandsetCore", dependencies: ["CHandsetShim"], swiftSettings: handsetSwift),
+        .target(name: "BearerDriver", dependencies: ["CHandsetShim"], swiftSettings: handsetSwift),
+        .executableTarget(name: "handset-fw", dependencies: ["HandsetCore", "BearerDriver", "CHandsetShim"],
+                          swiftSettings: handsetSwift),
+
+        // Host side: full Swift.
+        .executableTarget(
+            name: "handset-emu",
+            dependencies: [
+                "HandsetCore", "BearerDriver",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
+
+        .testTarget(
+            name: "HandsetCoreTests",
+            dependencies: [
+                "HandsetCore", "CHandsetShim",
+                .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
+            ]),
+    ]
+)

@@ -1,0 +1,12 @@
+import ArgumentParser
+
+/// Host-side tool: runs the emulated world, and the small tools bench testers and interop debuggers use.
+/// Each subcommand lives in its own file; register it in `subcommands` below.
+@main
+struct HandsetEmu: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "handset-emu",
+        abstract: "Handset firmware emulator, modem simulator and debugging tools.",
+        subcommands: []
+    )
+}
