@@ -29,10 +29,13 @@ let package = Package(
                           swiftSettings: handsetSwift),
 
         // Host side: full Swift.
+        .target(
+            name: "ModemSim",
+            dependencies: ["BearerDriver", .product(name: "Logging", package: "swift-log")]),
         .executableTarget(
             name: "handset-emu",
             dependencies: [
-                "HandsetCore", "BearerDriver",
+                "HandsetCore", "BearerDriver", "ModemSim",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -43,5 +46,7 @@ let package = Package(
                 "HandsetCore", "CHandsetShim",
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ]),
+        .testTarget(name: "BearerDriverTests", dependencies: ["BearerDriver", "CHandsetShim"]),
+        .testTarget(name: "ModemSimTests", dependencies: ["ModemSim", "BearerDriver"]),
     ]
 )
