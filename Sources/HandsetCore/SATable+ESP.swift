@@ -58,11 +58,25 @@ extension SATable {
         return try sealInPlace(slot: i, payloadLength: payload.count, nextHeader: nextHeader, into: out, iv: iv)
     }
 
-    /// Authenticates and decrypts one ESP packet into `out`. The payload is `out[0..<length]`.
-    /// Order (as strongSwan and RFC 4303 §3.4 ask): SPI, length, replay pre-check, ICV, padding; the window
-    /// and counters move only after all of them pass.
+    /// Authenticates and decrypts one ESP packet into `out`, and accepts it. The payload is `out[0..<length]`.
     public mutating func open(_ wire: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer)
-        throws(ESPError) -> (slot: Int, nextHeader: UInt8, length: Int)
+        throws(ESPError) -> InboundESP
+    {
+        let r = try verify(wire, into: out)
+        accept(r)
+        return r
+    }
+
+    /// Moves the window and counts the packet: call only for a packet `verify` returned and the caller keeps.
+    public mutating func accept(_ r: InboundESP) {
+        slots[r.slot].state.window.commit(r.seq)
+        account(slot: r.slot, bytes: r.length)
+    }
+
+    /// Authenticates and decrypts without accepting: SA state is untouched apart from error counters.
+    /// Order (as strongSwan and RFC 4303 §3.4 ask): SPI, length, replay pre-check, ICV, padding.
+    public mutating func verify(_ wire: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer)
+        throws(ESPError) -> InboundESP
     {
         guard wire.count >= ESPFormat.fixedHeader else { throw .truncated }
         guard let i = inboundSlot(spi: wire.be32(0)) else { throw .unknownSPI }
@@ -115,10 +129,7 @@ extension SATable {
             slots[i].state.counters.paddingErrors &+= 1
             throw .badPadding
         }
-        let length = plain - 2 - padLen
-        slots[i].state.window.commit(seq)
-        account(slot: i, bytes: length)
-        return (i, nextHeader, length)
+        return InboundESP(slot: i, nextHeader: nextHeader, length: plain - 2 - padLen, seq: seq)
     }
 
     /// Pad bytes must read 1, 2, 3, ... (RFC 4303 §2.4).
@@ -143,4 +154,12 @@ extension SATable {
         s.put32(UInt32(truncatingIfNeeded: seq), at: 16)
         return 8
     }
+}
+
+/// A packet that passed every ESP check; its payload is `out[0..<length]`.
+public struct InboundESP: Equatable, Sendable {
+    public var slot: Int
+    public var nextHeader: UInt8
+    public var length: Int
+    public var seq: UInt64
 }
