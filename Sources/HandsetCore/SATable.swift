@@ -26,6 +26,7 @@ public struct SATable<let capacity: Int>: ~Copyable {
     private let ctxStride: Int
     private var spareCtx: Int16
     public private(set) var count = 0
+    private var installs: UInt64 = 0
     /// Seconds on the caller's monotonic clock; set by `tick`.
     public private(set) var now: UInt64 = 0
     public var events = EventQueue<32>()
@@ -66,12 +67,19 @@ public struct SATable<let capacity: Int>: ~Copyable {
         return nil
     }
 
-    /// First outbound SA whose selector covers `s`.
+    /// The outbound SA for `s`: among those whose selector covers it, one not yet soft-expired, newest first.
+    /// That is what makes rekeying make-before-break: the new SA takes over as soon as it is installed.
     public func outboundSlot(for s: TrafficSelector) -> Int? {
+        var best: Int? = nil
         for i in 0..<capacity where slots[i].used && slots[i].params.direction == .outbound {
-            if slots[i].params.selector.covers(s) { return i }
+            guard slots[i].params.selector.covers(s) else { continue }
+            guard let b = best else { best = i; continue }
+            let (cs, bs) = (slots[i].state, slots[b].state)
+            if (!cs.softExpired && bs.softExpired) || (cs.softExpired == bs.softExpired && cs.generation > bs.generation) {
+                best = i
+            }
         }
-        return nil
+        return best
     }
 
     public func slot(spi: UInt32, direction: SADirection) -> Int? {
@@ -110,6 +118,8 @@ public struct SATable<let capacity: Int>: ~Copyable {
         slots[free].params = p
         slots[free].state = SAState()
         slots[free].state.installedAt = now
+        installs &+= 1
+        slots[free].state.generation = installs
         if p.direction == .inbound { link(free) }
         count += 1
         return free
@@ -130,6 +140,8 @@ public struct SATable<let capacity: Int>: ~Copyable {
         slots[i].params = p
         slots[i].state = SAState()
         slots[i].state.installedAt = now
+        installs &+= 1
+        slots[i].state.generation = installs
         if direction == .inbound { link(i) }
     }
 

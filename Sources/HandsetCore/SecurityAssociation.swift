@@ -88,6 +88,8 @@ public struct SAState: Sendable {
     public var seq: UInt64 = 0
     public var window = SAReplayWindow()
     public var installedAt: UInt64 = 0
+    /// Install order, so the newest of two overlapping SAs wins outbound.
+    public var generation: UInt64 = 0
     public var counters = SACounters()
     public var softExpired = false
     public init() {}

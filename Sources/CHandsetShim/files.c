@@ -1,0 +1,62 @@
+#include "handset_files.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int write_all_fd(int fd, const uint8_t *p, size_t len) {
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int hs_file_replace_atomic(const char *dir, const char *name, const uint8_t *data, size_t len) {
+    char tmp[512], dst[512];
+    if (snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name) >= (int)sizeof tmp) return -ENAMETOOLONG;
+    if (snprintf(dst, sizeof dst, "%s/%s", dir, name) >= (int)sizeof dst) return -ENAMETOOLONG;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return -errno;
+    int rc = write_all_fd(fd, data, len);
+    if (rc == 0 && fsync(fd) != 0) rc = -errno;
+    if (close(fd) != 0 && rc == 0) rc = -errno;
+    if (rc != 0) { unlink(tmp); return rc; }
+    if (rename(tmp, dst) != 0) { rc = -errno; unlink(tmp); return rc; }
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return -errno;
+    rc = fsync(dfd) == 0 ? 0 : -errno;
+    close(dfd);
+    return rc;
+}
+
+long hs_file_read(const char *path, uint8_t *out, size_t cap) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    size_t got = 0;
+    while (got < cap) {
+        ssize_t n = read(fd, out + got, cap - got);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            int e = errno;
+            close(fd);
+            return -e;
+        }
+        if (n == 0) break;
+        got += (size_t)n;
+    }
+    close(fd);
+    return (long)got;
+}
+
+int hs_mkdir(const char *dir) {
+    if (mkdir(dir, 0700) == 0 || errno == EEXIST) return 0;
+    return -errno;
+}

@@ -1,0 +1,134 @@
+public enum KDReceiveResult: Equatable, Sendable {
+    case accepted(KDMessageType)
+    case rejected(KDStatus)
+}
+
+extension KeyDelegationClient {
+    /// Handles one downlink message (a reassembled SMS payload on port KD.smsPort). The order is: clear header,
+    /// AEAD, counter rule, body decode, persist the counter, act. A rejection changes nothing but a counter.
+    public mutating func receive<let sas: Int, let rules: Int>(_ wire: UnsafeRawBufferPointer, now: UInt64,
+                                                               plane: inout DataPlane<sas, rules>) -> KDReceiveResult {
+        guard let h = KDHeader.read(wire, direction: .down) else {
+            counters.malformed &+= 1
+            return .rejected(.badMessage)
+        }
+        let usePending: Bool
+        if keys.isSet && h.epoch == state.epoch {
+            usePending = false
+        } else if state.hasPending && pendingKeys.isSet && h.epoch == state.pendingEpoch {
+            usePending = true
+        } else {
+            counters.unknownEpoch &+= 1
+            return .rejected(.unknownEpoch)
+        }
+        var plain = FixedBytes<512>()
+        var opened = false
+        plain.fill { out in
+            let n = usePending ? pendingKeys.open(wire, header: h, direction: .down, into: out)
+                : keys.open(wire, header: h, direction: .down, into: out)
+            opened = n != nil
+            return n ?? 0
+        }
+        guard opened else {
+            counters.integrityFailures &+= 1
+            return .rejected(.integrityFailure)
+        }
+        let verdict = kdCheckCounter(h.counter, lastAccepted: state.downCounter)
+        guard verdict == .ok else {
+            switch verdict {
+            case .counterLow: counters.counterLow &+= 1
+            case .counterHigh: counters.counterHigh &+= 1
+            default: counters.counterBlocked &+= 1
+            }
+            send(.error(KDError(refType: h.type.rawValue, refCounter: h.counter, status: verdict,
+                                lastAccepted: state.downCounter)))
+            return .rejected(verdict)
+        }
+        return plain.withBytes { p -> KDReceiveResult in
+            guard let body = KDBody.decode(h.type, p) else {
+                counters.malformed &+= 1
+                return .rejected(.badMessage)
+            }
+            var next = state
+            next.downCounter = h.counter
+            return act(body, header: h, underPending: usePending, accepted: next, now: now, plane: &plane)
+        }
+    }
+
+    mutating func act<let sas: Int, let rules: Int>(_ body: KDBody, header h: KDHeader, underPending: Bool,
+                                                    accepted next: KeyState, now: UInt64,
+                                                    plane: inout DataPlane<sas, rules>) -> KDReceiveResult {
+        var next = next
+        switch body {
+        case .loginAck(let m):
+            guard phase == .awaitingLoginAck, !underPending, m.hello == state.hello, m.newEpoch == state.epoch &+ 1,
+                  m.newEpoch != 0, !m.newKey.isZero else { return unexpected(next) }
+            next.pendingEpoch = m.newEpoch
+            next.pendingKey = m.newKey
+            guard commit(next) else { return .rejected(.busy) }
+            guard deriveKeys() else { return .rejected(.badMessage) }
+            phase = .awaitingConfirmAck
+            sendConfirm(now: now)
+        case .confirmAck(let epoch):
+            guard underPending, epoch == state.pendingEpoch else { return unexpected(next) }
+            next.epoch = next.pendingEpoch
+            next.currentKey = next.pendingKey
+            next.pendingEpoch = 0
+            next.pendingKey.wipe()
+            guard commit(next) else { return .rejected(.busy) }
+            guard deriveKeys() else { return .rejected(.badMessage) }
+            phase = .ready
+            loginTries = 0
+            resendPendingRequests(now: now)
+        case .saTransfer(let t):
+            guard commit(next) else { return .rejected(.busy) }
+            let status = install(t, plane: &plane)
+            send(.saAck(KDSAAck(requestID: t.requestID, outboundSPI: t.outboundSPI, status: status)))
+        case .saDelete(let d):
+            guard commit(next) else { return .rejected(.busy) }
+            if (try? plane.sas.delete(spi: d.outboundSPI, direction: .outbound)) != nil { counters.sasDeleted &+= 1 }
+            if (try? plane.sas.delete(spi: d.inboundSPI, direction: .inbound)) != nil { counters.sasDeleted &+= 1 }
+        case .secretData(let channel, let data):
+            guard commit(next) else { return .rejected(.busy) }
+            deliver(.secretData, id: channel, status: 0, truncated: false, data)
+        case .fetchResponse(let id, let status, let truncated, let data):
+            guard commit(next) else { return .rejected(.busy) }
+            deliver(.fetchResponse, id: id, status: status, truncated: truncated, data)
+        case .error(let e):
+            guard commit(next) else { return .rejected(.busy) }
+            counters.errorsFromGateway &+= 1
+            // The gateway saw an uplink counter it did not expect: jump past what it last accepted.
+            if e.status == .counterLow, e.lastAccepted > state.upCounter {
+                var jump = state
+                jump.upCounter = e.lastAccepted
+                _ = commit(jump)
+            }
+        case .login, .keyConfirm, .keyRequest, .saAck, .fetchRequest:
+            return unexpected(next)
+        }
+        counters.received &+= 1
+        return .accepted(h.type)
+    }
+
+    /// An authentic message that makes no sense now (a stale or duplicated answer): its counter is still
+    /// consumed so that it cannot be replayed, but nothing else changes.
+    mutating func unexpected(_ next: KeyState) -> KDReceiveResult {
+        _ = commit(next)
+        counters.unexpected &+= 1
+        return .rejected(.badMessage)
+    }
+
+    mutating func deliver(_ type: KDMessageType, id: UInt16, status: UInt16, truncated: Bool, _ data: UnsafeRawBufferPointer) {
+        var m = KDIncoming()
+        m.type = type
+        m.channelOrRequest = id
+        m.httpStatus = status
+        m.truncated = truncated
+        m.bytes.fill { out in
+            let n = min(out.count, data.count)
+            if n > 0 { out.baseAddress!.copyMemory(from: data.baseAddress!, byteCount: n) }
+            return n
+        }
+        inbox.push(m)
+    }
+}
