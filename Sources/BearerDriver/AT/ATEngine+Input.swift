@@ -1,0 +1,204 @@
+// The engine's receive side: bytes → lines → response, URC queue or raw data.
+
+extension ATEngine {
+    /// Writes the command line (held in the echo buffer with its CR).
+    func writeCommandLine() throws(ATError) {
+        let n = echoCount
+        try withUnsafeBytes(of: &echo) { (p) throws(ATError) in try write(UnsafeRawBufferPointer(rebasing: p[0..<n])) }
+    }
+
+    func begin(_ command: ATCommand) {
+        command.withBytes { bytes in
+            for i in 0..<bytes.count { echo[i] = bytes[i] }
+            echo[bytes.count] = ASCII.cr
+            echoCount = bytes.count + 1
+            // "AT+CREG?" answers with "+CREG:"; remember that prefix so the answer is never taken for a URC.
+            expectedCount = 0
+            if bytes.count > 3 && (bytes[2] == 0x2B || bytes[2] == 0x24 || bytes[2] == 0x5E) {
+                var i = 2
+                while i < bytes.count && bytes[i] != 0x3D && bytes[i] != 0x3F && expectedCount < 23 {
+                    expected[expectedCount] = ASCII.upper(bytes[i])
+                    expectedCount += 1
+                    i += 1
+                }
+                expected[expectedCount] = ASCII.colon
+                expectedCount += 1
+            }
+        }
+        response.reset()
+        final = nil
+        promptSeen = false
+        sawInformation = false
+        payloadEcho = nil
+        pending = true
+    }
+
+    func write(_ bytes: UnsafeRawBufferPointer) throws(ATError) {
+        do {
+            try transport.write(bytes, timeoutMs: 2000)
+        } catch {
+            throw .transport(error)
+        }
+    }
+
+    func write(byte: UInt8) throws(ATError) {
+        var b = byte
+        try withUnsafeBytes(of: &b) { (p) throws(ATError) in try write(p) }
+    }
+
+    /// Feeds input until `done` holds or the deadline passes; always tries one read first.
+    func pump(until deadline: UInt64, _ done: (ATEngine) -> Bool) throws(ATError) -> Bool {
+        while true {
+            while rxStart < rxEnd {
+                let b = rx[rxStart]
+                rxStart += 1
+                consume(b)
+                if done(self) { return true }
+            }
+            if done(self) { return true }
+            let now = transport.nowMs()
+            let wait = now >= deadline ? 0 : Int(deadline - now)
+            let n: Int
+            do {
+                guard try transport.waitReadable(timeoutMs: wait) else {
+                    if transport.nowMs() >= deadline { return false }
+                    continue
+                }
+                n = try transport.read(into: rx)
+            } catch {
+                throw .transport(error)
+            }
+            rxStart = 0
+            rxEnd = n
+            if n == 0 && transport.nowMs() >= deadline { return done(self) }
+        }
+    }
+
+    /// One received byte.
+    func consume(_ b: UInt8) {
+        if rawRemaining > 0 {
+            if rawSkipLF {
+                rawSkipLF = false
+                if b == ASCII.lf { return }
+            }
+            switch rawTarget {
+            case .discard: break
+            case .response: response.appendRaw(b)
+            case .urc(let slot): urcs.appendBody(slot, byte: b)
+            }
+            rawRemaining -= 1
+            if rawRemaining == 0 { finishRaw() }
+            return
+        }
+        switch framer.push(b) {
+        case .none: break
+        case .prompt: if pending { promptSeen = true }
+        case .line:
+            handle(line: framer.line)
+            framer.clear()
+        }
+    }
+
+    private func finishRaw() {
+        switch rawTarget {
+        case .urc(let slot): urcs.finish(slot)
+        case .response: response.closeRecord()
+        case .discard: break
+        }
+        rawTarget = .discard
+    }
+
+    private func matchesExpected(_ line: UnsafeRawBufferPointer) -> Bool {
+        if expectedCount == 0 || line.count < expectedCount { return false }
+        for i in 0..<expectedCount where ASCII.upper(line[i]) != expected[i] { return false }
+        return true
+    }
+
+    private func isEcho(_ line: UnsafeRawBufferPointer) -> Bool {
+        if line.count != echoCount - 1 { return false }
+        for i in 0..<line.count where ASCII.upper(line[i]) != ASCII.upper(echo[i]) { return false }
+        return true
+    }
+
+    func handle(line: UnsafeRawBufferPointer) {
+        counters.lines += 1
+        if bodySlot != -1 {
+            if bodySlot >= 0 {
+                urcs.appendBody(bodySlot, line)
+                urcs.finish(bodySlot)
+            }
+            bodySlot = -1
+            return
+        }
+        if pending {
+            if !sawInformation && isEcho(line) {
+                counters.echoes += 1
+                return
+            }
+            if let p = payloadEcho, line.equals(p) {
+                counters.echoes += 1
+                return
+            }
+            if let f = ATFinal.classify(line) {
+                final = f
+                return
+            }
+            if matchesExpected(line) {
+                sawInformation = true
+                response.append(line)
+                if case .rawBytes(let field) = rules.responseBody(line) {
+                    startRaw(line, prefixLength: expectedCount, field: field, target: .response)
+                }
+                return
+            }
+            if queueIfUnsolicited(line) { return }
+            sawInformation = true
+            response.append(line)
+            return
+        }
+        if ATFinal.classify(line) != nil {
+            counters.strayLines += 1  // e.g. a late OK after a timeout
+            return
+        }
+        if !queueIfUnsolicited(line) { counters.strayLines += 1 }
+    }
+
+    /// Queues `line` if it is a URC or a ready indication; returns false when it is neither.
+    private func queueIfUnsolicited(_ line: UnsafeRawBufferPointer) -> Bool {
+        let rule = rules.unsolicitedMatch(line)
+        let ready = ATLineRules.isReadyIndication(line)
+        if rule == nil && !ready { return false }
+        counters.urcs += 1
+        if ready {
+            counters.reboots += 1
+            rebootSeen = true
+            if pending && final == nil { final = .failed(.rebooted) }
+        }
+        switch rule?.body ?? .none {
+        case .none:
+            _ = urcs.push(line, complete: true)
+        case .nextLine:
+            bodySlot = urcs.push(line, complete: false) ?? -2
+        case .rawBytes(let field):
+            let slot = urcs.push(line, complete: false)
+            startRaw(line, prefixLength: rule!.prefix.utf8CodeUnitCount, field: field,
+                     target: slot.map { .urc($0) } ?? .discard)
+            if rawRemaining == 0, let slot { urcs.finish(slot) }
+        }
+        return true
+    }
+
+    private func startRaw(_ line: UnsafeRawBufferPointer, prefixLength: Int, field: Int, target: RawTarget) {
+        var f = ATFields(line.suffix(from: prefixLength))
+        f.skip(field)
+        guard let n = f.int(), n <= 65535 else {
+            counters.badRawLengths += 1
+            return
+        }
+        if n == 0 { return }
+        rawRemaining = n
+        rawTarget = target
+        rawSkipLF = framer.endedWithCR
+        if case .response = target { response.openRawRecord() }
+    }
+}

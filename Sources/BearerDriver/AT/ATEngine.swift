@@ -1,0 +1,209 @@
+/// Counters for everything the engine absorbed instead of crashing on.
+public struct ATStats: Equatable, Sendable {
+    public var lines = 0
+    public var urcs = 0
+    /// URCs that found the queue full (the owner should resynchronise).
+    public var urcOverflows = 0
+    /// URC bodies or headers cut to the slot size.
+    public var urcTruncations = 0
+    /// Lines longer than the line buffer, dropped whole.
+    public var lineOverruns = 0
+    /// Control or non-ASCII bytes that reset a partial line.
+    public var garbageBytes = 0
+    /// Unsolicited lines matching no rule, and final results nobody waited for.
+    public var strayLines = 0
+    public var timeouts = 0
+    public var reboots = 0
+    public var echoes = 0
+    /// Raw data lengths that were out of range and ignored.
+    public var badRawLengths = 0
+}
+
+/// Data written after the command's prompt: an SMS PDU as hex text ending in Ctrl-Z, or a
+/// length-prefixed binary socket payload (never sent as command text).
+public struct ATPayload {
+    public let bytes: UnsafeRawBufferPointer
+    public let prompt: UInt8
+    public let terminator: UInt8
+    public let hasTerminator: Bool
+    public let delayMs: Int
+
+    public init(bytes: UnsafeRawBufferPointer, prompt: UInt8 = 0x3E, terminator: UInt8? = nil, delayMs: Int = 0) {
+        self.bytes = bytes
+        self.prompt = prompt
+        self.terminator = terminator ?? 0
+        self.hasTerminator = terminator != nil
+        self.delayMs = delayMs
+    }
+
+    /// TS 27.005 §3.5.1: PDU as hex after `> `, then Ctrl-Z.
+    public static func smsPDU(hex: UnsafeRawBufferPointer) -> ATPayload {
+        ATPayload(bytes: hex, prompt: 0x3E, terminator: ASCII.ctrlZ)
+    }
+}
+
+/// One AT command at a time over a byte transport, with URCs recognised and queued whenever they
+/// arrive — also between a command's answer and its final result. Every buffer is allocated once,
+/// at init; the per-line path copies into those buffers and never touches the heap.
+/// Views handed out (`ATResponse`, `ATURC`) are valid until the next call on the engine.
+public final class ATEngine<Transport: ByteTransport> {
+    public var transport: Transport
+    /// Always-armed URC and raw-data rules; the driver loads its dialect's table here.
+    public var rules: ATLineRules
+    public var defaultTimeoutMs = 5000
+
+    var framer: ATLineFramer
+    var urcs: ATURCQueue
+    var response: ATResponseBuffer
+    let rx: UnsafeMutableRawBufferPointer
+    var rxStart = 0
+    var rxEnd = 0
+    var counters = ATStats()
+
+    // The command in flight.
+    var pending = false
+    var sawInformation = false
+    var final: ATFinal?
+    var promptSeen = false
+    var echo = InlineArray<200, UInt8>(repeating: 0)
+    var echoCount = 0
+    var expected = InlineArray<24, UInt8>(repeating: 0)
+    var expectedCount = 0
+    var payloadEcho: UnsafeRawBufferPointer?
+
+    // Multi-part lines.
+    enum RawTarget { case discard, response, urc(Int) }
+    var rawRemaining = 0
+    var rawTarget = RawTarget.discard
+    var rawSkipLF = false
+    /// Slot waiting for its body line; -2 means swallow the next line (its URC found the queue full).
+    var bodySlot = -1
+    var rebootSeen = false
+
+    public init(transport: Transport, lineCapacity: Int = 600, responseCapacity: Int = 4096,
+                urcSlots: Int = 8, urcSlotCapacity: Int = 1600, rules: ATLineRules = ATLineRules()) {
+        self.transport = transport
+        self.rules = rules
+        framer = ATLineFramer(capacity: max(lineCapacity, 16))
+        urcs = ATURCQueue(slots: max(urcSlots, 1), slotCapacity: max(urcSlotCapacity, 64))
+        response = ATResponseBuffer(capacity: max(responseCapacity, 64))
+        rx = UnsafeMutableRawBufferPointer.allocate(byteCount: 256, alignment: 8)
+    }
+
+    deinit {
+        framer.deallocate()
+        urcs.deallocate()
+        response.deallocate()
+        rx.deallocate()
+    }
+
+    public var stats: ATStats {
+        var s = counters
+        s.lineOverruns = framer.overruns
+        s.garbageBytes = framer.garbage
+        s.urcOverflows = urcs.overflows
+        s.urcTruncations = urcs.truncations
+        return s
+    }
+
+    /// Complete URCs waiting to be taken.
+    public var pendingURCs: Int { urcs.pending }
+
+    /// True once after the module announced a (re)start; the owner should re-initialise it.
+    public func takeRebootIndication() -> Bool {
+        defer { rebootSeen = false }
+        return rebootSeen
+    }
+
+    /// The oldest queued URC, in arrival order.
+    public func nextURC() -> ATURC? {
+        guard let s = urcs.pop() else { return nil }
+        return ATURC(line: urcs.line(s), body: urcs.body(s))
+    }
+
+    /// Forgets buffered input, queued URCs and any half-read line (after a reboot or a baud change).
+    public func resynchronise() {
+        rxStart = 0
+        rxEnd = 0
+        framer.reset()
+        urcs.removeAll()
+        rawRemaining = 0
+        bodySlot = -1
+        pending = false
+    }
+
+    /// Reads and dispatches input for up to `timeoutMs`, returning early once a URC is queued.
+    public func poll(timeoutMs: Int) throws(ATError) {
+        let deadline = transport.nowMs() + UInt64(max(timeoutMs, 0))
+        _ = try pump(until: deadline) { $0.urcs.pending > 0 && $0.rawRemaining == 0 && $0.bodySlot < 0 }
+    }
+
+    /// Waits for a URC starting with `prefix` (such as `+CIPOPEN:` after its OK); other URCs stay queued.
+    public func awaitURC(_ prefix: StaticString, timeoutMs: Int) throws(ATError) -> ATURC {
+        if let s = urcs.take(prefix: prefix) { return ATURC(line: urcs.line(s), body: urcs.body(s)) }
+        let deadline = transport.nowMs() + UInt64(max(timeoutMs, 0))
+        var found = -1
+        _ = try pump(until: deadline) { engine in
+            if let s = engine.urcs.take(prefix: prefix) { found = s }
+            return found >= 0
+        }
+        if found < 0 {
+            counters.timeouts += 1
+            throw .timeout
+        }
+        return ATURC(line: urcs.line(found), body: urcs.body(found))
+    }
+
+    /// Runs a fixed command such as `AT+CSQ`.
+    @discardableResult
+    public func run(_ text: StaticString, timeoutMs: Int? = nil) throws(ATError) -> ATResponse {
+        try run(ATCommand(text), timeoutMs: timeoutMs)
+    }
+
+    /// Sends `command`, optionally `payload` after its prompt, and collects information lines until
+    /// the final result code or the deadline. Throws the final result's error, `.timeout` or `.rebooted`.
+    @discardableResult
+    public func run(_ command: ATCommand, timeoutMs: Int? = nil, payload: ATPayload? = nil) throws(ATError) -> ATResponse {
+        if command.invalid || command.count == 0 { throw .commandInvalid }
+        // Whatever arrived before the command is unsolicited; process it first.
+        _ = try pump(until: transport.nowMs()) { _ in false }
+        begin(command)
+        framer.promptByte = payload?.prompt ?? 0
+        let deadline = transport.nowMs() + UInt64(max(timeoutMs ?? defaultTimeoutMs, 0))
+        defer {
+            pending = false
+            payloadEcho = nil
+            framer.promptByte = 0
+        }
+        try writeCommandLine()
+        if let payload {
+            let prompted = try pump(until: deadline) { $0.promptSeen || $0.final != nil }
+            if !prompted {
+                try write(byte: ASCII.esc)  // leave the module's input mode
+                counters.timeouts += 1
+                throw .timeout
+            }
+            if final == nil {
+                framer.promptByte = 0
+                transport.pause(ms: payload.delayMs)
+                try write(payload.bytes)
+                if payload.hasTerminator { try write(byte: payload.terminator) }
+                payloadEcho = payload.bytes
+            }
+        }
+        if final == nil {
+            _ = try pump(until: deadline) { $0.final != nil }
+        }
+        guard let result = final else {
+            counters.timeouts += 1
+            throw .timeout
+        }
+        switch result {
+        case .ok:
+            if response.overflowed { throw .responseOverflow }
+            return response.view
+        case .failed(let e):
+            throw e
+        }
+    }
+}

@@ -1,0 +1,143 @@
+/// Fixed ring of URC slots carved from one buffer allocated at init. A slot holds the URC line and,
+/// for two-line or raw-data URCs, its body. Nothing is dropped silently: when the ring is full the
+/// newest URC is counted in `overflows` so the owner can resynchronise (list SMS, poll sockets).
+struct ATURCQueue {
+    let slots: Int
+    let slotCapacity: Int
+    private let storage: UnsafeMutableRawBufferPointer
+    private var headLength: UnsafeMutableBufferPointer<Int>
+    private var bodyLength: UnsafeMutableBufferPointer<Int>
+    private var state: UnsafeMutableBufferPointer<UInt8>  // 0 free, 1 filling, 2 ready, 3 taken
+    private var first = 0
+    private(set) var count = 0
+    private(set) var overflows = 0
+    private(set) var truncations = 0
+
+    init(slots: Int, slotCapacity: Int) {
+        self.slots = slots
+        self.slotCapacity = slotCapacity
+        storage = UnsafeMutableRawBufferPointer.allocate(byteCount: slots * slotCapacity, alignment: 8)
+        headLength = UnsafeMutableBufferPointer<Int>.allocate(capacity: slots)
+        bodyLength = UnsafeMutableBufferPointer<Int>.allocate(capacity: slots)
+        state = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: slots)
+        headLength.initialize(repeating: 0)
+        bodyLength.initialize(repeating: 0)
+        state.initialize(repeating: 0)
+    }
+
+    func deallocate() {
+        storage.deallocate()
+        headLength.deallocate()
+        bodyLength.deallocate()
+        state.deallocate()
+    }
+
+    private func slotBytes(_ i: Int) -> UnsafeMutableRawBufferPointer {
+        UnsafeMutableRawBufferPointer(rebasing: storage[(i * slotCapacity)..<((i + 1) * slotCapacity)])
+    }
+
+    /// Starts a URC with `line`; returns its slot, or nil (counted) when the ring is full.
+    mutating func push(_ line: UnsafeRawBufferPointer, complete: Bool) -> Int? {
+        if count == slots {
+            overflows += 1
+            return nil
+        }
+        let i = (first + count) % slots
+        count += 1
+        let dst = slotBytes(i)
+        let n = min(line.count, slotCapacity)
+        if n < line.count { truncations += 1 }
+        if n > 0 { dst.baseAddress!.copyMemory(from: line.baseAddress!, byteCount: n) }
+        headLength[i] = n
+        bodyLength[i] = 0
+        state[i] = complete ? 2 : 1
+        return i
+    }
+
+    /// Appends body bytes to a filling slot; bytes past the slot's capacity are counted, not stored.
+    mutating func appendBody(_ slot: Int, _ bytes: UnsafeRawBufferPointer) {
+        let used = headLength[slot] + bodyLength[slot]
+        let room = slotCapacity - used
+        let n = min(room, bytes.count)
+        if n < bytes.count { truncations += 1 }
+        if n > 0 {
+            (slotBytes(slot).baseAddress! + used).copyMemory(from: bytes.baseAddress!, byteCount: n)
+            bodyLength[slot] += n
+        }
+    }
+
+    mutating func appendBody(_ slot: Int, byte: UInt8) {
+        let used = headLength[slot] + bodyLength[slot]
+        if used >= slotCapacity { truncations += 1; return }
+        slotBytes(slot)[used] = byte
+        bodyLength[slot] += 1
+    }
+
+    mutating func finish(_ slot: Int) { if state[slot] == 1 { state[slot] = 2 } }
+
+    func line(_ slot: Int) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(slotBytes(slot)).prefix(headLength[slot])
+    }
+
+    func body(_ slot: Int) -> UnsafeRawBufferPointer {
+        UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(slotBytes(slot))[headLength[slot]..<(headLength[slot] + bodyLength[slot])])
+    }
+
+    /// Frees taken slots at the head so their memory can be reused.
+    private mutating func reclaim() {
+        while count > 0 && state[first] == 3 {
+            state[first] = 0
+            first = (first + 1) % slots
+            count -= 1
+        }
+    }
+
+    /// The oldest complete URC, marked taken. Its view stays valid until the next queue call.
+    mutating func pop() -> Int? {
+        reclaim()
+        var k = 0
+        while k < count {
+            let i = (first + k) % slots
+            if state[i] == 2 {
+                state[i] = 3
+                return i
+            }
+            if state[i] == 1 { return nil }  // keep order: an unfinished URC blocks later ones
+            k += 1
+        }
+        return nil
+    }
+
+    /// The oldest complete URC starting with `prefix`, taken out of order; others stay queued.
+    mutating func take(prefix: StaticString) -> Int? {
+        reclaim()
+        for k in 0..<count {
+            let i = (first + k) % slots
+            if state[i] == 2 && line(i).hasPrefix(prefix) {
+                state[i] = 3
+                return i
+            }
+        }
+        return nil
+    }
+
+    /// Pending complete URCs (not yet taken).
+    var pending: Int {
+        var n = 0
+        for k in 0..<count where state[(first + k) % slots] == 2 { n += 1 }
+        return n
+    }
+
+    mutating func removeAll() {
+        for i in 0..<slots { state[i] = 0 }
+        first = 0
+        count = 0
+    }
+}
+
+/// A URC handed out by the engine: views into a queue slot, valid until the next engine call.
+public struct ATURC {
+    public let line: UnsafeRawBufferPointer
+    /// The PDU line of `+CMT`, or the raw data of `+IPD`; empty otherwise.
+    public let body: UnsafeRawBufferPointer
+}

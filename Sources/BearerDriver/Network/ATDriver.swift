@@ -1,0 +1,93 @@
+/// The modem driver: an AT engine plus the dialect that tells it which commands and URCs the module
+/// speaks. Operations are synchronous and bounded by per-command timeouts; URCs are turned into
+/// typed `ATEvent`s by `nextEvent`. Views returned are valid until the next call on the driver.
+public final class ATDriver<Transport: ByteTransport> {
+    public let engine: ATEngine<Transport>
+    public private(set) var dialect: ModemDialect
+    /// Sockets this driver opened and the network has not closed.
+    var openSockets = InlineArray<16, Bool>(repeating: false)
+    /// Sender announced by SIMCom's `RECV FROM:` for the `+IPD` that follows.
+    var pendingSender: UDPEndpoint?
+    var seenOverflows = 0
+    /// Scratch for decoded socket data (u-blox hex) and identity lines; allocated once.
+    let scratch: UnsafeMutableRawBufferPointer
+
+    public init(transport: Transport, dialect: ModemDialect = .generic, lineCapacity: Int = 600,
+                responseCapacity: Int = 4096, urcSlots: Int = 8, urcSlotCapacity: Int = 1600) {
+        self.dialect = dialect
+        engine = ATEngine(transport: transport, lineCapacity: lineCapacity, responseCapacity: responseCapacity,
+                          urcSlots: urcSlots, urcSlotCapacity: urcSlotCapacity, rules: dialect.rules)
+        scratch = UnsafeMutableRawBufferPointer.allocate(byteCount: 256, alignment: 8)
+    }
+
+    deinit { scratch.deallocate() }
+
+    public func use(_ d: ModemDialect) {
+        dialect = d
+        engine.rules = d.rules
+    }
+
+    /// Brings the module to a known state: syncs on `AT` (three tries), turns echo off, numeric
+    /// errors on, detects the dialect from AT+CGMM / ATI when `autodetect`, runs the dialect's set-up,
+    /// and configures SMS in PDU mode with the given new-message indication.
+    public func start(autodetect: Bool = true, smsIndication: SMSIndication = .store) throws(ATError) {
+        var synced = false
+        var attempt = 0
+        while !synced && attempt < 3 {
+            attempt += 1
+            do throws(ATError) {
+                try engine.run("AT", timeoutMs: 1000)
+                synced = true
+            } catch {
+                if case .transport = error { throw error }
+            }
+        }
+        if !synced { throw .timeout }
+        try engine.run("ATE0", timeoutMs: 1000)
+        _ = try? engine.run("AT+CMEE=1", timeoutMs: 1000)
+        if autodetect { use(try identify()) }
+        for i in 0..<dialect.setupCount {
+            _ = try? engine.run(ATCommand(dialect.setupCommand(i)), timeoutMs: 2000)
+        }
+        try smsConfigure(smsIndication)
+        _ = engine.takeRebootIndication()
+    }
+
+    /// Reads AT+CGMM (then ATI) and maps the answer to a dialect.
+    public func identify() throws(ATError) -> ModemDialect {
+        if let r = try? engine.run("AT+CGMM", timeoutMs: 2000), let line = r.firstPlainLine {
+            let d = ModemDialect.detect(line)
+            if d.vendor != .generic { return d }
+        }
+        let r = try engine.run("ATI", timeoutMs: 2000)
+        var i = 0
+        while let line = r.line(i) {
+            let d = ModemDialect.detect(line)
+            if d.vendor != .generic { return d }
+            i += 1
+        }
+        return .generic
+    }
+
+    /// Copies an identity answer (AT+CGMI, AT+CGMM, AT+CGMR, AT+CGSN, AT+CIMI) into `out`; returns its length.
+    public func identity(_ command: StaticString, into out: UnsafeMutableRawBufferPointer) throws(ATError) -> Int {
+        let r = try engine.run(ATCommand(command), timeoutMs: 2000)
+        guard var line = r.firstPlainLine ?? r.line(0) else { throw .malformedResponse }
+        // Some modules prefix the answer with the command name ("+CGSN: 8675...").
+        if line.count > 0 && line[0] == 0x2B, let colon = line.firstIndex(of: ASCII.colon) {
+            line = line.suffix(from: colon + 1)
+            while line.count > 0 && line[0] == ASCII.space { line = line.suffix(from: 1) }
+        }
+        let n = min(line.count, out.count)
+        for k in 0..<n { out[k] = line[k] }
+        return n
+    }
+}
+
+/// How new SMS are indicated (AT+CNMI, TS 27.005 §3.4.1).
+public enum SMSIndication: Sendable {
+    /// Stored and announced with `+CMTI` (CNMI=2,1): survives a crash before the message is consumed.
+    case store
+    /// Routed straight to us with `+CMT` (CNMI=2,2).
+    case direct
+}
