@@ -129,7 +129,13 @@ extension SATable {
             slots[i].state.counters.paddingErrors &+= 1
             throw .badPadding
         }
-        return InboundESP(slot: i, nextHeader: nextHeader, length: plain - 2 - padLen, seq: seq)
+        let length = plain - 2 - padLen
+        // Same rule as seal: a packet whose bytes would cross the hard limit is refused and ends the SA.
+        if exceedsHardLimit(slot: i, bytes: length) {
+            hardExpire(slot: i)
+            throw .expired
+        }
+        return InboundESP(slot: i, nextHeader: nextHeader, length: length, seq: seq)
     }
 
     /// Pad bytes must read 1, 2, 3, ... (RFC 4303 §2.4).
