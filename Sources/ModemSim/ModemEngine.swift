@@ -1,0 +1,338 @@
+// The module's AT side: line assembly, echo, result codes, URC delivery, boot and reboot, fault hooks.
+// Confined to the simulator's serial queue; every entry point runs there.
+import Foundation
+import Logging
+
+enum FinalResult: Equatable {
+    case ok, error, none
+    case cme(Int)
+    case cms(Int)
+    case text(String)      // a vendor final such as "SEND OK"
+}
+
+/// What one command produced.
+struct Reply {
+    var lines: [[UInt8]] = []
+    var final: FinalResult = .ok
+    var after: [[UInt8]] = []        // URC-like lines that follow the final result (+CIPOPEN: 0,0)
+    var nextMode: ModemEngine.InputMode?
+    var prompt: String?               // sent as CRLF + prompt, without a trailing CRLF
+
+    init(_ final: FinalResult = .ok) { self.final = final }
+    init(line: String, _ final: FinalResult = .ok) { lines = [Array(line.utf8)]; self.final = final }
+    init(lines: [String], _ final: FinalResult = .ok) { self.lines = lines.map { Array($0.utf8) }; self.final = final }
+}
+
+public struct SimTiming: Sendable {
+    public var bootDelay: TimeInterval = 0.3
+    public var registrationDelay: TimeInterval = 0.2
+    public var urcDelay: TimeInterval = 1.5       // delay-urc default
+    public init() {}
+    public static let fast: SimTiming = { var t = SimTiming(); t.bootDelay = 0.05; t.registrationDelay = 0.05; t.urcDelay = 0.3; return t }()
+}
+
+final class ModemEngine: @unchecked Sendable {
+    enum InputMode {
+        case booting
+        case command
+        case smsPDU(length: Int)
+        case socketPayload(length: Int, send: ([UInt8]) -> Reply)
+    }
+
+    typealias Handler = @Sendable (ModemEngine, ATCommand) -> Reply
+
+    let profile: ModemProfile
+    var identity: SubscriberIdentity
+    var faults: FaultPlan
+    var timing: SimTiming
+    let queue: DispatchQueue
+    let logger: Logger
+    let output: ([UInt8]) -> Void
+    let emit: (NetworkEvent) -> Void
+    /// The SMS centre's hooks: a submitted PDU, and "the module can take MT messages again".
+    var onSubmit: ((_ pdu: [UInt8], _ decoded: DecodedSubmit, _ mr: Int) -> Void)?
+    var onReadyForMT: (() -> Void)?
+
+    // Session state, reset by a reboot (factory defaults of V.250 / TS 27.007).
+    var mode: InputMode = .booting
+    var echo = true, verbose = true, quiet = false
+    var cmee = 0
+    var cmgf = 0
+    var cnmi: [Int]
+    var regReport: [RegistrationDomain: Int] = [:]
+    var copsFormat = 0
+    var cfun = 1
+    var lineBuffer: [UInt8] = []
+    var payloadBuffer: [UInt8] = []
+    var heldURCs: [[UInt8]] = []
+    var bootGeneration = 0
+
+    // Network state.
+    var regStat = 0
+    var attached = true
+    var pdpContexts: [Int: (type: String, apn: String)] = [1: ("IP", "internet")]
+    var pdpActive: Set<Int> = []
+    var messageReference = 0
+
+    // SMS storage survives reboots (it is on the SIM).
+    var storage: [StoredSMS?]
+    var smsStorageName = "SM"
+
+    // Sockets (see ModemEngine+Sockets.swift).
+    var sockets: [Int: SimSocket] = [:]
+    var netOpen = false
+    var simcomRecvFrom: Bool
+    var ubloxHexMode = false
+
+    private(set) var handlers: [String: Handler] = [:]
+    /// Commands answered with ERROR because no table knows them, for tests and logs.
+    private(set) var unknownCommands = 0
+
+    init(profile: ModemProfile, identity: SubscriberIdentity, faults: FaultPlan, timing: SimTiming, queue: DispatchQueue,
+         logger: Logger, output: @escaping ([UInt8]) -> Void, emit: @escaping (NetworkEvent) -> Void) {
+        self.profile = profile
+        self.identity = identity
+        self.faults = faults
+        self.timing = timing
+        self.queue = queue
+        self.logger = logger
+        self.output = output
+        self.emit = emit
+        cnmi = profile.defaultCNMI
+        simcomRecvFrom = profile.simcomRecvFrom
+        storage = Array(repeating: nil, count: profile.smsSlots)
+        for table in [ModemEngine.basicCommands, ModemEngine.identityCommands, ModemEngine.networkCommands,
+                      ModemEngine.smsCommands, ModemEngine.socketCommands(for: profile.socketDialect)] {
+            handlers.merge(table) { a, _ in a }
+        }
+        for iccid in profile.iccidCommands {
+            let prefix = iccid.prefix
+            handlers[iccid.command] = { e, _ in Reply(line: prefix + e.identity.iccid) }
+        }
+    }
+
+    // MARK: Power
+
+    func powerOn() { reboot(reason: "power-on") }
+
+    func reboot(reason: String) {
+        bootGeneration += 1
+        let generation = bootGeneration
+        mode = .booting
+        closeAllSockets(reportToModule: false)
+        echo = true; verbose = true; quiet = false; cmee = 0; cmgf = 0; copsFormat = 0; cfun = 1
+        cnmi = profile.defaultCNMI
+        regReport = [:]
+        lineBuffer = []; payloadBuffer = []; heldURCs = []
+        netOpen = false; pdpActive = []; simcomRecvFrom = profile.simcomRecvFrom; ubloxHexMode = false
+        emit(NetworkEvent("boot", [("profile", .string(profile.name)), ("reason", .string(reason))]))
+        setRegistration(0, report: false)
+        queue.asyncAfter(deadline: .now() + timing.bootDelay) { [self] in
+            guard generation == bootGeneration else { return }
+            mode = .command
+            for banner in profile.bootBanners { output(Array("\r\n\(banner)\r\n".utf8)) }
+            queue.asyncAfter(deadline: .now() + timing.registrationDelay) { [self] in
+                guard generation == bootGeneration, cfun == 1 else { return }
+                setRegistration(1, report: true)
+                onReadyForMT?()
+            }
+        }
+    }
+
+    // MARK: Input
+
+    func receive(_ bytes: [UInt8]) {
+        for b in bytes { receiveByte(b) }
+    }
+
+    private func receiveByte(_ b: UInt8) {
+        switch mode {
+        case .booting:
+            return // a module still booting drops what it hears
+        case .command:
+            if echo { output([b]) }
+            switch b {
+            case 0x0D:
+                let line = String(decoding: lineBuffer, as: UTF8.self)
+                lineBuffer = []
+                handleLine(line)
+            case 0x0A: break
+            case 0x08, 0x7F: if !lineBuffer.isEmpty { lineBuffer.removeLast() }
+            default:
+                if lineBuffer.count < 560 { lineBuffer.append(b) } // V.250 asks for at least 40; long lines are cut
+            }
+        case .smsPDU(let length):
+            switch b {
+            case 0x1A:
+                if echo { output([b]) }
+                let text = String(decoding: payloadBuffer, as: UTF8.self)
+                payloadBuffer = []
+                mode = .command
+                finish(submitPDU(hex: text, length: length))
+                flushHeldURCs()
+            case 0x1B:
+                payloadBuffer = []
+                mode = .command
+                finish(Reply(.ok))
+                flushHeldURCs()
+            default:
+                if echo { output([b]) }
+                if payloadBuffer.count < 400 { payloadBuffer.append(b) }
+            }
+        case .socketPayload(let length, let send):
+            payloadBuffer.append(b)
+            if payloadBuffer.count == length {
+                let data = payloadBuffer
+                payloadBuffer = []
+                mode = .command
+                finish(send(data))
+                flushHeldURCs()
+            }
+        }
+    }
+
+    // MARK: Commands
+
+    func handleLine(_ rawLine: String) {
+        let line = rawLine.trimmingCharacters(in: " ")
+        guard !line.isEmpty else { return }
+        guard let commands = ATCommandLine.parse(line) else {
+            logger.debug("ignoring non-AT line", metadata: ["line": "\(line)"])
+            return
+        }
+        var reply = Reply(.ok)
+        for command in commands {
+            let r = execute(command)
+            reply.lines += r.lines
+            reply.after += r.after
+            reply.final = r.final
+            reply.nextMode = r.nextMode
+            if r.final != .ok || r.nextMode != nil { break }
+        }
+        if faults.fires(.rebootMidCommand) {
+            // Half an answer, then silence and boot banners.
+            let half = Array(reply.lines.prefix(reply.lines.count / 2))
+            if !half.isEmpty { output(format(lines: half)) }
+            emit(NetworkEvent("fault", [("name", .string(FaultKind.rebootMidCommand.rawValue)), ("command", .string(line))]))
+            reboot(reason: "fault")
+            return
+        }
+        finish(reply)
+    }
+
+    func execute(_ command: ATCommand) -> Reply {
+        if let handler = handlers[command.name] { return handler(self, command) }
+        unknownCommands += 1
+        logger.info("unknown command answered ERROR", metadata: ["command": "\(command.raw)"])
+        return Reply(.error)
+    }
+
+    /// Sends a reply with the garbage, interleave and drop-final faults applied.
+    func finish(_ reply: Reply) {
+        var out: [UInt8] = []
+        if faults.fires(.garbage) {
+            out += faults.garbageBytes() + [0x0D, 0x0A]
+            emit(NetworkEvent("fault", [("name", .string(FaultKind.garbage.rawValue))]))
+        }
+        out += format(lines: reply.lines)
+        if let mode = reply.nextMode {
+            // A prompt: no final result yet.
+            self.mode = mode
+            payloadBuffer = []
+            out += Array("\r\n\(reply.prompt ?? "> ")".utf8)
+            output(out)
+            return
+        }
+        if interleaveCandidate() != nil, faults.fires(.interleaveURC), let urc = interleaveCandidate(take: true) {
+            out += format(lines: [urc])
+            emit(NetworkEvent("fault", [("name", .string(FaultKind.interleaveURC.rawValue))]))
+        }
+        if faults.fires(.dropFinal) {
+            emit(NetworkEvent("fault", [("name", .string(FaultKind.dropFinal.rawValue))]))
+        } else {
+            out += format(final: reply.final)
+        }
+        output(out)
+        for line in reply.after { urc(line) }
+    }
+
+    func format(lines: [[UInt8]]) -> [UInt8] {
+        if lines.isEmpty { return [] }
+        var out: [UInt8] = verbose ? [0x0D, 0x0A] : []
+        for line in lines { out += line + [0x0D, 0x0A] }
+        return out
+    }
+
+    func format(final: FinalResult) -> [UInt8] {
+        if quiet { return [] }
+        let text: String
+        let code: String
+        switch final {
+        case .none: return []
+        case .ok: text = "OK"; code = "0"
+        case .error: text = "ERROR"; code = "4"
+        case .cme(let n):
+            guard cmee > 0 else { return format(final: .error) }
+            text = "+CME ERROR: \(n)"; code = text
+        case .cms(let n):
+            text = "+CMS ERROR: \(n)"; code = text
+        case .text(let t): text = t; code = t
+        }
+        return verbose ? Array("\r\n\(text)\r\n".utf8) : Array("\(code)\r".utf8)
+    }
+
+    func prompt(_ text: String, then mode: InputMode) -> Reply {
+        var r = Reply(.none)
+        r.nextMode = mode
+        r.prompt = text
+        return r
+    }
+
+    // MARK: URCs
+
+    /// Sends an unsolicited line now, later (delay-urc), or after the current prompt ends.
+    func urc(_ line: [UInt8], raw: Bool = false) {
+        let bytes = raw ? line : [0x0D, 0x0A] + line + [0x0D, 0x0A]
+        if faults.isArmed(.delayURC), faults.fires(.delayURC) {
+            let ms = faults.value(of: .delayURC).map { TimeInterval($0) / 1000 } ?? timing.urcDelay
+            let generation = bootGeneration
+            emit(NetworkEvent("fault", [("name", .string(FaultKind.delayURC.rawValue)), ("ms", .int(Int(ms * 1000)))]))
+            queue.asyncAfter(deadline: .now() + ms) { [self] in
+                guard generation == bootGeneration else { return }
+                deliverURC(bytes)
+            }
+            return
+        }
+        deliverURC(bytes)
+    }
+
+    func urc(_ text: String) { urc(Array(text.utf8)) }
+
+    private func deliverURC(_ bytes: [UInt8]) {
+        switch mode {
+        case .command: output(bytes)
+        case .booting: break
+        default: heldURCs.append(bytes)
+        }
+    }
+
+    private func flushHeldURCs() {
+        let held = heldURCs
+        heldURCs = []
+        for b in held { output(b) }
+    }
+
+    /// A URC that could truthfully appear now: a held one, else the registration report the host enabled.
+    private func interleaveCandidate(take: Bool = false) -> [UInt8]? {
+        if !heldURCs.isEmpty {
+            var first = take ? heldURCs.removeFirst() : heldURCs[0]
+            while first.first == 0x0D || first.first == 0x0A { first.removeFirst() }
+            while first.last == 0x0D || first.last == 0x0A { first.removeLast() }
+            return first
+        }
+        for domain in RegistrationDomain.allCases where (regReport[domain] ?? 0) > 0 {
+            return Array(registrationURC(domain).utf8)
+        }
+        return nil
+    }
+}

@@ -1,0 +1,99 @@
+// Per-vendor identity strings and quirks, as data. The engine reads these tables; it never branches on a vendor name,
+// only on `SocketDialect`, because the three socket command sets differ in shape, not just in spelling.
+// Sources: SIMCom SIM7500/SIM7600 Series AT Command Manual V3.00; Quectel BG96 AT Commands Manual V2.3 and
+// BG96 TCP/IP AT Commands Manual V1.0; u-blox SARA-R4 series AT commands manual (UBX-17003787); 3GPP TS 27.007 / 27.005.
+
+/// Which socket command family a module speaks.
+public enum SocketDialect: String, Sendable, CaseIterable {
+    case none       // generic 3GPP module: no vendor socket commands
+    case simcom     // AT+NETOPEN / +CIPOPEN / +CIPSEND / +IPD / +CIPCLOSE
+    case quectel    // AT+QIACT / +QIOPEN "UDP SERVICE" / +QISEND / +QIURC "recv" / +QIRD / +QICLOSE
+    case ublox      // AT+USOCR / +USOST / +UUSORF / +USORF / +USOCL
+}
+
+/// How a profile answers AT+CCID (and its vendor alias).
+public struct ICCIDCommand: Sendable {
+    public var command: String      // e.g. "+CICCID"
+    public var prefix: String       // e.g. "+ICCID: "; empty means the bare number
+}
+
+public struct ModemProfile: Sendable {
+    public var name: String
+    public var manufacturer: String         // AT+CGMI
+    public var model: String                // AT+CGMM
+    public var revision: String             // AT+CGMR
+    public var revisionPrefix: String       // SIMCom answers "+CGMR: ..."
+    public var atiLines: [String]           // ATI; "%M", "%N", "%R", "%I" are replaced by manufacturer/model/revision/IMEI
+    public var bootBanners: [String]        // URCs printed after power-on or reboot, in order
+    public var iccidCommands: [ICCIDCommand]
+    public var smsPrompt: String            // after AT+CMGS=<len>
+    public var socketPrompt: String         // before socket payload
+    public var socketDialect: SocketDialect
+    public var socketCount: Int             // link ids 0..<socketCount
+    public var smsSlots: Int                // fixed SMS storage size
+    public var smsFirstIndex: Int           // first storage index: 0 or 1 depending on the module
+    public var defaultCNMI: [Int]           // <mode>,<mt>,<bm>,<ds>,<bfr> after boot
+    public var accessTechnology: Int        // <AcT> of TS 27.007 in +COPS / +CxREG
+    public var simcomRecvFrom: Bool         // SIMCom AT+CIPSRIP default: prefix "RECV FROM:ip:port"
+
+    public static let simcom = ModemProfile(
+        name: "simcom", manufacturer: "SIMCOM INCORPORATED", model: "SIMCOM_SIM7600E-H",
+        revision: "LE20B04SIM7600M22", revisionPrefix: "+CGMR: ",
+        atiLines: ["Manufacturer: %M", "Model: %N", "Revision: %R", "IMEI: %I", "+GCAP: +CGSM"],
+        bootBanners: ["RDY", "+CPIN: READY", "SMS DONE", "PB DONE"],
+        iccidCommands: [ICCIDCommand(command: "+CICCID", prefix: "+ICCID: "),
+                        ICCIDCommand(command: "+CCID", prefix: "+ICCID: ")],
+        smsPrompt: "> ", socketPrompt: ">", socketDialect: .simcom, socketCount: 10,
+        smsSlots: 10, smsFirstIndex: 0, defaultCNMI: [2, 1, 0, 0, 0], accessTechnology: 7, simcomRecvFrom: true)
+
+    public static let quectel = ModemProfile(
+        name: "quectel", manufacturer: "Quectel", model: "BG96",
+        revision: "BG96MAR02A07M1G", revisionPrefix: "",
+        atiLines: ["%M", "%N", "Revision: %R"],
+        bootBanners: ["RDY", "+CFUN: 1", "+CPIN: READY", "+QUSIM: 1", "+QIND: SMS DONE", "APP RDY"],
+        iccidCommands: [ICCIDCommand(command: "+QCCID", prefix: "+QCCID: "),
+                        ICCIDCommand(command: "+CCID", prefix: "+CCID: ")],
+        smsPrompt: "> ", socketPrompt: "> ", socketDialect: .quectel, socketCount: 12,
+        smsSlots: 10, smsFirstIndex: 0, defaultCNMI: [2, 1, 0, 0, 0], accessTechnology: 8, simcomRecvFrom: false)
+
+    public static let ublox = ModemProfile(
+        name: "ublox", manufacturer: "u-blox", model: "SARA-R410M-02B",
+        revision: "L0.0.00.00.05.08 [Apr 17 2019 19:34:02]", revisionPrefix: "",
+        atiLines: ["Manufacturer: %M", "Model: %N", "Revision: %R", "SVN: 02", "IMEI: %I"],
+        bootBanners: [],
+        iccidCommands: [ICCIDCommand(command: "+CCID", prefix: "+CCID: ")],
+        smsPrompt: "> ", socketPrompt: "@", socketDialect: .ublox, socketCount: 7,
+        smsSlots: 10, smsFirstIndex: 1, defaultCNMI: [1, 0, 0, 0, 0], accessTechnology: 7, simcomRecvFrom: false)
+
+    public static let generic = ModemProfile(
+        name: "generic", manufacturer: "Generic", model: "GSM-LTE Module",
+        revision: "1.0", revisionPrefix: "",
+        atiLines: ["%M %N", "Revision: %R"],
+        bootBanners: [],
+        iccidCommands: [ICCIDCommand(command: "+CCID", prefix: "+CCID: ")],
+        smsPrompt: "> ", socketPrompt: "> ", socketDialect: .none, socketCount: 0,
+        smsSlots: 10, smsFirstIndex: 1, defaultCNMI: [0, 0, 0, 0, 0], accessTechnology: 7, simcomRecvFrom: false)
+
+    public static let all: [ModemProfile] = [.simcom, .quectel, .ublox, .generic]
+
+    public static func named(_ name: String) -> ModemProfile? {
+        all.first { $0.name == name.lowercased() }
+    }
+}
+
+/// The SIM and the network the simulated module sees. Test PLMN 001-01 (TS 23.003 reserves MCC 001 for testing).
+public struct SubscriberIdentity: Sendable {
+    public var imei = "861234050012347"
+    public var imsi = "001010123456789"
+    public var iccid = "8900101234567890123"
+    public var ownNumber = "+15550100001"
+    public var smscNumber = "+15550109999"
+    public var operatorLong = "Handset Emu"
+    public var operatorShort = "HEMU"
+    public var operatorNumeric = "00101"
+    public var lac = 0x1A2B
+    public var cellID = 0x01C3D4E5
+    public var rssi = 20       // +CSQ <rssi>, 0...31
+    public var ber = 99
+    public init() {}
+}

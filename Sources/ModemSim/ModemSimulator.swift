@@ -1,0 +1,138 @@
+// The public face of the simulator: a module on a pseudo-terminal plus its network (SMS centre, UDP bridge).
+// All state lives on one serial queue; output is paced on a second queue (slow-link) so the engine never sleeps.
+import Foundation
+import Logging
+
+public final class ModemSimulator: @unchecked Sendable {
+    public let profile: ModemProfile
+    public let linkPath: String?
+    public private(set) var slavePath = ""
+    public private(set) var smsControlPort: Int?
+
+    private let queue = DispatchQueue(label: "modemsim.engine")
+    private let writer = DispatchQueue(label: "modemsim.writer")
+    private let logger: Logger
+    private let requestedSMSPort: Int?
+    private var pty: PseudoTerminal?
+    private var readSource: DispatchSourceRead?
+    private var engine: ModemEngine!
+    private var centre: SMSCentre!
+    private let events: @Sendable (NetworkEvent) -> Void
+
+    /// - Parameters:
+    ///   - linkPath: symlink to create for the pty slave (nil: only `slavePath`).
+    ///   - smsPort: UDP control port of the SMS centre on 127.0.0.1 (0 picks one, nil disables it).
+    ///   - events: receives every network event; `ModemSimulator.stdoutEvents` prints them as JSON lines.
+    public init(profile: ModemProfile, linkPath: String?, faults: FaultPlan = FaultPlan(), smsPort: Int? = nil,
+                identity: SubscriberIdentity = SubscriberIdentity(), timing: SimTiming = SimTiming(),
+                logger: Logger = Logger(label: "modemsim"),
+                events: @escaping @Sendable (NetworkEvent) -> Void = ModemSimulator.stdoutEvents) {
+        self.profile = profile
+        self.linkPath = linkPath
+        self.logger = logger
+        self.requestedSMSPort = smsPort
+        self.events = events
+        let emit: (NetworkEvent) -> Void = { [events] e in events(e) }
+        engine = ModemEngine(profile: profile, identity: identity, faults: faults, timing: timing, queue: queue,
+                             logger: logger, output: { [unowned self] bytes in self.send(bytes) }, emit: emit)
+        centre = SMSCentre(engine: engine, emit: emit)
+    }
+
+    public static let stdoutEvents: @Sendable (NetworkEvent) -> Void = {
+        let writer = StdoutEventWriter()
+        return { writer.write($0) }
+    }()
+
+    public func start() throws {
+        let p = try PseudoTerminal(linkPath: linkPath)
+        pty = p
+        slavePath = p.slavePath
+        if let port = requestedSMSPort { smsControlPort = try centre.listen(port: port) }
+        let src = DispatchSource.makeReadSource(fileDescriptor: p.master, queue: queue)
+        src.setEventHandler { [unowned self] in
+            let bytes = p.readAvailable()
+            if !bytes.isEmpty { self.engine.receive(bytes) }
+        }
+        readSource = src
+        src.resume()
+        logger.info("modem simulator up", metadata: ["profile": "\(profile.name)", "pty": "\(p.slavePath)",
+                                                      "link": "\(linkPath ?? "-")"])
+        queue.sync { engine.powerOn() }
+    }
+
+    public func stop() {
+        queue.sync {
+            readSource?.cancel()
+            readSource = nil
+            engine.closeAllSockets(reportToModule: false)
+            centre.close()
+        }
+        writer.sync {}
+        pty?.close()
+        pty = nil
+    }
+
+    private func send(_ bytes: [UInt8]) {
+        guard let p = pty, !bytes.isEmpty else { return }
+        let baud = engine.faults.isArmed(.slowLink) ? engine.faults.value(of: .slowLink) : nil
+        writer.async {
+            guard let baud, baud > 0 else { p.writeAll(bytes); return }
+            // 10 bits per byte on the wire; write in ~10 ms slices.
+            let slice = max(1, baud / 1000)
+            var i = 0
+            while i < bytes.count {
+                let end = min(i + slice, bytes.count)
+                p.writeAll(Array(bytes[i..<end]))
+                usleep(useconds_t(Double(end - i) * 10 / Double(baud) * 1_000_000))
+                i = end
+            }
+        }
+    }
+
+    // MARK: Network-side API (thread-safe; each call runs on the simulator queue)
+
+    /// The SMS centre delivers a text to the module (GSM 7-bit if possible, else UCS-2; concatenated when long).
+    @discardableResult
+    public func deliverSMS(from sender: String, text: String, order: DeliveryOrder = .inOrder,
+                           duplicate: Bool = false) -> Int {
+        queue.sync { centre.deliver(from: sender, body: .text(text), order: order, duplicate: duplicate).parts }
+    }
+
+    /// The SMS centre delivers 8-bit data, optionally port-addressed (16-bit ports).
+    @discardableResult
+    public func deliverSMS(from sender: String, data: [UInt8], portDst: Int? = nil, portSrc: Int? = nil,
+                           order: DeliveryOrder = .inOrder, duplicate: Bool = false) -> Int {
+        queue.sync {
+            centre.deliver(from: sender, body: .data(data), portDst: portDst, portSrc: portSrc, order: order,
+                           duplicate: duplicate).parts
+        }
+    }
+
+    /// Parts the SMS centre still holds because the module could not take them.
+    public var pendingSMS: Int { queue.sync { centre.pendingCount } }
+
+    public func setRegistration(_ stat: Int) {
+        queue.sync {
+            engine.setRegistration(stat, report: true)
+            if engine.isRegistered { centre.flush() }
+        }
+    }
+
+    public func closeSocketFromNetwork(_ id: Int) { queue.sync { engine.closeSocket(id, byNetwork: true) } }
+
+    public func reboot() { queue.sync { engine.reboot(reason: "api") } }
+
+    public func setFault(_ rule: FaultRule) { queue.sync { engine.faults.add(rule) } }
+
+    public func clearFault(_ kind: FaultKind) { queue.sync { engine.faults.remove(kind) } }
+
+    public func faultCount(_ kind: FaultKind) -> Int { queue.sync { engine.faults.fired[kind] ?? 0 } }
+
+    /// Local UDP port behind module socket `id`, if open.
+    public func socketPort(_ id: Int) -> Int? { queue.sync { engine.sockets[id]?.endpoint.port } }
+
+    /// Number of SMS in storage.
+    public var storedSMS: Int { queue.sync { engine.storage.compactMap { $0 }.count } }
+
+    var unknownCommands: Int { queue.sync { engine.unknownCommands } }
+}

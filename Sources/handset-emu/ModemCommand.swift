@@ -1,0 +1,99 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ModemSim
+
+/// `handset-emu modem`: a simulated GSM/LTE module on a pseudo-terminal, with its network.
+struct ModemCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "modem",
+        abstract: "Run a simulated SIMCom, Quectel, u-blox or generic modem on a pseudo-terminal.",
+        discussion: """
+        PATH becomes a symlink to the pty slave; open it like a serial port (any baud). The module speaks AT \
+        (TS 27.007/27.005 plus the vendor's socket commands) and prints one JSON line per network event on stdout: \
+        boot, registration, sms-mo, sms-mo-complete, sms-mt, sms-mt-refused, socket-open, udp-tx, udp-rx, socket-close, \
+        fault. Logs go to stderr. Runs until SIGINT or SIGTERM.
+
+        SMS CENTRE (--sms-port N): UDP on 127.0.0.1:N, one JSON object per datagram, one JSON reply each:
+          {"op":"send","from":"+15550123","text":"hello"}      text (GSM 7-bit, else UCS-2), split when long
+          {"op":"send","from":"+15550123","data":"C0FFEE","port":2948,"srcPort":9200}   8-bit data, 16-bit ports
+              optional: "order":"reverse"|"shuffle", "duplicate":true, "ref":N
+          {"op":"subscribe"}   the sender then receives each sms-mo event line as a datagram
+          {"op":"register","stat":N}   {"op":"close-socket","id":N}   {"op":"reboot"}
+
+        FAULTS (--faults SPEC): comma-separated NAME[=VALUE][@P|#N]
+          NAME       fires at every opportunity;   NAME@P   with probability P (0..1, see --seed);
+          NAME#N     once, at the N-th opportunity.
+          reboot-mid-command   per command line: half an answer, silence, then the boot banners
+          garbage              per command line: random high-bit bytes and CRLF before the answer
+          drop-final           per command line: the final result code (OK/ERROR/...) is never sent
+          interleave-urc       per command line with a URC available (held, or +CxREG reporting on):
+                               the URC is sent between the answer and the final result
+          delay-urc[=MS]       per URC: held back MS milliseconds (default 1500)
+          sms-full             per incoming SMS: storage reports full (+CMGW gets +CMS ERROR: 322);
+                               the SMS centre keeps the message and retries after AT+CMGD
+          socket-close         per UDP datagram carried: the network then closes that socket
+          slow-link=BAUD       output paced at BAUD (10 bits per byte)
+        Example: --faults 'garbage@0.1,drop-final#5,slow-link=9600'
+        """)
+
+    @Option(help: "Module profile: simcom, quectel, ublox or generic.")
+    var profile: String = "simcom"
+
+    @Option(help: "Path of the symlink to create for the pty slave.")
+    var link: String
+
+    @Option(help: "Faults to inject (see FAULTS below).")
+    var faults: String = ""
+
+    @Option(name: .customLong("sms-port"), help: "UDP control port of the SMS centre on 127.0.0.1 (0 picks a free one).")
+    var smsPort: Int?
+
+    @Option(help: "Seed for probabilistic faults and shuffled SMS parts.")
+    var seed: UInt64 = 1
+
+    @Option(name: .customLong("boot-delay"), help: "Seconds the module stays silent while booting.")
+    var bootDelay: Double = 0.3
+
+    @Flag(name: .shortAndLong, help: "Debug logging on stderr.")
+    var verbose = false
+
+    func validate() throws {
+        guard ModemProfile.named(profile) != nil else {
+            throw ValidationError("unknown profile '\(profile)'; use simcom, quectel, ublox or generic")
+        }
+        do { _ = try FaultPlan.parse(faults) } catch { throw ValidationError(error.description) }
+        if let smsPort, !(0...65535).contains(smsPort) { throw ValidationError("--sms-port must be 0...65535") }
+    }
+
+    func run() throws {
+        let level: Logger.Level = verbose ? .debug : .info
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = level
+            return h
+        }
+        let plan = try FaultPlan(spec: faults, seed: seed)
+        var timing = SimTiming()
+        timing.bootDelay = bootDelay
+        let sim = ModemSimulator(profile: ModemProfile.named(profile)!, linkPath: link, faults: plan, smsPort: smsPort,
+                                 timing: timing)
+        try sim.start()
+        if let port = sim.smsControlPort {
+            Logger(label: "modemsim").info("SMS centre listening", metadata: ["udp": "127.0.0.1:\(port)"])
+            FileHandle.standardOutput.write(Data("{\"event\":\"sms-centre\",\"port\":\(port)}\n".utf8))
+        }
+        let done = DispatchSemaphore(value: 0)
+        var sources: [DispatchSourceSignal] = []
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            s.setEventHandler { done.signal() }
+            s.resume()
+            sources.append(s)
+        }
+        done.wait()
+        sim.stop()
+        _ = sources
+    }
+}
