@@ -132,10 +132,14 @@ public final class ATEngine<Transport: ByteTransport> {
         pending = false
     }
 
-    /// Reads and dispatches input for up to `timeoutMs`, returning early once a URC is queued.
+    /// Reads and dispatches input for up to `timeoutMs`, returning early once a URC is queued and the
+    /// bytes read so far are consumed.
     public func poll(timeoutMs: Int) throws(ATError) {
         let deadline = transport.nowMs() + UInt64(max(timeoutMs, 0))
-        _ = try pump(until: deadline) { $0.urcs.pending > 0 && $0.rawRemaining == 0 && $0.bodySlot < 0 }
+        _ = try pump(until: deadline) { e in
+            // Finish what has been read before returning, so a burst of URCs is taken whole.
+            e.urcs.pending > 0 && e.rxStart >= e.rxEnd && e.rawRemaining == 0 && e.bodySlot < 0
+        }
     }
 
     /// Waits for a URC starting with `prefix` (such as `+CIPOPEN:` after its OK); other URCs stay queued.

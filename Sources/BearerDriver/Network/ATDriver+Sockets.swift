@@ -85,8 +85,8 @@ extension ATDriver {
     /// SIMCom pushes data in `ATEvent.socketData` instead and answers `.unsupported`.
     public func receiveUDP(socket id: Int, into buffer: UnsafeMutableRawBufferPointer) throws(ATError) -> (count: Int, from: UDPEndpoint?) {
         let s = try socketCommands()
-        try checkSocket(id, s)
         if s.read.isEmptyString { throw .unsupported }
+        try checkSocket(id, s)
         var c = ATCommand(s.read)
         c.int(id)
         if s.style == .ubloxUSO { c.int(min(buffer.count, s.maxPayload)) } else { c.int(min(buffer.count, 1500)) }
