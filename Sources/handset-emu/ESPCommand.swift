@@ -33,13 +33,13 @@ enum ESPAlgorithmName: String, ExpressibleByArgument, CaseIterable {
 }
 
 struct SAOptions: ParsableArguments {
-    @Option(help: "AEAD and ICV length: \(ESPAlgorithmName.allCases.map(\.rawValue).joined(separator: ", ")).")
+    @Option(help: "AEAD and ICV length in bytes.")
     var alg: ESPAlgorithmName
 
     @Option(help: "Key as hex: 16 or 32 bytes for AES-GCM (picks AES-128 or AES-256), 32 for ChaCha20-Poly1305.")
     var key: String
 
-    @Option(help: "Salt as hex, 4 bytes (the last 4 bytes of the IKE key material, RFC 4106 §8.1 / RFC 7634 §2).")
+    @Option(help: "Salt as hex, 4 bytes: the fixed part of the nonce (RFC 4106 §4, RFC 7634 §2).")
     var salt: String
 
     @Option(help: "SPI, decimal or 0x-hex (256 or more; 1-255 are reserved).", transform: parseUInt32)
