@@ -52,7 +52,7 @@ extension ModemEngine {
                 }
                 e.cfun = v
                 e.setRegistration(v == 1 ? 1 : 0, report: true)
-                if v == 1 { e.onReadyForMT?() }
+                if v == 1 { e.queue.async { e.onReadyForMT?() } }
                 return Reply()
             }
         },

@@ -90,7 +90,7 @@ extension ModemEngine {
                 let doomed: Set<Int> = [[1], [1, 3], [1, 2, 3], [0, 1, 2, 3]][min(flag, 4) - 1].reduce(into: []) { $0.insert($1) }
                 for i in e.storage.indices where e.storage[i].map({ doomed.contains($0.stat) }) == true { e.storage[i] = nil }
             }
-            e.onReadyForMT?()
+            e.queue.async { e.onReadyForMT?() } // after the OK, as freed memory is reported to the network
             return Reply()
         },
         "+CMGL": { e, c in

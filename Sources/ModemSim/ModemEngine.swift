@@ -115,6 +115,13 @@ final class ModemEngine: @unchecked Sendable {
 
     func powerOn() { reboot(reason: "power-on") }
 
+    /// Stops timers and sockets for good; the engine stays silent afterwards.
+    func shutdown() {
+        bootGeneration += 1
+        mode = .booting
+        closeAllSockets(reportToModule: false)
+    }
+
     func reboot(reason: String) {
         bootGeneration += 1
         let generation = bootGeneration

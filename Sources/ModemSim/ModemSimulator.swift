@@ -34,7 +34,7 @@ public final class ModemSimulator: @unchecked Sendable {
         self.events = events
         let emit: (NetworkEvent) -> Void = { [events] e in events(e) }
         engine = ModemEngine(profile: profile, identity: identity, faults: faults, timing: timing, queue: queue,
-                             logger: logger, output: { [unowned self] bytes in self.send(bytes) }, emit: emit)
+                             logger: logger, output: { [weak self] bytes in self?.send(bytes) }, emit: emit)
         centre = SMSCentre(engine: engine, emit: emit)
     }
 
@@ -49,9 +49,9 @@ public final class ModemSimulator: @unchecked Sendable {
         slavePath = p.slavePath
         if let port = requestedSMSPort { smsControlPort = try centre.listen(port: port) }
         let src = DispatchSource.makeReadSource(fileDescriptor: p.master, queue: queue)
-        src.setEventHandler { [unowned self] in
+        src.setEventHandler { [weak self] in
             let bytes = p.readAvailable()
-            if !bytes.isEmpty { self.engine.receive(bytes) }
+            if !bytes.isEmpty { self?.engine.receive(bytes) }
         }
         readSource = src
         src.resume()
@@ -64,7 +64,7 @@ public final class ModemSimulator: @unchecked Sendable {
         queue.sync {
             readSource?.cancel()
             readSource = nil
-            engine.closeAllSockets(reportToModule: false)
+            engine.shutdown()
             centre.close()
         }
         writer.sync {}

@@ -24,13 +24,13 @@ final class SMSCentre: @unchecked Sendable {
     init(engine: ModemEngine, emit: @escaping (NetworkEvent) -> Void) {
         self.engine = engine
         self.emit = emit
-        engine.onSubmit = { [unowned self] pdu, decoded, mr in self.carry(pdu: pdu, decoded: decoded, mr: mr) }
-        engine.onReadyForMT = { [unowned self] in self.flush() }
+        engine.onSubmit = { [weak self] pdu, decoded, mr in self?.carry(pdu: pdu, decoded: decoded, mr: mr) }
+        engine.onReadyForMT = { [weak self] in self?.flush() }
     }
 
     func listen(port: Int) throws(SystemCallError) -> Int {
-        let endpoint = try UDPEndpoint(port: port, queue: engine.queue) { [unowned self] bytes, peer in
-            self.handleControl(bytes, from: peer)
+        let endpoint = try UDPEndpoint(port: port, queue: engine.queue) { [weak self] bytes, peer in
+            self?.handleControl(bytes, from: peer)
         }
         control = endpoint
         return endpoint.port

@@ -136,13 +136,14 @@ final class UDPPeerSocket {
     let fd: Int32
     let port: Int
     init() {
-        fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        let s = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         var a = UDPEndpoint.loopback(port: 0)
         _ = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+            bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-            getsockname(fd, $0, &len) } }
+            getsockname(s, $0, &len) } }
+        fd = s
         port = Int(UInt16(bigEndian: a.sin_port))
     }
     deinit { close(fd) }
