@@ -214,6 +214,7 @@ final class ModemEngine: @unchecked Sendable {
             reply.after += r.after
             reply.final = r.final
             reply.nextMode = r.nextMode
+            reply.prompt = r.prompt
             if r.final != .ok || r.nextMode != nil { break }
         }
         if faults.fires(.rebootMidCommand) {
