@@ -51,7 +51,7 @@ enum ATCommandLine {
                     continue
                 }
             }
-            if name == " " { continue }
+            if name == " " || name == ";" { continue } // "ATE0;+CREG?" is common, if not strictly V.250
             var digits = ""
             while i < chars.count, chars[i].isNumber { digits.append(chars[i]); i += 1 }
             commands.append(ATCommand(name: name, form: .exec, args: [], basicValue: Int(digits),
