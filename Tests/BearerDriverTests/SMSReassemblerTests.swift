@@ -128,13 +128,38 @@ func isDuplicate(_ r: SMSReassemblyResult) -> Bool { if case .duplicate = r { tr
         #expect(r.pending == 2)
     }
 
-    @Test func deliversSinglePartMessagesDirectly() throws {
+    @Test func deliversSinglePartMessagesWithoutTakingASlot() throws {
         var r = Reassembler(timeout: 60)
+        _ = try r.feed(deliverPart(ref: 1, total: 2, seq: 1, data: a), now: 0)
+        _ = try r.feed(deliverPart(ref: 2, total: 2, seq: 1, data: a), now: 0)
         let (res, out) = try r.feed(deliverPart(ref: 0, total: 0, seq: 0, data: c), now: 0)
         guard case .complete(let m) = res else { Issue.record("not complete"); return }
         #expect(out == c)
         #expect(m.reference == nil && m.parts == 1)
-        #expect(r.pending == 0)
+        // nRF sms_test.c test_recv_port_addr carries a concat IE saying part 1 of 1.
+        let (res1, out1) = try r.feed(deliverPart(ref: 124, total: 1, seq: 1, data: b), now: 0)
+        guard case .complete(let m1) = res1 else { Issue.record("not complete"); return }
+        #expect(out1 == b)
+        #expect(m1.reference == 124)
+        #expect(r.pending == 2)
+        #expect(r.counters.evicted == 0)
+    }
+
+    // ModemManager test-sms-part-3gpp.c test_pdu_multipart: two GSM 7-bit parts, fed in reverse order.
+    @Test func joinsPublishedTextPartsAndRendersThem() throws {
+        let part1 = "07912160130320F5440B916171056429F5000021405291650569A00500034C0201A9E8F41C949E83C2207B599E07B1DFEE33885E9ED341E4F23C7D7697C920FA1B54C697E5E3F4BC0C6AD7D9F434081E96D341E3303C2C4EB3D3F4BC0B94A483E6E8779D4D06CDD1EF3BA80E0785E7A0B7BB0C6A97E7F3F0B9CC02B9DF7450780EA2DFDF2C50780EA2A3CBA0BA9B5C96B3F369F71954768FDFE4B4FB0C9297E1F2F2BCECA6CF41"
+        var r = Reassembler(timeout: 60)
+        #expect(isPending(try r.feed(decodeHex(vector("MM multipart 2/2").hex), now: 0).0))
+        let (res, septets) = try r.feed(decodeHex(part1), now: 1)
+        guard case .complete(let m) = res else { Issue.record("not complete"); return }
+        #expect(m.alphabet == .gsm7 && m.reference == 0x4C && m.parts == 2)
+        var utf8 = [UInt8](repeating: 0, count: 1000)
+        let n = septets.withUnsafeBytes { src in
+            utf8.withUnsafeMutableBytes { SMSText.writeUTF8(src, alphabet: m.alphabet, into: $0) }
+        }
+        #expect(String(decoding: utf8[0..<n], as: UTF8.self) ==
+            "This is a very long test designed to exercise multi part capability. It should show up as one message, "
+            + "not as two, as the underlying encoding represents that the parts are related to one another. ")
     }
 
     @Test func rejectsMoreThanMaxPartsAndKeepsState() throws {

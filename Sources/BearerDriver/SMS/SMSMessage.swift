@@ -74,15 +74,8 @@ public struct SMSMessage: Sendable {
     /// Writes the text as UTF-8 into `out` and returns bytes written; stops at a whole character when
     /// `out` is full. 8-bit data is written as Latin-1. 480 bytes always suffice.
     public func writeText(into out: UnsafeMutableRawBufferPointer) -> Int {
-        var w = SMSText.UTF8Writer(out: out)
         payloadStorage.span.withUnsafeBytes { raw in
-            let p = UnsafeRawBufferPointer(rebasing: raw[0..<payloadCount])
-            switch alphabet {
-            case .gsm7: SMSText.gsm7ToUTF8(septets: p, into: &w)
-            case .ucs2: SMSText.ucs2ToUTF8(p, into: &w)
-            case .data8: for b in p { w.put(UInt32(b)) }
-            }
+            SMSText.writeUTF8(UnsafeRawBufferPointer(rebasing: raw[0..<payloadCount]), alphabet: alphabet, into: out)
         }
-        return w.count
     }
 }

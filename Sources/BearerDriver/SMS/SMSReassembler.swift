@@ -4,7 +4,7 @@ public struct SMSReassembled: Sendable {
     public var originator: SMSAddress
     public var ports: SMSPorts?
     public var alphabet: SMSAlphabet
-    /// nil for a message that came in one part.
+    /// nil when the message carried no concatenation IE.
     public var reference: UInt16?
     public var parts: UInt8
 }
@@ -103,7 +103,8 @@ public struct SMSReassembler<let slots: Int, let maxParts: Int> {
             throw .notADeliver
         }
         expire(now: now)
-        guard let c = m.header.concat else {
+        // No concat IE, or one that says 1 of 1: nothing to wait for, and no slot taken.
+        guard let c = m.header.concat, c.total > 1 else {
             guard m.payloadCount <= out.count else {
                 counters.rejected += 1
                 throw .bufferTooSmall
@@ -111,7 +112,7 @@ public struct SMSReassembler<let slots: Int, let maxParts: Int> {
             for k in 0..<m.payloadCount { out[k] = m[payload: k] }
             counters.completed += 1
             return .complete(SMSReassembled(count: m.payloadCount, originator: m.address, ports: m.header.ports,
-                                            alphabet: m.alphabet, reference: nil, parts: 1))
+                                            alphabet: m.alphabet, reference: m.header.concat?.reference, parts: 1))
         }
         guard Int(c.total) <= maxParts else {
             counters.rejected += 1
@@ -138,17 +139,6 @@ public struct SMSReassembler<let slots: Int, let maxParts: Int> {
                 return .complete(deliver(slot: s, size: size, into: out))
             }
         } else {
-            if c.total == 1 {
-                // Concat IE on a lone part: nothing to wait for.
-                guard m.payloadCount <= out.count else {
-                    counters.rejected += 1
-                    throw .bufferTooSmall
-                }
-                s = freeSlot()
-                start(m, c, now: now, in: s)
-                store(m, seq: seq, in: s)
-                return .complete(deliver(slot: s, size: m.payloadCount, into: out))
-            }
             s = freeSlot()
             start(m, c, now: now, in: s)
         }

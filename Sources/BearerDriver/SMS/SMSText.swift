@@ -1,6 +1,7 @@
 /// GSM 7-bit default alphabet and UCS-2 to UTF-8 (TS 23.038 §6.2.1, §6.2.1.1). Tables are switches, so
 /// they live in code, not in a lazily built array.
 public enum SMSText {
+    /// Enough for any one part: 160 septets or 70 UCS-2 units, at most 3 UTF-8 bytes each.
     public static let maxUTF8 = 480
 
     struct UTF8Writer: ~Copyable {
@@ -29,6 +30,19 @@ public enum SMSText {
             }
             count += n
         }
+    }
+
+    /// Renders a payload (one part's, or a reassembled message's) as UTF-8 into `out`; returns bytes written.
+    /// Stops at a whole character when `out` is full. GSM 7-bit payloads hold one septet per byte.
+    public static func writeUTF8(_ payload: UnsafeRawBufferPointer, alphabet: SMSAlphabet,
+                                 into out: UnsafeMutableRawBufferPointer) -> Int {
+        var w = UTF8Writer(out: out)
+        switch alphabet {
+        case .gsm7: gsm7ToUTF8(septets: payload, into: &w)
+        case .ucs2: ucs2ToUTF8(payload, into: &w)
+        case .data8: for b in payload { w.put(UInt32(b)) }
+        }
+        return w.count
     }
 
     static func gsm7ToUTF8(septets p: UnsafeRawBufferPointer, into w: inout UTF8Writer) {
