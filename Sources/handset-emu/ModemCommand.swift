@@ -9,31 +9,40 @@ struct ModemCommand: ParsableCommand {
         commandName: "modem",
         abstract: "Run a simulated SIMCom, Quectel, u-blox or generic modem on a pseudo-terminal.",
         discussion: """
-        PATH becomes a symlink to the pty slave; open it like a serial port (any baud). The module speaks AT \
-        (TS 27.007/27.005 plus the vendor's socket commands) and prints one JSON line per network event on stdout: \
-        boot, registration, sms-mo, sms-mo-complete, sms-mt, sms-mt-refused, socket-open, udp-tx, udp-rx, socket-close, \
-        fault. Logs go to stderr. Runs until SIGINT or SIGTERM.
+        PATH becomes a symlink to the pty slave; open it like a serial port (any
+        baud). The module speaks AT (TS 27.007/27.005 and the vendor's socket
+        commands). Module UDP sockets are bridged to real UDP sockets on
+        127.0.0.1. stdout carries one JSON line per network event: boot,
+        registration, sms-mo, sms-mo-complete, sms-mt, sms-mt-refused,
+        socket-open, udp-tx, udp-rx, socket-close, fault (and sms-centre with
+        the control port). Logs go to stderr. Runs until SIGINT or SIGTERM.
 
-        SMS CENTRE (--sms-port N): UDP on 127.0.0.1:N, one JSON object per datagram, one JSON reply each:
-          {"op":"send","from":"+15550123","text":"hello"}      text (GSM 7-bit, else UCS-2), split when long
-          {"op":"send","from":"+15550123","data":"C0FFEE","port":2948,"srcPort":9200}   8-bit data, 16-bit ports
-              optional: "order":"reverse"|"shuffle", "duplicate":true, "ref":N
-          {"op":"subscribe"}   the sender then receives each sms-mo event line as a datagram
-          {"op":"register","stat":N}   {"op":"close-socket","id":N}   {"op":"reboot"}
+        SMS CENTRE (--sms-port N): UDP on 127.0.0.1:N, one JSON object per
+        datagram, one JSON reply ({"ok":true,...} or {"ok":false,"error":..}):
+          {"op":"send","from":"+15550123","text":"hello"}
+              text: GSM 7-bit, else UCS-2; long texts arrive concatenated
+          {"op":"send","from":"+1555","data":"C0FFEE","port":2948,"srcPort":9}
+              8-bit data with 16-bit port addressing (ports optional)
+              options: "order":"reverse"|"shuffle", "duplicate":true, "ref":N
+          {"op":"subscribe"}  sender then gets each sms-mo event as a datagram
+          {"op":"register","stat":N}  {"op":"close-socket","id":N}
+          {"op":"reboot"}
 
         FAULTS (--faults SPEC): comma-separated NAME[=VALUE][@P|#N]
-          NAME       fires at every opportunity;   NAME@P   with probability P (0..1, see --seed);
-          NAME#N     once, at the N-th opportunity.
-          reboot-mid-command   per command line: half an answer, silence, then the boot banners
-          garbage              per command line: random high-bit bytes and CRLF before the answer
-          drop-final           per command line: the final result code (OK/ERROR/...) is never sent
-          interleave-urc       per command line with a URC available (held, or +CxREG reporting on):
-                               the URC is sent between the answer and the final result
-          delay-urc[=MS]       per URC: held back MS milliseconds (default 1500)
-          sms-full             per incoming SMS: storage reports full (+CMGW gets +CMS ERROR: 322);
-                               the SMS centre keeps the message and retries after AT+CMGD
-          socket-close         per UDP datagram carried: the network then closes that socket
-          slow-link=BAUD       output paced at BAUD (10 bits per byte)
+          NAME      fires at every opportunity
+          NAME@P    fires with probability P (0..1, seeded by --seed)
+          NAME#N    fires once, at the N-th opportunity
+        Names and their opportunities:
+          reboot-mid-command  per command: half an answer, silence, banners
+          garbage             per command: random high-bit bytes + CRLF first
+          drop-final          per command: OK/ERROR/... is never sent
+          interleave-urc      per command with a URC at hand (a held one, or
+                              +CxREG reporting on): URC before the final code
+          delay-urc[=MS]      per URC: held back MS ms (default 1500)
+          sms-full            per incoming SMS: storage full (+CMGW gets
+                              +CMS ERROR: 322); the centre retries after CMGD
+          socket-close        per UDP datagram: the network closes the socket
+          slow-link=BAUD      output paced at BAUD (10 bits per byte)
         Example: --faults 'garbage@0.1,drop-final#5,slow-link=9600'
         """)
 

@@ -66,7 +66,7 @@ class Simulator:
             self.proc.kill()
 
 
-@pytest.fixture(params=["simcom", "quectel"])
+@pytest.fixture(params=["simcom", "quectel", "ublox", "generic"])
 def sim(request):
     if not os.path.exists(HANDSET_EMU):
         pytest.skip("handset-emu not built at %s" % HANDSET_EMU)
@@ -81,8 +81,8 @@ def test_gsmmodem_identity_send_and_receive(sim):
     modem.smsTextMode = False
     try:
         modem.connect()
-        assert modem.manufacturer in ("SIMCOM INCORPORATED", "Quectel")
-        assert modem.model in ("SIMCOM_SIM7600E-H", "BG96")
+        assert modem.manufacturer in ("SIMCOM INCORPORATED", "Quectel", "u-blox", "Generic")
+        assert modem.model in ("SIMCOM_SIM7600E-H", "BG96", "SARA-R410M-02B", "GSM-LTE Module")
         assert modem.imei == "861234050012347"
         assert modem.imsi == "001010123456789"
         assert 0 <= modem.signalStrength <= 31
