@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/ordo-one/malloc-interposer.git", from: "1.6.1"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         // Handset side: embedded-clean.
@@ -32,10 +33,17 @@ let package = Package(
         .target(
             name: "ModemSim",
             dependencies: ["BearerDriver", .product(name: "Logging", package: "swift-log")]),
+        .target(
+            name: "Gateway",
+            dependencies: [
+                "HandsetCore",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]),
         .executableTarget(
             name: "handset-emu",
             dependencies: [
-                "HandsetCore", "BearerDriver", "ModemSim",
+                "HandsetCore", "BearerDriver", "ModemSim", "Gateway",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -46,6 +54,7 @@ let package = Package(
                 "HandsetCore", "CHandsetShim",
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ]),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "HandsetCore"]),
         .testTarget(name: "BearerDriverTests", dependencies: ["BearerDriver", "CHandsetShim"]),
         .testTarget(name: "ModemSimTests", dependencies: ["ModemSim", "BearerDriver"]),
     ]

@@ -38,7 +38,7 @@ public struct DeliveryKeys: ~Copyable {
     private func derive(_ ikm: UnsafeRawBufferPointer, _ id: UInt64, _ epoch: UInt16, _ d: KDDirection) -> Bool {
         var k = KeyBytes()
         defer { k.wipe() }
-        let derived = k.withBytes { out in Self.hkdf(ikm, deviceID: id, epoch: epoch, direction: d, into: out) }
+        let derived = k.withMutableBytes { out in Self.hkdf(ikm, deviceID: id, epoch: epoch, direction: d, into: out) }
         return derived && k.withBytes { (key: UnsafeRawBufferPointer) in
             hs_aead_setkey(context(d), Int32(HS_AEAD_AES_GCM), key.baseAddress!.assumingMemoryBound(to: UInt8.self), 32) == HS_OK
         }
@@ -76,7 +76,7 @@ public struct KeyBytes: Equatable, Sendable {
             if n > 0 { w.baseAddress!.copyMemory(from: b.baseAddress!, byteCount: n) }
         }
     }
-    public mutating func withBytes<R>(_ body: (UnsafeMutableRawBufferPointer) -> R) -> R {
+    public mutating func withMutableBytes<R>(_ body: (UnsafeMutableRawBufferPointer) -> R) -> R {
         withUnsafeMutableBytes(of: &words, body)
     }
     public func withBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {

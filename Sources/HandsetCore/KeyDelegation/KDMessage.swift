@@ -67,6 +67,11 @@ public struct KDHeader: Equatable, Sendable {
         if direction == .up { w.u64(deviceID) }
     }
 
+    /// Reads the clear header (for the gateway and tools). Nothing in it is trusted until the AEAD opens.
+    public static func parse(_ wire: UnsafeRawBufferPointer, direction: KDDirection) -> KDHeader? {
+        read(wire, direction: direction)
+    }
+
     /// Reads the clear header. Fails on a short message, a wrong version or an unknown type.
     static func read(_ wire: UnsafeRawBufferPointer, direction: KDDirection) -> KDHeader? {
         var r = WireReader(wire)

@@ -40,8 +40,7 @@ extension KeyDelegationClient {
             case .counterHigh: counters.counterHigh &+= 1
             default: counters.counterBlocked &+= 1
             }
-            send(.error(KDError(refType: h.type.rawValue, refCounter: h.counter, status: verdict,
-                                lastAccepted: state.downCounter)))
+            // No answer: a replayed gateway message must not make the handset spend an SMS or a counter.
             return .rejected(verdict)
         }
         return plain.withBytes { p -> KDReceiveResult in

@@ -1,0 +1,120 @@
+import Foundation
+import Gateway
+@testable import HandsetCore
+
+/// The handset's "flash": survives the client being thrown away, as a file survives a power cut.
+final class Flash: @unchecked Sendable {
+    var image: [UInt8]? = nil
+    var failSaves = false
+}
+
+struct FlashStore: KeyStateStore {
+    let flash: Flash
+    mutating func load() throws(StoreError) -> KeyState {
+        guard let img = flash.image else { throw .missing }
+        guard let s = img.withUnsafeBytes({ KeyState.decode($0) }) else { throw .corrupt }
+        return s
+    }
+    mutating func save(_ state: KeyState) throws(StoreError) {
+        if flash.failSaves { throw .io(5) }
+        var b = [UInt8](repeating: 0, count: KeyState.encodedLength)
+        let n = b.withUnsafeMutableBytes { state.encode(into: $0) }
+        flash.image = Array(b[0..<n])
+    }
+}
+
+/// The opposite party: takes one half of each fresh pair into its own data plane.
+final class TestPeer: PeerNegotiator, TrustedServices, @unchecked Sendable {
+    var plane = DataPlane<16, 4>()
+    let address = IPAddress(192, 0, 2, 1)
+    var nextSPI: UInt32 = 0x1000
+    var forgotten = 0
+    var establishCalls = 0
+
+    init() {
+        try! plane.spd.append(SPDRule(SelectorPattern(remote: IPAddress(10, 0, 0, 0), prefix: 8), .protect(template: 1)))
+    }
+
+    func establish(device: UInt64, handset: IPAddress, selector: TrafficSelector, template: UInt16,
+                   reused: Bool) -> KDSATransfer? {
+        establishCalls += 1
+        var k1 = [UInt8](repeating: 0, count: 32), k2 = k1
+        for i in 0..<32 { k1[i] = UInt8.random(in: 0...255); k2[i] = UInt8.random(in: 0...255) }
+        let (outSPI, inSPI) = (nextSPI, nextSPI + 1)
+        nextSPI += 2
+        let sel = SelectorPattern(remote: handset, prefix: 32, proto: IPProto.udp)
+        func p(_ spi: UInt32, _ d: SADirection, _ salt: UInt32) -> SAParameters {
+            SAParameters(spi: spi, direction: d, algorithm: .aesGCM, keyLength: 32, salt: salt, local: address,
+                         selector: sel, peer: handset)
+        }
+        // Handset outbound = peer inbound, and the reverse.
+        k1.withUnsafeBytes { _ = try! plane.sas.install(p(outSPI, .inbound, 0x0102_0304), key: $0) }
+        k2.withUnsafeBytes { _ = try! plane.sas.install(p(inSPI, .outbound, 0x0506_0708), key: $0) }
+        return k1.withUnsafeBytes { a in k2.withUnsafeBytes { b in
+            KDSATransfer(requestID: 0, outboundSPI: outSPI, outboundKey: KeyBytes(a), outboundSalt: 0x0102_0304,
+                         inboundSPI: inSPI, inboundKey: KeyBytes(b), inboundSalt: 0x0506_0708, peer: address,
+                         prefix: 32, proto: IPProto.udp, localPort: 0, remotePort: 7, softSeconds: 0, hardSeconds: 0)
+        } }
+    }
+
+    func forget(device: UInt64) { forgotten += 1; plane.sas.reset() }
+
+    func secret(device: UInt64, channel: UInt16, data: [UInt8]) -> [UInt8]? { Array("ack:".utf8) + data }
+    func fetch(device: UInt64, url: String) -> (status: UInt16, body: [UInt8]) { (200, Array("fetched \(url)".utf8)) }
+}
+
+/// A provisioned device plus a gateway on a fresh SQLite registry.
+struct World {
+    let dir: URL
+    let registry: DeviceRegistry
+    let peer = TestPeer()
+    let gateway: Gateway
+    let flash = Flash()
+    let deviceID: UInt64 = 0x0123_4567_89AB_CDEF
+
+    init() throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("kd-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        registry = try DeviceRegistry(path: dir.appendingPathComponent("registry.sqlite").path)
+        gateway = Gateway(registry: registry, negotiator: peer, services: peer)
+        var key = [UInt8](repeating: 0, count: 32)
+        for i in 0..<32 { key[i] = UInt8(i * 7 & 0xFF) }
+        try registry.add(DeviceRecord(id: deviceID, msisdn: "+15550001", key: Data(key)))
+        var st = FlashStore(flash: flash)
+        // (A typed-throws closure here crashes the 6.3.1 compiler in IRGen; build the key first.)
+        let deviceKey = key.withUnsafeBytes { KeyBytes($0) }
+        try st.save(KeyState(deviceID: deviceID, key: deviceKey))
+    }
+
+    func handset() throws -> KeyDelegationClient<FlashStore> {
+        var c = try KeyDelegationClient(store: FlashStore(flash: flash))
+        c.localAddress = IPAddress(10, 0, 0, 2)
+        return c
+    }
+}
+
+typealias HandsetPlane = DataPlane<16, 4>
+
+extension KeyDelegationClient {
+    /// Drains the outbox as byte arrays (what would go out as SMS).
+    mutating func drain() -> [[UInt8]] {
+        var out: [[UInt8]] = []
+        while let m = outbox.pop() { out.append(m.bytes.withBytes { Array($0) }) }
+        return out
+    }
+
+    mutating func deliver(_ msgs: [Downlink], plane: inout HandsetPlane, now: UInt64 = 0) -> [KDReceiveResult] {
+        var results: [KDReceiveResult] = []
+        for m in msgs { results.append(m.bytes.withUnsafeBytes { receive($0, now: now, plane: &plane) }) }
+        return results
+    }
+}
+
+/// Runs the handset and gateway against each other until both fall quiet.
+func exchange(_ c: inout KeyDelegationClient<FlashStore>, _ g: Gateway, plane: inout HandsetPlane, rounds: Int = 10) {
+    for _ in 0..<rounds {
+        let up = c.drain()
+        if up.isEmpty { return }
+        for m in up { _ = c.deliver(g.handleUplink(m), plane: &plane) }
+    }
+}
