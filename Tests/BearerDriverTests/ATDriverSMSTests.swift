@@ -62,6 +62,18 @@ let deliverPDU = "07911326040000F0040B911346610089F60000208062917314080CC8F71D14
         #expect(s.isFull)
     }
 
+    @Test func serviceCentreAndIMEI() throws {
+        let d = makeDriver([
+            step("AT+CSCA?", "\r\n+CSCA: \"+447785016005\",145\r\n\r\nOK\r\n"),
+            step("AT+CGSN", "\r\n+CGSN: 867698041234567\r\n\r\nOK\r\n"),
+        ])
+        var buf = [UInt8](repeating: 0, count: 32)
+        let n = try buf.withUnsafeMutableBytes { try d.serviceCentre(into: $0) }
+        #expect(String(decoding: buf.prefix(n), as: UTF8.self) == "+447785016005")
+        let m = try buf.withUnsafeMutableBytes { try d.identity("AT+CGSN", into: $0) }
+        #expect(String(decoding: buf.prefix(m), as: UTF8.self) == "867698041234567")
+    }
+
     @Test func cmtiCmtAndStorageFullEvents() throws {
         var t = ScriptedTransport()
         t.timed = [(at: 1_050, bytes: bytes("\r\n+CMTI: \"SM\",5\r\n\r\n+CMT: ,24\r\n\(deliverPDU)\r\n\r\n+SMSFULL: SM\r\n"))]

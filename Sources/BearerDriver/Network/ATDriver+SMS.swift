@@ -82,3 +82,14 @@ extension ATDriver {
         return SMSStorageStatus(used: used, total: total)
     }
 }
+
+extension ATDriver {
+    /// `AT+CSCA?`: copies the SMS service centre number (as text, e.g. `+447785016005`) into `out`.
+    public func serviceCentre(into out: UnsafeMutableRawBufferPointer) throws(ATError) -> Int {
+        let r = try engine.run("AT+CSCA?")
+        guard var f = r.fields("+CSCA:"), let number = f.string() else { throw .malformedResponse }
+        let n = min(number.count, out.count)
+        for i in 0..<n { out[i] = number[i] }
+        return n
+    }
+}

@@ -83,13 +83,15 @@ extension ATDriver {
 
     /// Reads one buffered datagram into `buffer`; returns its length (0 when none) and sender.
     /// SIMCom pushes data in `ATEvent.socketData` instead and answers `.unsupported`.
+    /// Quectel announces new data only once the buffer was drained: read until 0 comes back.
     public func receiveUDP(socket id: Int, into buffer: UnsafeMutableRawBufferPointer) throws(ATError) -> (count: Int, from: UDPEndpoint?) {
         let s = try socketCommands()
         if s.read.isEmptyString { throw .unsupported }
         try checkSocket(id, s)
         var c = ATCommand(s.read)
         c.int(id)
-        if s.style == .ubloxUSO { c.int(min(buffer.count, s.maxPayload)) } else { c.int(min(buffer.count, 1500)) }
+        // Quectel's "UDP SERVICE" form takes no length and returns one datagram (BG96 TCP/IP AN §2.3.8).
+        if s.style == .ubloxUSO { c.int(min(buffer.count, s.maxPayload)) }
         let r = try engine.run(c, timeoutMs: 5000)
         guard let i = r.index(of: s.readAnswer), let header = r.line(i) else { throw .malformedResponse }
         var f = ATFields(header, after: s.readAnswer)
