@@ -35,8 +35,10 @@ public struct FixedBytes<let capacity: Int>: Sendable {
     public var count = 0
     public init() { storage = InlineArray(repeating: 0) }
 
-    public func withBytes<R>(_ body: (UnsafeRawBufferPointer) -> R) -> R {
-        withUnsafeBytes(of: storage) { body(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+    public func withBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        try withUnsafeBytes(of: storage) { (b: UnsafeRawBufferPointer) throws(E) -> R in
+            try body(UnsafeRawBufferPointer(rebasing: b[0..<count]))
+        }
     }
     public mutating func fill(_ body: (UnsafeMutableRawBufferPointer) -> Int) {
         count = withUnsafeMutableBytes(of: &storage) { body($0) }

@@ -1,23 +1,71 @@
+import BearerDriver
 import CHandsetShim
 import HandsetCore
 
-// Handset firmware entry: `handset-fw selftest` runs the known-answer tests; `handset-fw run CONFIG` runs
-// the firmware loop (issue 5). Arguments are read without Foundation so the same file builds as Embedded Swift.
+// Handset firmware entry. `handset-fw selftest` runs the known-answer tests; `handset-fw run CONFIG` runs the
+// firmware. Arguments are read without Foundation so the same file builds as Embedded Swift.
 func firmwareMain() -> Int32 {
     let args = Arguments()
-    guard args.count >= 2 else {
-        print("usage: handset-fw selftest | run CONFIG")
-        return 2
-    }
-    if args.isEqual(1, "selftest") {
+    if args.count >= 2 && args.isEqual(1, "selftest") {
         let r = SelfTest.run()
         print("\(r.passed) passed, \(r.failed) failed")
         return r.failed == 0 && r.passed > 0 ? 0 : 1
     }
-    print("handset-fw: unknown command '", terminator: "")
-    args.printArgument(1)
-    print("'")
+    if args.count == 3 && args.isEqual(1, "run") {
+        return runFirmware(configPath: hs_argv(2)!)
+    }
+    print("usage: handset-fw selftest | run CONFIG   (see docs/firmware.md)")
     return 2
+}
+
+func runFirmware(configPath: UnsafePointer<CChar>) -> Int32 {
+    var text = InlineArray<4096, UInt8>(repeating: 0)
+    let n = withUnsafeMutableBytes(of: &text) { b in
+        Int(hs_file_read(configPath, b.baseAddress!.assumingMemoryBound(to: UInt8.self), b.count))
+    }
+    guard n >= 0 else { print("handset-fw: cannot read the config file (errno \(-n))"); return 1 }
+    var plane = HandsetDataPlane()
+    var failure = ConfigError(line: 0, reason: "")
+    let parsed = withUnsafeBytes(of: text) { b -> FirmwareConfig? in
+        do throws(ConfigError) {
+            return try FirmwareConfig.parse(UnsafeRawBufferPointer(rebasing: b[0..<n]), spd: &plane.spd)
+        } catch {
+            failure = error
+            return nil
+        }
+    }
+    guard let config = parsed else {
+        print("handset-fw: config line \(failure.line): \(failure.reason)")
+        return 1
+    }
+    var dir = config.stateDir
+    guard let store = withUnsafeBytes(of: &dir, { d in FileKeyStore(directory: d.baseAddress!.assumingMemoryBound(to: CChar.self)) }) else {
+        print("handset-fw: state_dir too long")
+        return 1
+    }
+    let kd: KeyDelegationClient<FileKeyStore>
+    do {
+        kd = try KeyDelegationClient(store: store)
+    } catch {
+        print("handset-fw: no usable device key in state_dir (provision with `handset-emu provision`)")
+        return 1
+    }
+    guard kd.keysUsable else { print("handset-fw: device key could not be set up"); return 1 }
+    var serialPath = config.serial
+    let opened = withUnsafeBytes(of: &serialPath) { p -> SerialPort? in
+        do throws(SerialError) {
+            return try SerialPort(path: p.baseAddress!.assumingMemoryBound(to: CChar.self), baud: config.baud, rtscts: config.rtscts)
+        } catch {
+            return nil
+        }
+    }
+    guard let port = opened else {
+        print("handset-fw: cannot open the serial device")
+        return 1
+    }
+    print("fw: booting")
+    var fw = Firmware(config: config, plane: plane, kd: kd, driver: ATDriver(transport: port))
+    return fw.run()
 }
 
 hs_exit(firmwareMain())

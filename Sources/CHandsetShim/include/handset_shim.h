@@ -8,6 +8,8 @@
 #include <stdint.h>
 
 #include "handset_files.h"
+#include "handset_app_socket.h"
+#include "handset_serial.h"
 
 #ifdef __cplusplus
 extern "C" {

@@ -138,12 +138,17 @@ extension KeyDelegationClient {
             return .denied
         }
         counters.sasInstalled &+= 2
+        var e = KDInstalled()
+        e.outboundSPI = t.outboundSPI
+        e.inboundSPI = t.inboundSPI
+        e.requestID = t.requestID
+        installed.push(e)
         return .ok
     }
 
     func installOne<let sas: Int, let rules: Int>(_ p: SAParameters, key: KeyBytes, plane: inout DataPlane<sas, rules>) -> Bool {
         key.withBytes { (k: UnsafeRawBufferPointer) -> Bool in
-            do {
+            do throws(SAError) {
                 try plane.sas.install(p, key: k)
                 return true
             } catch {

@@ -17,6 +17,15 @@ public struct KDIncoming: Sendable {
     public init() {}
 }
 
+/// An SA pair the gateway delivered and the handset installed.
+public struct KDInstalled: Equatable, Sendable {
+    public var outboundSPI: UInt32 = 0
+    public var inboundSPI: UInt32 = 0
+    /// 0 when the opposite party started the exchange (a push).
+    public var requestID: UInt16 = 0
+    public init() {}
+}
+
 public enum KDPhase: Equatable, Sendable {
     case loggedOut
     case awaitingLoginAck
@@ -64,6 +73,7 @@ public struct KeyDelegationClient<Store: KeyStateStore>: ~Copyable {
     public internal(set) var counters = KDCounters()
     public var outbox = FixedRing<8, KDOutgoing>(filler: KDOutgoing())
     public var inbox = FixedRing<4, KDIncoming>(filler: KDIncoming())
+    public var installed = FixedRing<8, KDInstalled>(filler: KDInstalled())
     /// The handset's own IP address (from the module), used as the local end of every SA.
     public var localAddress: IPAddress = .anyV4
     var requests: InlineArray<8, PendingRequest>

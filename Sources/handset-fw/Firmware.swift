@@ -1,0 +1,155 @@
+import BearerDriver
+import CHandsetShim
+import HandsetCore
+
+typealias HandsetDataPlane = DataPlane<32, 16>
+
+/// The firmware: one thread, one loop. Radio bytes come in through the driver, key-delegation messages go to
+/// the client, ESP goes through the data plane, and applications talk to it over a loopback datagram socket.
+struct Firmware: ~Copyable {
+    var config: FirmwareConfig
+    var plane: HandsetDataPlane
+    var kd: KeyDelegationClient<FileKeyStore>
+    let driver: ATDriver<SerialPort>
+    var reassembler = SMSReassembler<4, 4>(timeout: 600)
+    /// Storage indexes of parts held for reassembly, deleted only once their message has been handled.
+    var heldParts = InlineArray<16, HeldPart>(repeating: HeldPart())
+    var held = FixedRing<4, HeldDatagram>(filler: HeldDatagram())
+    var appFD: Int32 = -1
+    var app = UDPEndpoint(address: 0, port: 0)
+    var espSocket = -1
+    var smsReference: UInt16 = 1
+    var lastTick: UInt64 = 0
+    var stats = FirmwareStats()
+    var scratch = InlineArray<2048, UInt8>(repeating: 0)
+    var wire = InlineArray<2048, UInt8>(repeating: 0)
+
+    init(config: FirmwareConfig, plane: consuming HandsetDataPlane, kd: consuming KeyDelegationClient<FileKeyStore>,
+         driver: ATDriver<SerialPort>) {
+        self.config = config
+        self.plane = plane
+        self.kd = kd
+        self.driver = driver
+        self.kd.localAddress = config.localAddress
+    }
+
+    static func nowSeconds() -> UInt64 { hs_monotonic_ms() / 1000 }
+
+    /// Module bring-up; repeated after a module reboot. Key-delegation state and SAs survive a module reboot.
+    mutating func bringUp() -> Bool {
+        do {
+            switch config.dialect {
+            case .auto: try driver.start(autodetect: true, smsIndication: .store)
+            case .simcom: driver.use(.simcom); try driver.start(autodetect: false, smsIndication: .store)
+            case .quectel: driver.use(.quectel); try driver.start(autodetect: false, smsIndication: .store)
+            case .ublox: driver.use(.ublox); try driver.start(autodetect: false, smsIndication: .store)
+            case .generic: driver.use(.generic); try driver.start(autodetect: false, smsIndication: .store)
+            }
+            log("modem ready")
+            try driver.enableRegistrationEvents()
+            var registered = false
+            for _ in 0..<120 where !registered {
+                let packet = try driver.registration(.packet).status.isRegistered
+                let eps = try driver.registration(.eps).status.isRegistered
+                registered = packet || eps
+                if !registered { _ = try driver.nextEvent(timeoutMs: 1000) }
+            }
+            guard registered else { log("not registered"); return false }
+            log("registered")
+            if config.apn.count > 0 {
+                let defined = config.apn.withBytes { a -> Bool in
+                    do throws(ATError) { try driver.defineContext(apn: a); return true } catch { return false }
+                }
+                guard defined else { return false }
+            }
+            try driver.attach()
+            try driver.activateBearer()
+            espSocket = try driver.openUDP(localPort: Int(config.espLocalPort))
+            log("bearer up")
+            try catchUpStoredSMS()
+            return true
+        } catch {
+            log("bring-up failed")
+            stats.modemErrors &+= 1
+            return false
+        }
+    }
+
+    /// Runs until the process is killed.
+    mutating func run() -> Int32 {
+        appFD = hs_udp_bind_loopback(config.appPort)
+        guard appFD >= 0 else { log("cannot bind the app port"); return 1 }
+        while !bringUp() { _ = try? driver.nextEvent(timeoutMs: 5000) }
+        kd.boot(now: Self.nowSeconds())
+        flushOutbox()
+        while true {
+            do {
+                if let e = try driver.nextEvent(timeoutMs: 50) { try handle(e) }
+            } catch {
+                stats.modemErrors &+= 1
+            }
+            pollApp()
+            let now = Self.nowSeconds()
+            if now != lastTick {
+                lastTick = now
+                kd.tick(now: now, plane: &plane)
+                afterKeyDelegation()
+            }
+        }
+    }
+
+    mutating func handle(_ e: ATEvent) throws(ATError) {
+        switch e {
+        case .smsStored(let index): try handleStored(index)
+        case .smsReceived(_, let pdu): handlePDU(pdu, index: nil)
+        case .smsStorageFull, .urcOverflow: try catchUpStoredSMS()
+        case .socketData(let socket, _, let bytes) where socket == espSocket: handleESP(bytes)
+        case .socketReadable(let socket) where socket == espSocket:
+            var inbound = InlineArray<2048, UInt8>(repeating: 0)
+            let n = withUnsafeMutableBytes(of: &inbound) { b -> Int in
+                do throws(ATError) { return try driver.receiveUDP(socket: socket, into: b).count } catch { return -1 }
+            }
+            guard n >= 0 else { throw .timeout }
+            withUnsafeBytes(of: inbound) { handleESP(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        case .socketClosed(let socket) where socket == espSocket:
+            log("ESP socket closed by the network; reopening")
+            espSocket = try driver.openUDP(localPort: Int(config.espLocalPort))
+        case .moduleRebooted:
+            log("module rebooted; bringing it up again")
+            stats.moduleReboots &+= 1
+            while !bringUp() { _ = try? driver.nextEvent(timeoutMs: 5000) }
+        case .registration(let r):
+            if !r.status.isRegistered { log("registration lost") }
+        default:
+            break
+        }
+    }
+
+    func log(_ s: StaticString) {
+        print("fw: \(s)")
+    }
+}
+
+struct FirmwareStats {
+    var espOut: UInt64 = 0
+    var espIn: UInt64 = 0
+    var espDropped: UInt64 = 0
+    var smsOut: UInt64 = 0
+    var smsIn: UInt64 = 0
+    var smsForeign: UInt64 = 0
+    var modemErrors: UInt64 = 0
+    var moduleReboots: UInt64 = 0
+}
+
+struct HeldPart {
+    var used = false
+    var index = 0
+    var reference: UInt16 = 0
+}
+
+/// A datagram waiting for its SA (the key request is in flight).
+struct HeldDatagram: Sendable {
+    var selector = TrafficSelector(local: .anyV4, remote: .anyV4, localPort: 0, remotePort: 0)
+    var payload = FixedBytes<512>()
+    var since: UInt64 = 0
+}
