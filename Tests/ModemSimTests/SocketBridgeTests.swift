@@ -13,8 +13,10 @@ import Testing
         defer { b.close() }
         #expect(b.ready())
         let c = b.client, peer = UDPPeerSocket()
-        #expect(c.command("AT+CIPOPEN=0,\"UDP\",,,0") == "\r\nOK\r\n\r\n+CIPOPEN: 0,2\r\n") // network not open yet
+        c.write("AT+CIPOPEN=0,\"UDP\",,,0\r")
+        #expect(c.text(until: "+CIPOPEN: 0,2\r\n") == "\r\nOK\r\n\r\n+CIPOPEN: 0,2\r\n") // network not open yet
         #expect(b.sim.socketPort(0) == nil)
+        _ = c.take()
         c.write("AT+NETOPEN\r")
         #expect(c.text(until: "+NETOPEN: 0\r\n") == "\r\nOK\r\n\r\n+NETOPEN: 0\r\n")
         _ = c.take()
