@@ -248,4 +248,38 @@ import Testing
         #expect(e.stats.strayLines == 1)
         #expect(e.nextURC()?.line.text == "+CREG: 1")
     }
+
+    @Test func deviceThatStaysReadableButEmptyIsAHangUp() {
+        struct DeadDevice: ByteTransport {
+            var clock: UInt64 = 0
+            mutating func read(into buffer: UnsafeMutableRawBufferPointer) throws(SerialError) -> Int { 0 }
+            mutating func write(_ bytes: UnsafeRawBufferPointer, timeoutMs: Int) throws(SerialError) {}
+            mutating func waitReadable(timeoutMs: Int) throws(SerialError) -> Bool { true }
+            func nowMs() -> UInt64 { clock }
+        }
+        let e = ATEngine(transport: DeadDevice(), rules: ModemDialect.generic.rules)
+        #expect(throws: ATError.transport(SerialError(kind: .hangUp, errno: 5))) { try e.run("AT", timeoutMs: 1000) }
+    }
+
+    @Test func resynchroniseForgetsHalfLinesAndQueuedURCs() throws {
+        var t = ScriptedTransport([step("AT", "\r\nOK\r\n")])
+        t.timed = [(at: 1_001, bytes: bytes("\r\n+CMTI: \"SM\",1\r\n+CMT: ,24\r\n"))]
+        let e = ATEngine(transport: t, rules: ModemDialect.generic.rules)
+        try e.poll(timeoutMs: 10)
+        #expect(e.pendingURCs == 1)
+        e.resynchronise()
+        #expect(e.pendingURCs == 0)
+        try e.run("AT")  // the PDU line the +CMT was waiting for never comes; OK must still end the command
+        #expect(e.transport.finished)
+    }
+
+    @Test func cmtWhosePDULineIsLostDoesNotSwallowTheNextFinalResult() throws {
+        let e = makeEngine([step("AT+CSQ", "\r\n+CMT: ,24\r\nOK\r\n")])
+        let r = try e.run("AT+CSQ", timeoutMs: 500)
+        #expect(r.count == 0)
+        #expect(e.stats.missingBodies == 1)
+        let u = try #require(e.nextURC())
+        #expect(u.line.text == "+CMT: ,24")
+        #expect(u.body.count == 0)
+    }
 }

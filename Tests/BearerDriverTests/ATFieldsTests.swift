@@ -95,3 +95,12 @@ import Testing
         #expect(c.invalid)
     }
 }
+
+@Suite struct ATCommandEdgeTests {
+    @Test func extremeIntegersFormatWithoutTrapping() {
+        var c = ATCommand("AT+X=")
+        c.int(Int.min)
+        c.int(0)
+        c.withBytes { #expect($0.text == "AT+X=-9223372036854775808,0") }
+    }
+}

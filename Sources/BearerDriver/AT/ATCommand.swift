@@ -38,7 +38,7 @@ public struct ATCommand {
     public mutating func int(_ v: Int) {
         separator()
         if v < 0 { append(byte: 0x2D) }
-        var m = v < 0 ? UInt(bitPattern: -v) : UInt(v)
+        var m = v.magnitude  // Int.min has no positive counterpart
         var digits = InlineArray<20, UInt8>(repeating: 0)
         var n = 0
         repeat {

@@ -48,6 +48,7 @@ extension ATEngine {
 
     /// Feeds input until `done` holds or the deadline passes; always tries one read first.
     func pump(until deadline: UInt64, _ done: (ATEngine) -> Bool) throws(ATError) -> Bool {
+        var emptyReads = 0
         while true {
             while rxStart < rxEnd {
                 let b = rx[rxStart]
@@ -70,7 +71,14 @@ extension ATEngine {
             }
             rxStart = 0
             rxEnd = n
-            if n == 0 && transport.nowMs() >= deadline { return done(self) }
+            if n == 0 {
+                // Readable yet empty, again and again: the device hung up (USB modem unplugged).
+                emptyReads += 1
+                if emptyReads >= 3 { throw .transport(SerialError(kind: .hangUp, errno: 5)) }
+                if transport.nowMs() >= deadline { return done(self) }
+            } else {
+                emptyReads = 0
+            }
         }
     }
 
@@ -114,6 +122,11 @@ extension ATEngine {
         return true
     }
 
+    private func isHex(_ line: UnsafeRawBufferPointer) -> Bool {
+        for b in line where hexValue(b) == nil { return false }
+        return true
+    }
+
     private func isEcho(_ line: UnsafeRawBufferPointer) -> Bool {
         if line.count != echoCount - 1 { return false }
         for i in 0..<line.count where ASCII.upper(line[i]) != ASCII.upper(echo[i]) { return false }
@@ -123,12 +136,15 @@ extension ATEngine {
     func handle(line: UnsafeRawBufferPointer) {
         counters.lines += 1
         if bodySlot != -1 {
+            // PDU-mode bodies are hex; anything else means the body was lost, and the line
+            // (maybe the next command's OK) is handled on its own.
+            let isBody = isHex(line)
             if bodySlot >= 0 {
-                urcs.appendBody(bodySlot, line)
+                if isBody { urcs.appendBody(bodySlot, line) } else { counters.missingBodies += 1 }
                 urcs.finish(bodySlot)
             }
             bodySlot = -1
-            return
+            if isBody { return }
         }
         if pending {
             if !sawInformation && isEcho(line) {

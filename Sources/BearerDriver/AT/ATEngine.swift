@@ -15,6 +15,8 @@ public struct ATStats: Equatable, Sendable {
     public var timeouts = 0
     public var reboots = 0
     public var echoes = 0
+    /// Two-line URCs (`+CMT`) whose second line never came; handed out with an empty body.
+    public var missingBodies = 0
     /// Raw data lengths that were out of range and ignored.
     public var badRawLengths = 0
 }

@@ -24,6 +24,11 @@ extension ATDriver {
         return mr
     }
 
+    /// `AT+CNMA`: acknowledges a `+CMT` delivery when the module runs phase 2+ (`AT+CSMS=1`).
+    public func smsAcknowledge() throws(ATError) {
+        try engine.run("AT+CNMA")
+    }
+
     /// `AT+CMGR=<index>`; nil when the slot is empty.
     public func smsRead(index: Int) throws(ATError) -> StoredSMS? {
         var c = ATCommand("AT+CMGR=")

@@ -48,7 +48,7 @@ public struct SerialPort: ByteTransport {
             if done == bytes.count { break }
             let now = hs_monotonic_ms()
             if now >= deadline { throw SerialError(kind: .busy, errno: 11) }  // EAGAIN: flow control held us back
-            let rc = hs_serial_poll_write(fd, Int32(deadline - now))
+            let rc = hs_serial_poll_write(fd, Int32(clamping: deadline - now))
             if rc < 0 { throw SerialError(shimResult: rc) }
         }
     }
