@@ -66,7 +66,7 @@ extension ModemDialect {
         r.add(ATLineRule("+QIRD:", unsolicited: false, body: .rawBytes(lengthField: 0)))
         r.add(ATLineRule("POWERED DOWN"))
         var setup = InlineArray<4, StaticString>(repeating: "")
-        setup[0] = "AT+QURCCFG=\"urcport\",\"uart1\""
+        setup[0] = "AT+QINDCFG=\"smsfull\",1"  // report full SMS storage as +QIND: "smsfull",<mem>
         let sockets = SocketCommands(
             style: .quectelQI, netOpen: "AT+QIACT=1", netOpenURC: "", netClose: "AT+QIDEACT=1",
             open: "AT+QIOPEN=1,", openURC: "+QIOPEN:", send: "AT+QISEND=", sendPrompt: 0x3E, promptDelayMs: 0,
