@@ -6,6 +6,7 @@ final class SimSocket {
     let endpoint: UDPEndpoint
     var rx: [([UInt8], UDPPeer)] = []
     var remote: UDPPeer?            // fixed peer for Quectel "UDP" client sockets
+    var receivedTotal = 0, readTotal = 0
     init(id: Int, endpoint: UDPEndpoint) { self.id = id; self.endpoint = endpoint }
     var pendingBytes: Int { rx.reduce(0) { $0 + $1.0.count } }
 }
@@ -87,6 +88,7 @@ extension ModemEngine {
             urc(out, raw: true)
         case .quectel:
             s.rx.append((bytes, peer))
+            s.receivedTotal += bytes.count
             if wasEmpty { urc("+QIURC: \"recv\",\(id)") }
         case .ublox:
             s.rx.append((bytes, peer))
@@ -218,8 +220,12 @@ extension ModemEngine {
         },
         "+QIRD": { e, c in
             guard c.form == .set, let id = c.int(0), let s = e.sockets[id] else { return Reply(.error) }
+            if c.int(1) == 0 {
+                return Reply(line: "+QIRD: \(s.receivedTotal),\(s.readTotal),\(s.receivedTotal - s.readTotal)")
+            }
             guard !s.rx.isEmpty else { return Reply(line: "+QIRD: 0") }
             let (bytes, from) = s.rx.removeFirst() // UDP SERVICE reads one whole datagram
+            s.readTotal += bytes.count
             var r = Reply(line: "+QIRD: \(bytes.count),\"\(from.host)\",\(from.port)")
             r.lines.append(bytes)
             return r

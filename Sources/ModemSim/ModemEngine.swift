@@ -105,6 +105,9 @@ final class ModemEngine: @unchecked Sendable {
                       ModemEngine.smsCommands, ModemEngine.socketCommands(for: profile.socketDialect)] {
             handlers.merge(table) { a, _ in a }
         }
+        for reset in profile.resetCommands {
+            handlers[reset] = { e, _ in e.queue.async { e.reboot(reason: "reset-command") }; return Reply() }
+        }
         for iccid in profile.iccidCommands {
             let prefix = iccid.prefix
             handlers[iccid.command] = { e, _ in Reply(line: prefix + e.identity.iccid) }

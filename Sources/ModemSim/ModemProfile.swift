@@ -35,6 +35,7 @@ public struct ModemProfile: Sendable {
     public var defaultCNMI: [Int]           // <mode>,<mt>,<bm>,<ds>,<bfr> after boot
     public var accessTechnology: Int        // <AcT> of TS 27.007 in +COPS / +CxREG
     public var simcomRecvFrom: Bool         // SIMCom AT+CIPSRIP default: prefix "RECV FROM:ip:port"
+    public var resetCommands: [String] = [] // vendor reboot commands besides AT+CFUN=1,1
 
     public static let simcom = ModemProfile(
         name: "simcom", manufacturer: "SIMCOM INCORPORATED", model: "SIMCOM_SIM7600E-H",
@@ -44,7 +45,8 @@ public struct ModemProfile: Sendable {
         iccidCommands: [ICCIDCommand(command: "+CICCID", prefix: "+ICCID: "),
                         ICCIDCommand(command: "+CCID", prefix: "+ICCID: ")],
         smsPrompt: "> ", socketPrompt: ">", socketDialect: .simcom, socketCount: 10,
-        smsSlots: 10, smsFirstIndex: 0, defaultCNMI: [2, 1, 0, 0, 0], accessTechnology: 7, simcomRecvFrom: true)
+        smsSlots: 10, smsFirstIndex: 0, defaultCNMI: [2, 1, 0, 0, 0], accessTechnology: 7, simcomRecvFrom: true,
+        resetCommands: ["+CRESET"])
 
     public static let quectel = ModemProfile(
         name: "quectel", manufacturer: "Quectel", model: "BG96",

@@ -81,6 +81,24 @@ import Testing
         #expect(c.command("AT+CGATT=1;+CGACT=1,1;+CGACT?").contains("+CGACT: 1,1"))
     }
 
+    @Test func resetCommandsReboot() throws {
+        let b = try Bench(.simcom)
+        defer { b.close() }
+        #expect(b.ready())
+        _ = b.client.take()
+        b.client.write("AT+CRESET\r")
+        #expect(b.client.text(until: "PB DONE\r\n").hasPrefix("\r\nOK\r\n\r\nRDY\r\n"))
+        #expect(b.events.named("boot").last?.string("reason") == "reset-command")
+        #expect(b.ready())
+        b.client.write("AT+CFUN=1,1\r")
+        #expect(b.client.text(until: "PB DONE\r\n").hasPrefix("\r\nOK\r\n\r\nRDY\r\n"))
+        #expect(b.events.named("boot").count == 3)
+        let q = try Bench(.quectel)
+        defer { q.close() }
+        #expect(q.ready())
+        #expect(q.client.command("AT+CRESET") == "\r\nERROR\r\n") // not a Quectel command
+    }
+
     @Test func controlPortTakesJSON() throws {
         let log = EventLog()
         let sim = ModemSimulator(profile: .simcom, linkPath: nil, smsPort: 0, timing: .fast, events: { log.append($0) })

@@ -66,6 +66,7 @@ import Testing
         let rd = c.command("AT+QIRD=0")
         #expect(rd == "\r\n+QIRD: 7,\"127.0.0.1\",\(peer.port)\r\n" + String(decoding: Self.binary, as: UTF8.self) + "\r\n\r\nOK\r\n")
         #expect(c.command("AT+QIRD=0") == "\r\n+QIRD: 0\r\n\r\nOK\r\n")
+        #expect(c.command("AT+QIRD=0,0") == "\r\n+QIRD: 7,7,0\r\n\r\nOK\r\n")
         #expect(c.command("AT+QICLOSE=0") == "\r\nOK\r\n")
         #expect(b.sim.socketPort(0) == nil)
     }
