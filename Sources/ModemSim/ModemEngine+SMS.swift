@@ -149,11 +149,26 @@ extension ModemEngine {
         }
         if faults.isArmed(.smsFull), faults.fires(.smsFull) {
             emit(NetworkEvent("fault", [("name", .string(FaultKind.smsFull.rawValue))]))
+            reportStorageFull()
             return false
         }
-        guard let slot = freeSlot() else { return false }
+        guard let slot = freeSlot() else { reportStorageFull(); return false }
         storage[slot] = StoredSMS(stat: 0, pdu: part.pdu, tpduLength: part.tpduLength)
         if mt == 1 || mt == 3 { urc("+CMTI: \"\(smsStorageName)\",\(slot + profile.smsFirstIndex)") }
+        if freeSlot() == nil { reportStorageFull() }
         return true
+    }
+
+    func reportStorageFull() {
+        if smsFullReport, let text = profile.smsFullURC { urc(text) }
+    }
+
+    /// Quectel AT+QINDCFG="smsfull",<enable>[,<savetonvram>] (BG96 AT manual, indication configuration).
+    static let quectelIndicationConfig: Handler = { e, c in
+        guard c.string(0)?.lowercased() == "smsfull" else { return c.form == .test ? Reply() : Reply(.error) }
+        if c.args.count == 1 { return Reply(line: "+QINDCFG: \"smsfull\",\(e.smsFullReport ? 1 : 0)") }
+        guard let v = c.int(1), v == 0 || v == 1 else { return Reply(.error) }
+        e.smsFullReport = v == 1
+        return Reply()
     }
 }

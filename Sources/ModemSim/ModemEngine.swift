@@ -83,6 +83,7 @@ final class ModemEngine: @unchecked Sendable {
     var netOpen = false
     var simcomRecvFrom: Bool
     var ubloxHexMode = false
+    var smsFullReport = false
 
     private(set) var handlers: [String: Handler] = [:]
     /// Commands answered with ERROR because no table knows them, for tests and logs.
@@ -104,6 +105,9 @@ final class ModemEngine: @unchecked Sendable {
         for table in [ModemEngine.basicCommands, ModemEngine.identityCommands, ModemEngine.networkCommands,
                       ModemEngine.smsCommands, ModemEngine.socketCommands(for: profile.socketDialect)] {
             handlers.merge(table) { a, _ in a }
+        }
+        if profile.smsFullURCNeedsEnable {
+            handlers["+QINDCFG"] = ModemEngine.quectelIndicationConfig
         }
         for reset in profile.resetCommands {
             handlers[reset] = { e, _ in e.queue.async { e.reboot(reason: "reset-command") }; return Reply() }
@@ -135,6 +139,7 @@ final class ModemEngine: @unchecked Sendable {
         regReport = [:]
         lineBuffer = []; payloadBuffer = []; heldURCs = []
         netOpen = false; pdpActive = []; simcomRecvFrom = profile.simcomRecvFrom; ubloxHexMode = false
+        smsFullReport = profile.smsFullURC != nil && !profile.smsFullURCNeedsEnable
         emit(NetworkEvent("boot", [("profile", .string(profile.name)), ("reason", .string(reason))]))
         setRegistration(0, report: false)
         queue.asyncAfter(deadline: .now() + timing.bootDelay) { [self] in

@@ -36,6 +36,9 @@ public struct ModemProfile: Sendable {
     public var accessTechnology: Int        // <AcT> of TS 27.007 in +COPS / +CxREG
     public var simcomRecvFrom: Bool         // SIMCom AT+CIPSRIP default: prefix "RECV FROM:ip:port"
     public var resetCommands: [String] = [] // vendor reboot commands besides AT+CFUN=1,1
+    /// URC for full SMS storage (SIM7600 "+SMSFULL"; Quectel "+QIND: "smsfull"" once AT+QINDCFG="smsfull",1).
+    public var smsFullURC: String? = nil
+    public var smsFullURCNeedsEnable = false
 
     public static let simcom = ModemProfile(
         name: "simcom", manufacturer: "SIMCOM INCORPORATED", model: "SIMCOM_SIM7600E-H",
@@ -46,7 +49,7 @@ public struct ModemProfile: Sendable {
                         ICCIDCommand(command: "+CCID", prefix: "+ICCID: ")],
         smsPrompt: "> ", socketPrompt: ">", socketDialect: .simcom, socketCount: 10,
         smsSlots: 10, smsFirstIndex: 0, defaultCNMI: [2, 1, 0, 0, 0], accessTechnology: 7, simcomRecvFrom: true,
-        resetCommands: ["+CRESET"])
+        resetCommands: ["+CRESET"], smsFullURC: "+SMSFULL")
 
     public static let quectel = ModemProfile(
         name: "quectel", manufacturer: "Quectel", model: "BG96",
@@ -56,7 +59,8 @@ public struct ModemProfile: Sendable {
         iccidCommands: [ICCIDCommand(command: "+QCCID", prefix: "+QCCID: "),
                         ICCIDCommand(command: "+CCID", prefix: "+CCID: ")],
         smsPrompt: "> ", socketPrompt: "> ", socketDialect: .quectel, socketCount: 12,
-        smsSlots: 10, smsFirstIndex: 0, defaultCNMI: [2, 1, 0, 0, 0], accessTechnology: 8, simcomRecvFrom: false)
+        smsSlots: 10, smsFirstIndex: 0, defaultCNMI: [2, 1, 0, 0, 0], accessTechnology: 8, simcomRecvFrom: false,
+        smsFullURC: "+QIND: \"smsfull\",\"SM\"", smsFullURCNeedsEnable: true)
 
     public static let ublox = ModemProfile(
         name: "ublox", manufacturer: "u-blox", model: "SARA-R410M-02B",

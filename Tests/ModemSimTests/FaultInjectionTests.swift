@@ -79,7 +79,10 @@ import Testing
     @Test func fullStorageRefusesAndRecovers() throws {
         let b = try armed(.quectel, .smsFull, trigger: .always)
         defer { b.close() }
+        #expect(b.client.command("AT+QINDCFG=\"smsfull\",1") == "\r\nOK\r\n")
+        _ = b.client.take()
         b.sim.deliverSMS(from: "+15550123", text: "refused")
+        #expect(b.client.text(until: "smsfull").contains("+QIND: \"smsfull\",\"SM\"")) // BG96 indication
         #expect(b.sim.storedSMS == 0 && b.sim.pendingSMS == 1)
         #expect(b.events.named("sms-mt-refused").count == 1)
         #expect(b.client.command("AT+CMGW=23") == "\r\n+CMS ERROR: 322\r\n")

@@ -108,7 +108,7 @@ import Testing
         #expect(b.sim.storedSMS == 10)
         #expect(b.sim.pendingSMS == 1)
         #expect(!b.events.named("sms-mt-refused").isEmpty)
-        _ = b.client.text(until: "+CMTI: \"SM\",9")
+        #expect(b.client.text(until: "+SMSFULL\r\n").contains("+CMTI: \"SM\",9\r\n\r\n+SMSFULL\r\n")) // SIM7600 URC
         _ = b.client.take()
         b.client.write("AT+CMGD=0,4\r") // delete all; the held message then arrives, after the OK
         #expect(b.client.text(until: "+CMTI: \"SM\",0\r\n") == "\r\nOK\r\n\r\n+CMTI: \"SM\",0\r\n")
