@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <time.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -48,3 +49,5 @@ __attribute__((constructor)) static void capture_args(int argc, char **argv, cha
 
 int hs_argc(void) { return saved_argc; }
 const char *hs_argv(int i) { return (i >= 0 && i < saved_argc) ? saved_argv[i] : 0; }
+
+void hs_stdout_line_buffered(void) { setvbuf(stdout, NULL, _IOLBF, 0); }

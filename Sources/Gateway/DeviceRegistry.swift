@@ -34,8 +34,10 @@ public struct DeviceRecord: Codable, FetchableRecord, PersistableRecord, Equatab
 /// SQLite through GRDB; every change is one transaction, so a crash never leaves a half-rotated key.
 public final class DeviceRegistry: Sendable {
     let db: DatabaseQueue
+    public let path: String
 
     public init(path: String) throws {
+        self.path = path
         db = try DatabaseQueue(path: path)
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in

@@ -41,6 +41,8 @@ public struct DataPlane<let saCapacity: Int, let spdCapacity: Int>: ~Copyable {
     public var spd: SPD<spdCapacity>
     public var sas: SATable<saCapacity>
     public private(set) var counters = DataPlaneCounters()
+    /// SPI of the last packet `open` accepted: peers use it to learn the sender's endpoint (RFC 3948 NAT-T).
+    public private(set) var lastInboundSPI: UInt32 = 0
 
     public init(defaultAction: PolicyAction = .discard) {
         spd = SPD(defaultAction: defaultAction)
@@ -104,6 +106,7 @@ public struct DataPlane<let saCapacity: Int, let spdCapacity: Int>: ~Copyable {
         }
         if opened.nextHeader == IPProto.noNext {
             sas.accept(opened)
+            lastInboundSPI = sas.slots[opened.slot].params.spi
             counters.dummies &+= 1
             return .dummy
         }
@@ -122,6 +125,7 @@ public struct DataPlane<let saCapacity: Int, let spdCapacity: Int>: ~Copyable {
             throw .policyMismatch
         }
         sas.accept(opened)
+        lastInboundSPI = p.spi
         return .datagram(sel, payload: inner.payload)
     }
 

@@ -64,8 +64,11 @@ extension Firmware {
                 }
             }
             if sent { stats.espOut &+= 1; event(.sent) } else { stats.modemErrors &+= 1; event(.failed) }
-        case .needsKey(_, let template):
-            kd.requestKey(template: template, selector: selector, now: Self.nowSeconds())
+        case .needsKey(let rule, let template):
+            // Ask for what the policy covers: a rule open on local ports gets one SA for all of them.
+            var wanted = selector
+            if rule >= 0, plane.spd[rule].pattern.localPorts == .any { wanted.localPort = 0 }
+            kd.requestKey(template: template, selector: wanted, now: Self.nowSeconds())
             flushOutbox()
             if holdIfNoKey {
                 var h = HeldDatagram()

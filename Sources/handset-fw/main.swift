@@ -5,6 +5,7 @@ import HandsetCore
 // Handset firmware entry. `handset-fw selftest` runs the known-answer tests; `handset-fw run CONFIG` runs the
 // firmware. Arguments are read without Foundation so the same file builds as Embedded Swift.
 func firmwareMain() -> Int32 {
+    hs_stdout_line_buffered()
     let args = Arguments()
     if args.count >= 2 && args.isEqual(1, "selftest") {
         let r = SelfTest.run()

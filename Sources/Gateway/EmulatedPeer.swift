@@ -1,0 +1,187 @@
+import Foundation
+import HandsetCore
+import Logging
+
+/// The opposite party of the emulated world: an ESP-in-UDP endpoint on 127.0.0.1 using HandsetCore's data plane
+/// with the SAs the gateway installs. Services: UDP echo (port 7) and a balance inquiry (port 8).
+/// It learns where the handset is from authenticated packets only (RFC 3948 NAT-T).
+public final class EmulatedPeer: PeerNegotiator, @unchecked Sendable {
+    public static let echoPort: UInt16 = 7
+    public static let balancePort: UInt16 = 8
+    public let address = IPAddress(127, 0, 0, 1)
+    public private(set) var espPort: UInt16 = 0
+    let lock = NSLock()
+    var plane = DataPlane<64, 4>(defaultAction: .discard)
+    let fd: Int32
+    var endpoints: [IPAddress: sockaddr_in] = [:]
+    var running = true
+    var log: Logger
+    /// Every ESP datagram on the Internet side, for --pcap: (from handset?, bytes, peer's UDP endpoint).
+    public var onPacket: (@Sendable (_ toPeer: Bool, _ bytes: [UInt8], _ handset: sockaddr_in) -> Void)?
+    /// Every SA installed on either side, for --keylog.
+    public var onSA: (@Sendable (_ spi: UInt32, _ fromHandset: Bool, _ key: [UInt8], _ salt: UInt32) -> Void)?
+    public private(set) var stats = PeerStats()
+    var nextSPI: UInt32 = 0x5000_0000
+
+    public struct PeerStats: Sendable {
+        public var packetsIn = 0, packetsOut = 0, bytesIn = 0, bytesOut = 0, dropped = 0, dummies = 0
+        public var negotiations = 0, reuses = 0
+        public var lastDrop: String = ""
+        public var delivered: [(port: UInt16, payload: [UInt8])] = []
+    }
+
+    public init(logger: Logger = Logger(label: "peer")) throws {
+        log = logger
+        fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        guard fd >= 0 else { throw PeerError.socket(errno) }
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_addr.s_addr = inet_addr("127.0.0.1")
+        a.sin_port = 0
+        let rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard rc == 0 else { throw PeerError.socket(errno) }
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        espPort = UInt16(bigEndian: a.sin_port)
+        var tv = timeval(tv_sec: 0, tv_usec: 200_000)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+        try plane.spd.append(SPDRule(SelectorPattern(remote: IPAddress(10, 0, 0, 0), prefix: 8, proto: IPProto.udp), .protect(template: 1)))
+        Thread.detachNewThread { [self] in receiveLoop() }
+    }
+
+    public enum PeerError: Error { case socket(Int32) }
+
+    public func stop() { lock.withLock { running = false } }
+
+    public var counters: PeerStats { lock.withLock { stats } }
+    public var installedSAs: Int { lock.withLock { plane.sas.count } }
+    public func knowsEndpoint(of handset: IPAddress) -> Bool { lock.withLock { endpoints[handset] != nil } }
+
+    // MARK: negotiation (called by the gateway)
+
+    public func establish(device: UInt64, handset: IPAddress, selector: TrafficSelector, template: UInt16,
+                          reused: Bool) -> KDSATransfer? {
+        lock.lock()
+        defer { lock.unlock() }
+        if reused { stats.reuses += 1 } else { stats.negotiations += 1 }
+        var k1 = [UInt8](repeating: 0, count: 32), k2 = k1
+        var rng = SystemRandomNumberGenerator()
+        for i in 0..<32 { k1[i] = rng.next(); k2[i] = rng.next() }
+        let s1 = UInt32.random(in: 0...UInt32.max), s2 = UInt32.random(in: 0...UInt32.max)
+        let (toPeer, toHandset) = (nextSPI, nextSPI + 1)
+        nextSPI += 2
+        // The pair covers exactly the flow asked for (0 = any port), seen from each side.
+        let service = selector.remotePort, handsetPort = selector.localPort
+        let sel = SelectorPattern(remote: handset, prefix: 32, proto: IPProto.udp,
+                                  localPorts: service == 0 ? .any : PortRange(service),
+                                  remotePorts: handsetPort == 0 ? .any : PortRange(handsetPort))
+        func params(_ spi: UInt32, _ d: SADirection, _ salt: UInt32) -> SAParameters {
+            SAParameters(spi: spi, direction: d, algorithm: .aesGCM, keyLength: 32, salt: salt, local: address,
+                         selector: sel, peer: handset, peerPort: 4500)
+        }
+        do {
+            try k1.withUnsafeBytes { _ = try plane.sas.install(params(toPeer, .inbound, s1), key: $0) }
+            try k2.withUnsafeBytes { _ = try plane.sas.install(params(toHandset, .outbound, s2), key: $0) }
+        } catch {
+            log.error("peer could not install SAs: \(error)")
+            return nil
+        }
+        onSA?(toPeer, true, k1, s1)
+        onSA?(toHandset, false, k2, s2)
+        return k1.withUnsafeBytes { a in k2.withUnsafeBytes { b in
+            KDSATransfer(requestID: 0, outboundSPI: toPeer, outboundKey: KeyBytes(a), outboundSalt: s1,
+                         inboundSPI: toHandset, inboundKey: KeyBytes(b), inboundSalt: s2, peer: address, peerPort: espPort,
+                         prefix: 32, proto: IPProto.udp, localPort: handsetPort, remotePort: service, softSeconds: 0, hardSeconds: 0)
+        } }
+    }
+
+    public func forget(device: UInt64) {
+        lock.withLock {
+            plane.sas.reset()
+            endpoints.removeAll()
+        }
+    }
+
+    // MARK: traffic
+
+    /// Sends `payload` from `port` to the handset (peer-initiated traffic). False if no SA or no endpoint yet.
+    public func send(_ payload: [UInt8], to handset: IPAddress, port: UInt16, from local: UInt16) -> Bool {
+        lock.withLock { sendLocked(payload, sel: TrafficSelector(local: address, remote: handset, localPort: local, remotePort: port)) }
+    }
+
+    private func sendLocked(_ payload: [UInt8], sel: TrafficSelector) -> Bool {
+        guard var dst = endpoints[sel.remote] else { return false }
+        var out = [UInt8](repeating: 0, count: 2048)
+        let r = payload.withUnsafeBytes { p in out.withUnsafeMutableBytes { plane.seal(p, selector: sel, into: $0) } }
+        guard case .packet(let n, _, _) = r else { return false }
+        let sent = out.withUnsafeBytes { b in
+            withUnsafePointer(to: &dst) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                sendto(fd, b.baseAddress, n, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            } }
+        }
+        guard sent == n else { return false }
+        stats.packetsOut += 1
+        stats.bytesOut += n
+        onPacket?(false, Array(out[0..<n]), dst)
+        return true
+    }
+
+    private func receiveLoop() {
+        var buf = [UInt8](repeating: 0, count: 2048)
+        var plain = [UInt8](repeating: 0, count: 2048)
+        while lock.withLock({ running }) {
+            var from = sockaddr_in()
+            var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let n = buf.withUnsafeMutableBytes { b in
+                withUnsafeMutablePointer(to: &from) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    recvfrom(fd, b.baseAddress, b.count, 0, $0, &len)
+                } }
+            }
+            guard n > 0 else { continue }
+            lock.lock()
+            onPacket?(true, Array(buf[0..<n]), from)
+            handle(Array(buf[0..<n]), from: from, plain: &plain)
+            lock.unlock()
+        }
+        close(fd)
+    }
+
+    private func handle(_ wire: [UInt8], from: sockaddr_in, plain: inout [UInt8]) {
+        let result: OpenResult
+        do {
+            result = try wire.withUnsafeBytes { w in try plain.withUnsafeMutableBytes { try plane.open(w, into: $0) } }
+        } catch {
+            stats.dropped += 1
+            stats.lastDrop = "\(error)"
+            return
+        }
+        stats.packetsIn += 1
+        stats.bytesIn += wire.count
+        switch result {
+        case .dummy:
+            stats.dummies += 1
+            learn(spi: plane.lastInboundSPI, from: from)
+        case .datagram(let sel, let range):
+            learn(spi: plane.lastInboundSPI, from: from)
+            let payload = Array(plain[range])
+            stats.delivered.append((sel.localPort, payload))
+            let reply: [UInt8]
+            switch sel.localPort {
+            case Self.echoPort: reply = payload
+            case Self.balancePort: reply = Array("balance for \(String(decoding: payload, as: UTF8.self)): 42.00 EUR".utf8)
+            default: return
+            }
+            var back = sel
+            back.local = address
+            _ = sendLocked(reply, sel: back)
+        default:
+            break
+        }
+    }
+
+    /// NAT-T: the handset is wherever its last authenticated packet came from.
+    private func learn(spi: UInt32, from: sockaddr_in) {
+        guard let s = plane.sas.snapshot(spi: spi, direction: .inbound) else { return }
+        endpoints[s.params.peer] = from
+    }
+}

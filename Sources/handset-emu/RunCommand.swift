@@ -1,0 +1,133 @@
+import ArgumentParser
+import Foundation
+import Logging
+import ModemSim
+
+/// `handset-emu run`: the whole system without hardware. The firmware runs as its own process against the
+/// simulator's pty, exactly as on a board.
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run the handset firmware against a simulated modem, network, gateway and peer.",
+        discussion: """
+            Starts the modem simulator (a real pty), the SMS centre, the gateway (SQLite registry), the opposite
+            party (ESP-in-UDP on 127.0.0.1) and the firmware as a separate process, then drives the scenarios and
+            prints a summary. Exits 0 only if every scenario succeeded.
+            Scenarios: \(Scenario.all.map(\.name).joined(separator: ", ")) (default: all, in that order).
+            """)
+
+    @Option(help: "Scenario to run (repeatable). Default: all.") var scenario: [String] = []
+    @Option(help: "Modem profile: simcom, quectel, ublox.") var profile = "simcom"
+    @Option(help: "Firmware binary to run (default: handset-fw next to this tool).") var firmware: String?
+    @Option(help: "Run the firmware under qemu-user: qemu-aarch64 or qemu-arm.") var qemu: String?
+    @Option(help: "Write Internet-side traffic (ESP-in-UDP) as pcap.") var pcap: String?
+    @Option(help: "Write Wireshark's esp_sa table (one CSV row per SA) so tshark can decrypt the pcap.") var keylog: String?
+    @Flag(help: "Show the simulator's network events and the firmware's log.") var trace = false
+    @Option(help: "Faults for the simulator (see `handset-emu modem --help`).") var faults: String?
+    @Option(help: "Seconds of traffic in the rekey scenario.") var duration: Double = 12
+    @Option(help: "Datagrams per second in the rekey scenario.") var rate: Double = 2
+
+    func validate() throws {
+        for s in scenario where Scenario.named(s) == nil {
+            throw ValidationError("unknown scenario '\(s)'; choose from \(Scenario.all.map(\.name).joined(separator: ", "))")
+        }
+        guard ["simcom", "quectel", "ublox"].contains(profile) else {
+            throw ValidationError("--profile must be simcom, quectel or ublox (generic has no sockets)")
+        }
+        guard duration >= 3, rate > 0, rate <= 50 else { throw ValidationError("--duration >= 3 and 0 < --rate <= 50") }
+    }
+
+    func run() throws {
+        LoggingSystem.bootstrap { label in
+            var h = StreamLogHandler.standardError(label: label)
+            h.logLevel = .warning
+            return h
+        }
+        let logger = Logger(label: "emu")
+        let fwPath = firmware ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
+            .deletingLastPathComponent().appendingPathComponent("handset-fw").path
+        guard FileManager.default.isExecutableFile(atPath: fwPath) else {
+            throw ValidationError("firmware not found at \(fwPath) (build it with `swift build`, or pass --firmware)")
+        }
+        let plan = try faults.map { try FaultPlan(spec: $0) } ?? FaultPlan()
+        let world = try EmulatedWorld(profile: ModemProfile.named(profile)!, faults: plan, trace: trace, pcap: pcap,
+                                      keylog: keylog, logger: logger)
+        world.capture.peerPort = world.peer.espPort
+        defer { world.shutdown() }
+        print("world: modem \(profile) on \(world.dir.path)/modem, peer 127.0.0.1:\(world.peer.espPort), firmware \(fwPath)\(qemu.map { " under \($0)" } ?? "")")
+        try world.startFirmware(path: fwPath, qemu: qemu)
+        let status = StatusView(world: world)
+        status.start()
+        let ctx = ScenarioContext(world: world, rate: rate, duration: duration)
+        let chosen = scenario.isEmpty ? Scenario.all : scenario.compactMap(Scenario.named)
+        var results: [(Scenario, Result<String, Error>, Double)] = []
+        for s in chosen {
+            let t0 = Date()
+            print("scenario \(s.name): \(s.summary) ...")
+            let r = Result { try s.run(ctx) }
+            results.append((s, r, Date().timeIntervalSince(t0)))
+            if case .failure(let e) = r { print("  FAILED: \(e)") }
+        }
+        status.stop()
+        let checks = invariants(world)
+        printSummary(results, checks: checks, world: world)
+        if trace || results.contains(where: { if case .failure = $0.1 { true } else { false } }) {
+            print("--- firmware log (last 40 lines)")
+            print(world.firmwareOutput.split(separator: "\n").suffix(40).joined(separator: "\n"))
+        }
+        let ok = results.allSatisfy { if case .success = $0.1 { true } else { false } } && checks.allSatisfy(\.1)
+        if !ok { throw ExitCode(1) }
+    }
+
+    /// Wire invariants over everything captured on the Internet side.
+    func invariants(_ w: EmulatedWorld) -> [(String, Bool, String)] {
+        let c = w.capture.summary
+        let peer = w.peer.counters
+        return [
+            ("every packet authenticated", peer.dropped == 0, "\(peer.packetsIn) in, \(peer.dropped) dropped\(peer.lastDrop.isEmpty ? "" : " (\(peer.lastDrop))")"),
+            ("no (key, nonce) pair repeated", c.nonceReuse == 0, "\(c.packets) packets, \(c.spis) SPIs"),
+            ("sequence numbers increase", c.seqRegressions == 0, "\(c.seqRegressions) regressions"),
+        ]
+    }
+
+    func printSummary(_ results: [(Scenario, Result<String, Error>, Double)], checks: [(String, Bool, String)], world: EmulatedWorld) {
+        print("\nsummary")
+        for (s, r, t) in results {
+            switch r {
+            case .success(let d): print(String(format: "  PASS  %-18@ %5.1f s  %@", s.name, t, d))
+            case .failure(let e): print(String(format: "  FAIL  %-18@ %5.1f s  %@", s.name, t, "\(e)"))
+            }
+        }
+        for (name, ok, detail) in checks { print("  \(ok ? "PASS" : "FAIL")  \(name): \(detail)") }
+        let s = world.snapshot
+        print("  sms up/down: \(s.smsUp)/\(s.smsDown) messages (\(s.smsUpParts)/\(s.smsDownParts) parts); ESP packets: \(world.capture.summary.packets)")
+        let passed = results.filter { if case .success = $0.1 { true } else { false } }.count + checks.filter(\.1).count
+        let total = results.count + checks.count
+        print("\(passed) passed, \(total - passed) failed")
+    }
+}
+
+/// A status line every few seconds: registration, SMS, SAs, packets each way, drops.
+final class StatusView: @unchecked Sendable {
+    let world: EmulatedWorld
+    private var running = true
+    private let lock = NSLock()
+    private let t0 = Date()
+
+    init(world: EmulatedWorld) { self.world = world }
+
+    func start() {
+        Thread.detachNewThread { [self] in
+            while lock.withLock({ running }) {
+                Thread.sleep(forTimeInterval: 3)
+                guard lock.withLock({ running }) else { return }
+                let s = world.snapshot, p = world.peer.counters, g = world.gateway.counters
+                print(String(format: "  [%4.0fs] reg=%@ sms up/down=%d/%d rotations=%d SAs delivered=%d peer SAs=%d ESP out/in=%d/%d drops=%d",
+                             Date().timeIntervalSince(t0), s.registered ? "yes" : "no", s.smsUp, s.smsDown, g.rotations,
+                             g.saDelivered, world.peer.installedSAs, p.packetsIn, p.packetsOut, p.dropped))
+            }
+        }
+    }
+
+    func stop() { lock.withLock { running = false } }
+}

@@ -1,0 +1,209 @@
+import Foundation
+import Gateway
+import HandsetCore
+
+struct ScenarioFailure: Error, CustomStringConvertible {
+    var description: String
+    init(_ s: String) { description = s }
+}
+
+/// One step of the demo. Each drives the real firmware process through its app interface and the network side,
+/// and checks what happened; it returns a one-line detail or throws what went wrong.
+struct Scenario: Sendable {
+    let name: String
+    let summary: String
+    let run: @Sendable (ScenarioContext) throws -> String
+
+    static let all: [Scenario] = [
+        Scenario(name: "login", summary: "login with device-key rotation", run: login),
+        Scenario(name: "handset-initiated", summary: "policy says protect, no SA: key request by SMS, then ESP", run: handsetInitiated),
+        Scenario(name: "peer-initiated", summary: "the opposite party starts; the gateway pushes the SA", run: peerInitiated),
+        Scenario(name: "secret-sms", summary: "secret data travels only over SMS", run: secretOverSMS),
+        Scenario(name: "sa-cache", summary: "a party contacted before is reused, with fresh SA keys", run: saCache),
+        Scenario(name: "secure-fetch", summary: "the gateway fetches https for the handset over the trusted bearer", run: secureFetch),
+        Scenario(name: "rekey", summary: "soft expiry under traffic: make-before-break rekey, nothing lost", run: rekey),
+    ]
+
+    static func named(_ n: String) -> Scenario? { all.first { $0.name == n } }
+}
+
+struct ScenarioContext {
+    let world: EmulatedWorld
+    let rate: Double
+    let duration: Double
+    var app: AppClient { world.app }
+
+    func within(_ seconds: Double, _ what: String, _ cond: () -> Bool) throws {
+        let end = Date().addingTimeInterval(seconds)
+        while Date() < end {
+            if cond() { return }
+            Thread.sleep(forTimeInterval: 0.1)
+        }
+        throw ScenarioFailure("timed out after \(Int(seconds)) s waiting for \(what)")
+    }
+
+    func expect(_ op: UInt8, _ what: String, timeout: Double = 60, _ match: (AppClient.Message) -> Bool = { _ in true }) throws -> AppClient.Message {
+        guard let m = app.wait(timeout: timeout, { $0.op == op && match($0) }) else {
+            throw ScenarioFailure("timed out waiting for \(what)")
+        }
+        return m
+    }
+
+    /// An echo round trip through ESP; returns the reply.
+    func echo(_ text: String, port: UInt16 = EmulatedPeer.echoPort, sport: UInt16 = 5000, timeout: Double = 60) throws -> String {
+        app.datagram(to: port, from: sport, Array(text.utf8))
+        let m = try expect(0x81, "the reply to '\(text)'", timeout: timeout) { m in
+            m.body.count >= 8 && String(decoding: m.body[8...], as: UTF8.self).contains(text)
+        }
+        return String(decoding: m.body[8...], as: UTF8.self)
+    }
+}
+
+extension Scenario {
+    static func login(_ c: ScenarioContext) throws -> String {
+        let start = Date()
+        try c.within(90, "the gateway to confirm a rotated device key") { c.world.gateway.counters.rotations >= 1 }
+        let dev = try c.world.registry.device(id: c.world.deviceID)
+        guard let dev, dev.epoch >= 1, dev.pendingKey == nil else { throw ScenarioFailure("registry not at a confirmed epoch") }
+        c.app.hello()
+        return String(format: "device key rotated to epoch %d in %.1f s", dev.epoch, Date().timeIntervalSince(start))
+    }
+
+    static func handsetInitiated(_ c: ScenarioContext) throws -> String {
+        let before = c.world.gateway.counters.saDelivered
+        c.app.datagram(to: EmulatedPeer.echoPort, from: 5000, Array("ping".utf8))
+        _ = try c.expect(0x84, "'waiting for key'") { $0.body.first == 2 }
+        _ = try c.expect(0x84, "'SA installed'") { $0.body.first == 5 }
+        _ = try c.expect(0x81, "the echo") { String(decoding: $0.body.dropFirst(8), as: UTF8.self) == "ping" }
+        guard c.world.gateway.counters.saDelivered > before else { throw ScenarioFailure("no SA was delivered") }
+        guard !c.world.capture.contains(Array("ping".utf8)) else { throw ScenarioFailure("'ping' seen in clear on the Internet side") }
+        return "key request by SMS, SA pair installed, echo over ESP-in-UDP"
+    }
+
+    static func peerInitiated(_ c: ScenarioContext) throws -> String {
+        c.app.hello()
+        let w = c.world
+        let sel = TrafficSelector(local: w.handsetAddress, remote: w.peer.address, localPort: 9000, remotePort: 0)
+        w.deliver(w.gateway.push(device: w.deviceID, selector: sel))
+        try c.within(60, "the peer to learn the handset's endpoint from an authenticated packet") { w.peer.knowsEndpoint(of: w.handsetAddress) }
+        let text = "hello from the opposite party"
+        guard w.peer.send(Array(text.utf8), to: w.handsetAddress, port: 9000, from: 7777) else {
+            throw ScenarioFailure("the peer could not send")
+        }
+        _ = try c.expect(0x81, "the peer's datagram") { String(decoding: $0.body.dropFirst(8), as: UTF8.self) == text }
+        return "SA pushed by SMS, endpoint learned from a dummy ESP packet, datagram delivered"
+    }
+
+    static func secretOverSMS(_ c: ScenarioContext) throws -> String {
+        let w = c.world
+        let espBefore = w.capture.summary.packets
+        let smsBefore = w.snapshot.smsUp
+        let secret = "PIN 4321, account 12-3456"
+        c.app.secret(channel: 1, Array(secret.utf8))
+        let reply = try c.expect(0x82, "the gateway's answer over SMS")
+        guard w.snapshot.smsUp > smsBefore else { throw ScenarioFailure("no SMS went up") }
+        guard w.services.secretsSeen.contains(Array(secret.utf8)) else { throw ScenarioFailure("the gateway never got it") }
+        guard w.capture.summary.packets == espBefore, !w.capture.contains(Array(secret.utf8)) else {
+            throw ScenarioFailure("secret data touched the Internet side")
+        }
+        // Traffic matching a rule marked secret is refused by the data plane.
+        c.app.datagram(to: 9999, from: 5001, Array(secret.utf8))
+        _ = try c.expect(0x84, "'discarded' for the secret-marked flow") { $0.body.first == 3 }
+        return "secret went up and came back by SMS (\(reply.body.count - 2) B answer); none on the Internet side"
+    }
+
+    static func saCache(_ c: ScenarioContext) throws -> String {
+        let w = c.world
+        let reuses = w.gateway.counters.peerReuses
+        let spis = w.capture.summary.spis
+        let reply = try c.echo("account 42", port: EmulatedPeer.balancePort, sport: 5002)
+        guard w.gateway.counters.peerReuses > reuses else { throw ScenarioFailure("the gateway negotiated afresh") }
+        guard w.capture.summary.spis > spis else { throw ScenarioFailure("no fresh SPI was used") }
+        return "relationship with 127.0.0.1 reused, fresh SA pair; reply: \(reply)"
+    }
+
+    static func secureFetch(_ c: ScenarioContext) throws -> String {
+        let server = try HTTPSTestServer(body: "{\"balance\": \"42.00 EUR\"}")
+        defer { server.stop() }
+        c.world.services.caFile = server.certificate
+        let url = "https://127.0.0.1:\(server.port)/balance"
+        c.app.fetch(url)
+        let m = try c.expect(0x83, "the fetch response", timeout: 60)
+        guard m.body.count >= 5 else { throw ScenarioFailure("short fetch response") }
+        let status = UInt16(m.body[2]) << 8 | UInt16(m.body[3])
+        let body = String(decoding: m.body[5...], as: UTF8.self)
+        guard status == 200, body.contains("42.00 EUR") else { throw ScenarioFailure("got HTTP \(status): \(body)") }
+        guard !c.world.capture.contains(Array("42.00 EUR\"".utf8)) else { throw ScenarioFailure("fetched body seen on the Internet side") }
+        return "HTTP \(status) over SMS: \(body)"
+    }
+
+    static func rekey(_ c: ScenarioContext) throws -> String {
+        let w = c.world
+        let soft = max(3, Int(c.duration / 3)), hard = soft * 2
+        w.gateway.softSeconds = UInt32(soft)
+        w.gateway.hardSeconds = UInt32(hard)
+        defer { w.gateway.softSeconds = 3000; w.gateway.hardSeconds = 3600 }
+        // A fresh short-lived pair for the echo flow; it becomes the newest and takes over.
+        let sel = TrafficSelector(local: w.handsetAddress, remote: w.peer.address, localPort: 0, remotePort: EmulatedPeer.echoPort)
+        let delivered = w.gateway.counters.saDelivered
+        w.deliver(w.gateway.push(device: w.deviceID, selector: sel))
+        try c.within(30, "the short-lived SA") { w.gateway.counters.saDelivered > delivered }
+        Thread.sleep(forTimeInterval: 1)
+        let start = Date()
+        var sent = 0, answered = 0
+        while Date().timeIntervalSince(start) < c.duration {
+            sent += 1
+            if (try? c.echo("tick \(sent)", sport: 5003, timeout: 5)) != nil { answered += 1 }
+            Thread.sleep(forTimeInterval: 1 / c.rate)
+        }
+        let rekeys = w.gateway.counters.saDelivered - delivered - 1
+        guard rekeys >= 1 else { throw ScenarioFailure("no rekey happened in \(Int(c.duration)) s (soft \(soft) s)") }
+        guard answered == sent else { throw ScenarioFailure("\(sent - answered) of \(sent) echoes lost across the rekey") }
+        return "\(sent) echoes, \(rekeys) rekey(s) at soft expiry (\(soft)/\(hard) s), none lost"
+    }
+}
+
+/// A throwaway https server on loopback with a self-signed certificate (openssl + Python's ssl module).
+final class HTTPSTestServer {
+    let dir: URL
+    let port: Int
+    let certificate: String
+    let process: Process
+
+    init(body: String) throws {
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("https-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        certificate = dir.appendingPathComponent("cert.pem").path
+        let key = dir.appendingPathComponent("key.pem").path
+        try body.write(to: dir.appendingPathComponent("balance"), atomically: true, encoding: .utf8)
+        let gen = Process()
+        gen.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        gen.arguments = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                         "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", key, "-out", certificate]
+        gen.standardError = Pipe()
+        gen.standardOutput = Pipe()
+        try gen.run()
+        gen.waitUntilExit()
+        guard gen.terminationStatus == 0 else { throw ScenarioFailure("openssl could not make a test certificate") }
+        port = Int.random(in: 41000...49000)
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        process.currentDirectoryURL = dir
+        process.arguments = ["-c", """
+            import http.server, ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); ctx.load_cert_chain('\(certificate)', '\(key)')
+            s = http.server.HTTPServer(('127.0.0.1', \(port)), http.server.SimpleHTTPRequestHandler)
+            s.socket = ctx.wrap_socket(s.socket, server_side=True); s.serve_forever()
+            """]
+        process.standardError = Pipe()
+        process.standardOutput = Pipe()
+        try process.run()
+        Thread.sleep(forTimeInterval: 0.7)
+    }
+
+    func stop() {
+        process.terminate()
+        process.waitUntilExit()
+        try? FileManager.default.removeItem(at: dir)
+    }
+}

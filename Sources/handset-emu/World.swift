@@ -1,0 +1,240 @@
+import Foundation
+import Gateway
+import HandsetCore
+import Logging
+import ModemSim
+
+/// The emulated world around one firmware process: modem simulator (pty), SMS centre, gateway with its SQLite
+/// registry, opposite party on loopback, and an application on the firmware's local datagram interface.
+final class EmulatedWorld: @unchecked Sendable {
+    static let gatewayNumber = "+15550199"
+    let dir: URL
+    let sim: ModemSimulator
+    let registry: DeviceRegistry
+    let peer: EmulatedPeer
+    let gateway: Gateway
+    let services: EmuServices
+    let app: AppClient
+    let capture: Capture
+    let deviceID: UInt64 = 0x4853_0000_0000_0001
+    let handsetAddress = IPAddress(10, 0, 0, 2)
+    let appPort: UInt16
+    var firmware: Process?
+    let firmwareLog: URL
+    let queue = DispatchQueue(label: "world.gateway")
+    let lock = NSLock()
+    var uplinkParts: [Int: [Int: [UInt8]]] = [:]
+    private(set) var stats = WorldStats()
+    var log: Logger
+    let trace: Bool
+
+    struct WorldStats {
+        var smsUp = 0, smsDown = 0, smsUpParts = 0, smsDownParts = 0, registered = false
+        var socketEvents = 0
+    }
+
+    init(profile: ModemProfile, faults: FaultPlan, trace: Bool, pcap: String?, keylog: String?, logger: Logger) throws {
+        log = logger
+        self.trace = trace
+        dir = FileManager.default.temporaryDirectory.appendingPathComponent("handset-emu-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        firmwareLog = dir.appendingPathComponent("firmware.log")
+        capture = try Capture(pcap: pcap, keylog: keylog)
+        registry = try DeviceRegistry(path: dir.appendingPathComponent("registry.sqlite").path)
+        peer = try EmulatedPeer(logger: logger)
+        services = EmuServices()
+        gateway = Gateway(registry: registry, negotiator: peer, services: services, logger: logger)
+        app = try AppClient()
+        appPort = UInt16.random(in: 20000...40000)
+        let identity = SubscriberIdentity()
+        let box = WorldBox()
+        sim = ModemSimulator(profile: profile, linkPath: dir.appendingPathComponent("modem").path, faults: faults,
+                             smsPort: nil, identity: identity, timing: SimTiming(), logger: logger,
+                             events: { e in box.world?.onNetworkEvent(e) })
+        box.world = self
+        let capture = self.capture
+        peer.onPacket = { toPeer, bytes, handset in capture.packet(toPeer: toPeer, esp: bytes, handset: handset) }
+        peer.onSA = { spi, fromHandset, key, salt in capture.sa(spi: spi, fromHandset: fromHandset, key: key, salt: salt) }
+        _ = try Provisioning.create(registry: registry.path, stateDir: dir.appendingPathComponent("state").path,
+                                    msisdn: identity.ownNumber, deviceID: deviceID)
+        try sim.start()
+    }
+
+    /// Simulator events arrive on its queue; the gateway runs on ours, so delivering an answer never re-enters it.
+    func onNetworkEvent(_ e: NetworkEvent) {
+        if trace { FileHandle.standardError.write(Data((e.jsonLine + "\n").utf8)) }
+        switch e.name {
+        case "registration": lock.withLock { stats.registered = (e.int("stat") == 1 || e.int("stat") == 5) }
+        case "sms-mo":
+            guard e.int("port-dst") == Int(KD.smsPort), let hex = e.string("data") else { return }
+            let bytes = Hex.decode(hex)
+            queue.async { [self] in
+                lock.withLock { stats.smsUpParts += 1 }
+                if let total = e.int("concat-total"), total > 1, let ref = e.int("concat-ref"), let seq = e.int("concat-seq") {
+                    let whole: [UInt8]? = lock.withLock {
+                        uplinkParts[ref, default: [:]][seq] = bytes
+                        guard let parts = uplinkParts[ref], parts.count == total else { return nil }
+                        uplinkParts[ref] = nil
+                        return (1...total).flatMap { parts[$0] ?? [] }
+                    }
+                    if let whole { uplink(whole) }
+                } else {
+                    uplink(bytes)
+                }
+            }
+        case "socket-open", "udp-tx", "udp-rx": lock.withLock { stats.socketEvents += 1 }
+        default: break
+        }
+    }
+
+    func uplink(_ message: [UInt8]) {
+        lock.withLock { stats.smsUp += 1 }
+        deliver(gateway.handleUplink(message))
+    }
+
+    /// Sends the gateway's answers as port-addressed binary SMS through the SMS centre.
+    func deliver(_ downlinks: [Downlink]) {
+        for d in downlinks {
+            let parts = sim.deliverSMS(from: Self.gatewayNumber, data: d.bytes, portDst: Int(KD.smsPort), portSrc: Int(KD.smsPort))
+            lock.withLock { stats.smsDown += 1; stats.smsDownParts += parts }
+        }
+    }
+
+    var snapshot: WorldStats { lock.withLock { stats } }
+
+    func writeConfig() throws -> URL {
+        let url = dir.appendingPathComponent("handset.conf")
+        let text = """
+            # written by handset-emu run
+            state_dir = \(dir.appendingPathComponent("state").path)
+            serial = \(dir.appendingPathComponent("modem").path)
+            baud = 115200
+            dialect = auto
+            gateway_number = \(Self.gatewayNumber)
+            apn = internet
+            app_port = \(appPort)
+            local_address = 10.0.0.2
+            esp_local_port = 4500
+            rule = protect 127.0.0.1/32 udp * 7-8 template=1
+            rule = protect 127.0.0.1/32 udp 9000-9100 * template=2
+            rule = secret 127.0.0.1/32 udp * 9999
+            default = discard
+
+            """
+        try text.write(to: url, atomically: true, encoding: .utf8)
+        return url
+    }
+
+    /// Starts the firmware as its own process, talking to the simulator's pty as it would to /dev/ttyUSB0.
+    func startFirmware(path: String, qemu: String?) throws {
+        let config = try writeConfig()
+        let p = Process()
+        if let qemu {
+            p.executableURL = URL(fileURLWithPath: try Self.which(qemu))
+            let sysroot = qemu.contains("aarch64") ? "/usr/aarch64-linux-gnu" : "/usr/arm-linux-gnueabihf"
+            p.arguments = ["-L", sysroot, path, "run", config.path]
+        } else {
+            p.executableURL = URL(fileURLWithPath: path)
+            p.arguments = ["run", config.path]
+        }
+        FileManager.default.createFile(atPath: firmwareLog.path, contents: nil)
+        let out = try FileHandle(forWritingTo: firmwareLog)
+        p.standardOutput = out
+        p.standardError = out
+        try p.run()
+        firmware = p
+        app.firmwarePort = appPort
+    }
+
+    func stopFirmware() {
+        guard let p = firmware, p.isRunning else { return }
+        kill(p.processIdentifier, SIGKILL)
+        p.waitUntilExit()
+    }
+
+    /// Kills the firmware without warning and starts it again: a power cut.
+    func powerCycleFirmware(path: String, qemu: String?) throws {
+        stopFirmware()
+        try startFirmware(path: path, qemu: qemu)
+    }
+
+    var firmwareOutput: String { (try? String(contentsOf: firmwareLog, encoding: .utf8)) ?? "" }
+
+    func shutdown() {
+        stopFirmware()
+        sim.stop()
+        peer.stop()
+        capture.close()
+        try? FileManager.default.removeItem(at: dir)
+    }
+
+    static func which(_ name: String) throws -> String {
+        if name.hasPrefix("/") { return name }
+        for d in (ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin").split(separator: ":") {
+            let p = "\(d)/\(name)"
+            if FileManager.default.isExecutableFile(atPath: p) { return p }
+        }
+        throw WorldError("\(name) not found on PATH (install qemu-user)")
+    }
+}
+
+/// Lets the simulator's event callback reach the world without keeping it alive.
+final class WorldBox: @unchecked Sendable {
+    weak var world: EmulatedWorld?
+}
+
+struct WorldError: Error, CustomStringConvertible {
+    var description: String
+    init(_ s: String) { description = s }
+}
+
+enum Hex {
+    static func decode(_ s: String) -> [UInt8] {
+        var out: [UInt8] = []
+        var it = s.utf8.makeIterator()
+        while let a = it.next(), let b = it.next() {
+            guard let hi = nibble(a), let lo = nibble(b) else { return [] }
+            out.append(hi << 4 | lo)
+        }
+        return out
+    }
+    static func nibble(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 48...57: return c - 48
+        case 65...70: return c - 55
+        case 97...102: return c - 87
+        default: return nil
+        }
+    }
+    static func encode(_ b: [UInt8]) -> String { b.map { String(format: "%02x", $0) }.joined() }
+}
+
+/// Back-end services reached only over the trusted bearer: a secret-data responder and an https fetcher.
+final class EmuServices: TrustedServices, @unchecked Sendable {
+    var fetchBase: String?
+    var caFile: String?
+    private(set) var secretsSeen: [[UInt8]] = []
+
+    func secret(device: UInt64, channel: UInt16, data: [UInt8]) -> [UInt8]? {
+        secretsSeen.append(data)
+        return Array("received \(data.count) secret bytes on channel \(channel)".utf8)
+    }
+
+    /// https GET through curl with the test CA (the fetch runs on the gateway, never on the handset).
+    func fetch(device: UInt64, url: String) -> (status: UInt16, body: [UInt8]) {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
+        var args = ["-sS", "--max-time", "10", "-w", "\n%{http_code}"]
+        if let caFile { args += ["--cacert", caFile] }
+        p.arguments = args + [url]
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        p.standardError = Pipe()
+        guard (try? p.run()) != nil else { return (502, Array("curl missing".utf8)) }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        var lines = String(decoding: data, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+        let code = UInt16(lines.popLast() ?? "") ?? 0
+        return (p.terminationStatus == 0 ? code : 502, Array(lines.joined(separator: "\n").utf8))
+    }
+}
