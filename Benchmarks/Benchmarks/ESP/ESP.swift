@@ -14,7 +14,7 @@ let benchmarks: @Sendable () -> Void = {
         maxIterations: 1_000)
 
     // What the harness itself costs per iteration (its own mallocs included): subtract it from the rows below.
-    Benchmark("0 harness baseline (empty iteration)", configuration: config) { b in
+    Benchmark("0 ESP harness baseline (empty iteration)", configuration: config) { b in
         for i in b.scaledIterations { blackHole(i) }
     }
 

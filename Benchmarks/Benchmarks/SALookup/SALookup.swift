@@ -13,7 +13,7 @@ let benchmarks: @Sendable () -> Void = {
         maxIterations: 100_000)
 
     // What the harness itself costs per iteration (its own mallocs included): subtract it from the rows below.
-    Benchmark("0 harness baseline (empty iteration)", configuration: config) { b in
+    Benchmark("0 SALookup harness baseline (empty iteration)", configuration: config) { b in
         for i in b.scaledIterations { blackHole(i) }
     }
 
