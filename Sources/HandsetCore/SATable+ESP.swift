@@ -20,7 +20,11 @@ extension SATable {
         }
         let seq = slots[i].state.seq &+ 1
         if seq == 0 || (!p.esn && seq > UInt64(UInt32.max)) {
-            events.push(.sequenceExhausted(spi: p.spi))
+            // Raised once: later attempts are refused quietly so they cannot flood the event queue.
+            if !slots[i].state.exhausted {
+                slots[i].state.exhausted = true
+                events.push(.sequenceExhausted(spi: p.spi))
+            }
             throw .sequenceExhausted
         }
         let ivValue = p.implicitIV ? seq : (iv ?? seq)

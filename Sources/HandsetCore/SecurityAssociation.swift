@@ -92,6 +92,8 @@ public struct SAState: Sendable {
     public var generation: UInt64 = 0
     public var counters = SACounters()
     public var softExpired = false
+    /// The sequence number reached its limit (the exhaustion event has been raised).
+    public var exhausted = false
     public init() {}
 }
 

@@ -79,6 +79,8 @@ struct RunCommand: ParsableCommand {
         if !ok { throw ExitCode(1) }
     }
 
+    static func pad(_ s: String) -> String { s.padding(toLength: 18, withPad: " ", startingAt: 0) }
+
     /// Wire invariants over everything captured on the Internet side.
     func invariants(_ w: EmulatedWorld) -> [(String, Bool, String)] {
         let c = w.capture.summary
@@ -94,8 +96,8 @@ struct RunCommand: ParsableCommand {
         print("\nsummary")
         for (s, r, t) in results {
             switch r {
-            case .success(let d): print(String(format: "  PASS  %-18@ %5.1f s  %@", s.name, t, d))
-            case .failure(let e): print(String(format: "  FAIL  %-18@ %5.1f s  %@", s.name, t, "\(e)"))
+            case .success(let d): print("  PASS  \(Self.pad(s.name)) \(String(format: "%5.1f s", t))  \(d)")
+            case .failure(let e): print("  FAIL  \(Self.pad(s.name)) \(String(format: "%5.1f s", t))  \(e)")
             }
         }
         for (name, ok, detail) in checks { print("  \(ok ? "PASS" : "FAIL")  \(name): \(detail)") }

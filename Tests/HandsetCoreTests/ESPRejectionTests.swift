@@ -284,6 +284,9 @@ func sealRaw(_ link: borrowing ESPLink, seq: UInt32, plaintext: [UInt8]) -> [UIn
         #expect(throws: ESPError.sequenceExhausted) { try link.seal([2]) }
         #expect(link.txSnapshot!.sameProtocolState(as: before))  // never cycles to 0
         #expect(link.tx.events.pop() == .sequenceExhausted(spi: ESPLink.spi))
+        // Further attempts are refused without raising the event again.
+        for _ in 0..<40 { #expect(throws: ESPError.sequenceExhausted) { try link.seal([3]) } }
+        #expect(link.tx.events.pop() == nil && link.tx.events.dropped == 0)
         link.rx.primeSequence(slot: link.rxSlot, next: UInt64(UInt32.max) - 1)
         #expect(try link.open(last).payload == [1])
     }
