@@ -1,6 +1,6 @@
 // V.250 basic commands, identity (TS 27.007 §5) and network (TS 27.007 §7, §10) command tables.
 
-enum RegistrationDomain: String, CaseIterable {
+enum RegDomain: String, CaseIterable {
     case cs = "+CREG", ps = "+CGREG", eps = "+CEREG"
     var eventName: String { switch self { case .cs: "CS"; case .ps: "PS"; case .eps: "EPS" } }
 }
@@ -190,7 +190,7 @@ extension ModemEngine {
         switch copsFormat { case 1: identity.operatorShort; case 2: identity.operatorNumeric; default: identity.operatorLong }
     }
 
-    static func registrationHandler(_ domain: RegistrationDomain) -> Handler {
+    static func registrationHandler(_ domain: RegDomain) -> Handler {
         { e, c in
             switch c.form {
             case .read:
@@ -209,11 +209,11 @@ extension ModemEngine {
         }
     }
 
-    func stat(for domain: RegistrationDomain) -> Int {
+    func stat(for domain: RegDomain) -> Int {
         domain == .cs || attached ? regStat : 0
     }
 
-    func locationSuffix(_ domain: RegistrationDomain) -> String {
+    func locationSuffix(_ domain: RegDomain) -> String {
         let area = hex(identity.lac, digits: 4)
         let ci = hex(identity.cellID, digits: 8)
         return ",\"\(area)\",\"\(ci)\",\(profile.accessTechnology)"
@@ -224,7 +224,7 @@ extension ModemEngine {
         return String(repeating: "0", count: max(0, digits - s.count)) + s
     }
 
-    func registrationURC(_ domain: RegistrationDomain) -> String {
+    func registrationURC(_ domain: RegDomain) -> String {
         let stat = stat(for: domain)
         var line = "\(domain.rawValue): \(stat)"
         if (regReport[domain] ?? 0) >= 2, stat == 1 || stat == 5 { line += locationSuffix(domain) }
@@ -232,7 +232,7 @@ extension ModemEngine {
     }
 
     /// Changes the registration state, prints the enabled +CxREG URCs and one JSON event.
-    func setRegistration(_ stat: Int, report: Bool, domains: [RegistrationDomain] = RegistrationDomain.allCases) {
+    func setRegistration(_ stat: Int, report: Bool, domains: [RegDomain] = RegDomain.allCases) {
         let changed = stat != regStat
         regStat = stat
         if report {

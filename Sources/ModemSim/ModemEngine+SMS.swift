@@ -1,6 +1,6 @@
 // SMS in PDU mode (TS 27.005 §3, §4): storage of fixed size, +CMGS with the prompt, +CMGR/+CMGD/+CMGL, +CMTI/+CMT.
 
-struct StoredSMS {
+struct StoredMessage {
     var stat: Int               // 0 REC UNREAD, 1 REC READ, 2 STO UNSENT, 3 STO SENT
     var pdu: [UInt8]
     var tpduLength: Int
@@ -129,7 +129,7 @@ extension ModemEngine {
         }
         if length < 0 {
             guard let slot = freeSlot() else { return Reply(.cms(322)) }
-            storage[slot] = StoredSMS(stat: 2, pdu: pdu, tpduLength: -length)
+            storage[slot] = StoredMessage(stat: 2, pdu: pdu, tpduLength: -length)
             return Reply(line: "+CMGW: \(slot + profile.smsFirstIndex)")
         }
         guard isRegistered else { return Reply(.cms(331)) } // no network service
@@ -153,7 +153,7 @@ extension ModemEngine {
             return false
         }
         guard let slot = freeSlot() else { reportStorageFull(); return false }
-        storage[slot] = StoredSMS(stat: 0, pdu: part.pdu, tpduLength: part.tpduLength)
+        storage[slot] = StoredMessage(stat: 0, pdu: part.pdu, tpduLength: part.tpduLength)
         if mt == 1 || mt == 3 { urc("+CMTI: \"\(smsStorageName)\",\(slot + profile.smsFirstIndex)") }
         if freeSlot() == nil { reportStorageFull() }
         return true

@@ -3,11 +3,11 @@
 
 final class SimSocket {
     let id: Int
-    let endpoint: UDPEndpoint
+    let endpoint: LoopbackUDPSocket
     var rx: [([UInt8], UDPPeer)] = []
     var remote: UDPPeer?            // fixed peer for Quectel "UDP" client sockets
     var receivedTotal = 0, readTotal = 0
-    init(id: Int, endpoint: UDPEndpoint) { self.id = id; self.endpoint = endpoint }
+    init(id: Int, endpoint: LoopbackUDPSocket) { self.id = id; self.endpoint = endpoint }
     var pendingBytes: Int { rx.reduce(0) { $0 + $1.0.count } }
 }
 
@@ -35,9 +35,9 @@ extension ModemEngine {
 
     func openSocket(id: Int, localPort: Int) -> SimSocket? {
         guard sockets[id] == nil, (0..<profile.socketCount).contains(id) else { return nil }
-        let endpoint: UDPEndpoint
+        let endpoint: LoopbackUDPSocket
         do {
-            endpoint = try UDPEndpoint(port: localPort, queue: queue) { [weak self] bytes, peer in
+            endpoint = try LoopbackUDPSocket(port: localPort, queue: queue) { [weak self] bytes, peer in
                 self?.datagramArrived(socket: id, bytes: bytes, from: peer)
             }
         } catch {

@@ -59,7 +59,7 @@ final class ModemEngine: @unchecked Sendable {
     var cmee = 0
     var cmgf = 0
     var cnmi: [Int]
-    var regReport: [RegistrationDomain: Int] = [:]
+    var regReport: [RegDomain: Int] = [:]
     var copsFormat = 0
     var cfun = 1
     var lineBuffer: [UInt8] = []
@@ -75,7 +75,7 @@ final class ModemEngine: @unchecked Sendable {
     var messageReference = 0
 
     // SMS storage survives reboots (it is on the SIM).
-    var storage: [StoredSMS?]
+    var storage: [StoredMessage?]
     var smsStorageName = "SM"
 
     // Sockets (see ModemEngine+Sockets.swift).
@@ -346,7 +346,7 @@ final class ModemEngine: @unchecked Sendable {
             while first.last == 0x0D || first.last == 0x0A { first.removeLast() }
             return first
         }
-        for domain in RegistrationDomain.allCases where (regReport[domain] ?? 0) > 0 {
+        for domain in RegDomain.allCases where (regReport[domain] ?? 0) > 0 {
             return Array(registrationURC(domain).utf8)
         }
         return nil

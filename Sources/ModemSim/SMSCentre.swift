@@ -18,7 +18,7 @@ final class SMSCentre: @unchecked Sendable {
     private var pending: [(part: DeliverPart, from: String)] = []
     private var nextReference = 0
     private var subscribers: [UDPPeer] = []
-    private var control: UDPEndpoint?
+    private var control: LoopbackUDPSocket?
     private var moParts: [String: [Int: SMSBody]] = [:]
 
     init(engine: ModemEngine, emit: @escaping (NetworkEvent) -> Void) {
@@ -29,7 +29,7 @@ final class SMSCentre: @unchecked Sendable {
     }
 
     func listen(port: Int) throws(SystemCallError) -> Int {
-        let endpoint = try UDPEndpoint(port: port, queue: engine.queue) { [weak self] bytes, peer in
+        let endpoint = try LoopbackUDPSocket(port: port, queue: engine.queue) { [weak self] bytes, peer in
             self?.handleControl(bytes, from: peer)
         }
         control = endpoint

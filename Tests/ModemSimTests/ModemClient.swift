@@ -90,6 +90,7 @@ final class EventLog: @unchecked Sendable {
     private var items: [NetworkEvent] = []
     func append(_ e: NetworkEvent) { lock.lock(); items.append(e); lock.unlock() }
     var all: [NetworkEvent] { lock.lock(); defer { lock.unlock() }; return items }
+    func clear() { lock.lock(); items = []; lock.unlock() }
     func named(_ name: String) -> [NetworkEvent] { all.filter { $0.name == name } }
 
     func wait(for name: String, count: Int = 1, timeout: TimeInterval = 3) -> [NetworkEvent] {
@@ -137,7 +138,7 @@ final class UDPPeerSocket {
     let port: Int
     init() {
         let s = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        var a = UDPEndpoint.loopback(port: 0)
+        var a = LoopbackUDPSocket.loopback(port: 0)
         _ = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
             bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
@@ -160,7 +161,7 @@ final class UDPPeerSocket {
     }
 
     func send(_ bytes: [UInt8], to port: Int) {
-        var a = UDPEndpoint.loopback(port: port)
+        var a = LoopbackUDPSocket.loopback(port: port)
         _ = bytes.withUnsafeBytes { b in withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
             sendto(fd, b.baseAddress, b.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } } }
     }

@@ -11,7 +11,7 @@ public struct UDPPeer: Sendable, Equatable, CustomStringConvertible {
     public var description: String { "\(host):\(port)" }
 }
 
-final class UDPEndpoint: @unchecked Sendable {
+final class LoopbackUDPSocket: @unchecked Sendable {
     let fd: Int32
     let port: Int
     private var source: DispatchSourceRead?
@@ -21,7 +21,7 @@ final class UDPEndpoint: @unchecked Sendable {
         throws(SystemCallError) {
         let s = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         guard s >= 0 else { throw SystemCallError(call: "socket", errno: errno) }
-        var addr = UDPEndpoint.loopback(port: port)
+        var addr = LoopbackUDPSocket.loopback(port: port)
         let rc = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
@@ -40,7 +40,7 @@ final class UDPEndpoint: @unchecked Sendable {
         self.port = Int(UInt16(bigEndian: bound.sin_port))
         let src = DispatchSource.makeReadSource(fileDescriptor: s, queue: queue)
         src.setEventHandler { [fd = s] in
-            while let (bytes, peer) = UDPEndpoint.receive(fd) { onDatagram(bytes, peer) }
+            while let (bytes, peer) = LoopbackUDPSocket.receive(fd) { onDatagram(bytes, peer) }
         }
         src.setCancelHandler { Glibc.close(s) }
         source = src
@@ -66,7 +66,7 @@ final class UDPEndpoint: @unchecked Sendable {
 
     @discardableResult
     func send(_ bytes: [UInt8], to peer: UDPPeer) -> Bool {
-        var addr = UDPEndpoint.loopback(port: peer.port)
+        var addr = LoopbackUDPSocket.loopback(port: peer.port)
         guard inet_pton(AF_INET, peer.host, &addr.sin_addr) == 1 else { return false }
         let n = bytes.withUnsafeBytes { b in
             withUnsafePointer(to: &addr) {
