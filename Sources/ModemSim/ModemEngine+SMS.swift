@@ -120,10 +120,12 @@ extension ModemEngine {
     /// Ends the "> " dialogue of +CMGS (length > 0) or +CMGW (length < 0).
     func submitPDU(hex: String, length: Int) -> Reply {
         guard let pdu = Hex.decode(hex), let scaLen = pdu.first, pdu.count == Int(scaLen) + 1 + abs(length) else {
+            counters.rejectedPDUs += 1
             return Reply(.cms(304))
         }
         let decoded: DecodedSubmit
         do { decoded = try SimPDU.decodeSubmit(pdu) } catch {
+            counters.rejectedPDUs += 1
             logger.info("rejected SMS-SUBMIT", metadata: ["error": "\(error)"])
             return Reply(.cms(304))
         }

@@ -23,6 +23,14 @@ struct Reply {
     init(lines: [String], _ final: FinalResult = .ok) { self.lines = lines.map { Array($0.utf8) }; self.final = final }
 }
 
+public struct SimCounters: Sendable, Equatable {
+    public var unknownCommands = 0      // answered ERROR: no table knows them
+    public var nonATLines = 0           // lines not starting with AT, ignored
+    public var droppedWhileBooting = 0  // input bytes heard while booting
+    public var rejectedPDUs = 0         // +CMGS/+CMGW PDUs answered +CMS ERROR: 304
+    public var badControlRequests = 0   // SMS centre control datagrams answered {"ok":false}
+}
+
 public struct SimTiming: Sendable {
     public var bootDelay: TimeInterval = 0.3
     public var registrationDelay: TimeInterval = 0.2
@@ -86,8 +94,8 @@ final class ModemEngine: @unchecked Sendable {
     var smsFullReport = false
 
     private(set) var handlers: [String: Handler] = [:]
-    /// Commands answered with ERROR because no table knows them, for tests and logs.
-    private(set) var unknownCommands = 0
+    /// What the module refused or dropped; bad input never changes other state.
+    var counters = SimCounters()
 
     init(profile: ModemProfile, identity: SubscriberIdentity, faults: FaultPlan, timing: SimTiming, queue: DispatchQueue,
          logger: Logger, output: @escaping ([UInt8]) -> Void, emit: @escaping (NetworkEvent) -> Void) {
@@ -163,7 +171,8 @@ final class ModemEngine: @unchecked Sendable {
     private func receiveByte(_ b: UInt8) {
         switch mode {
         case .booting:
-            return // a module still booting drops what it hears
+            counters.droppedWhileBooting += 1 // a module still booting drops what it hears
+            return
         case .command:
             if echo { output([b]) }
             switch b {
@@ -212,6 +221,7 @@ final class ModemEngine: @unchecked Sendable {
         let line = rawLine.trimmingCharacters(in: " ")
         guard !line.isEmpty else { return }
         guard let commands = ATCommandLine.parse(line) else {
+            counters.nonATLines += 1
             logger.debug("ignoring non-AT line", metadata: ["line": "\(line)"])
             return
         }
@@ -238,7 +248,7 @@ final class ModemEngine: @unchecked Sendable {
 
     func execute(_ command: ATCommand) -> Reply {
         if let handler = handlers[command.name] { return handler(self, command) }
-        unknownCommands += 1
+        counters.unknownCommands += 1
         logger.info("unknown command answered ERROR", metadata: ["command": "\(command.raw)"])
         return Reply(.error)
     }

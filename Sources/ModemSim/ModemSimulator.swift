@@ -134,5 +134,6 @@ public final class ModemSimulator: @unchecked Sendable {
     /// Number of SMS in storage.
     public var storedSMS: Int { queue.sync { engine.storage.compactMap { $0 }.count } }
 
-    var unknownCommands: Int { queue.sync { engine.unknownCommands } }
+    /// What the module refused or dropped so far.
+    public var counters: SimCounters { queue.sync { engine.counters } }
 }

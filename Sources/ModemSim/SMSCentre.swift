@@ -142,6 +142,7 @@ final class SMSCentre: @unchecked Sendable {
         } else {
             reply = ["ok": false, "error": "want a JSON object with \"op\""]
         }
+        if reply["ok"] as? Bool != true { engine.counters.badControlRequests += 1 }
         if let data = try? JSONSerialization.data(withJSONObject: reply, options: [.sortedKeys]) {
             control?.send(Array(data), to: peer)
         }

@@ -23,7 +23,10 @@ import Testing
         #expect(c.command("AT+COPS?") == "\r\n+COPS: 0,0,\"Handset Emu\",\(profile.accessTechnology)\r\n\r\nOK\r\n")
         #expect(c.command("AT+COPS=3,2;+COPS?").contains("+COPS: 0,2,\"00101\""))
         #expect(c.command("AT+NOSUCH") == "\r\nERROR\r\n")
-        #expect(b.sim.unknownCommands == 1)
+        #expect(b.sim.counters.unknownCommands == 1)
+        b.client.write("hello\r")
+        #expect(b.client.command("AT+CGMI").contains(profile.manufacturer))
+        #expect(b.sim.counters.nonATLines == 1)
         // The bad command changed nothing: the module still answers as before.
         #expect(c.command("AT+CGMI").contains(profile.manufacturer))
     }
@@ -104,13 +107,45 @@ import Testing
         let sim = ModemSimulator(profile: .simcom, linkPath: nil, smsPort: 0, timing: .fast, events: { log.append($0) })
         try sim.start()
         defer { sim.stop() }
+        let client = try ModemClient(path: sim.slavePath)
+        #expect(log.wait(for: "registration", count: 2).last?.int("stat") == 1)
         let port = try #require(sim.smsControlPort)
         let peer = UDPPeerSocket()
-        peer.send(Array("{\"op\":\"nope\"}".utf8), to: port)
-        let bad = try #require(peer.receive())
-        #expect(String(decoding: bad.bytes, as: UTF8.self).contains("\"ok\":false"))
-        peer.send(Array("{\"op\":\"register\",\"stat\":5}".utf8), to: port)
-        #expect(String(decoding: try #require(peer.receive()).bytes, as: UTF8.self) == "{\"ok\":true}")
-        #expect(log.wait(for: "registration", count: 2).last?.int("stat") == 5)
+        func ask(_ json: String) -> String {
+            peer.send(Array(json.utf8), to: port)
+            return peer.receive().map { String(decoding: $0.bytes, as: UTF8.self) } ?? "no answer"
+        }
+        #expect(ask("{\"op\":\"nope\"}").contains("\"ok\":false"))
+        #expect(ask("not json").contains("\"ok\":false"))
+        #expect(ask("{\"op\":\"send\",\"from\":\"+1555\"}").contains("\"ok\":false")) // neither text nor data
+        #expect(sim.counters.badControlRequests == 3)
+        #expect(log.named("registration").count == 2 && log.named("sms-mt").isEmpty) // nothing changed
+        #expect(ask("{\"op\":\"register\",\"stat\":5}") == "{\"ok\":true}")
+        #expect(log.wait(for: "registration", count: 3).last?.int("stat") == 5)
+
+        // Out of order: the module stores the parts as they come.
+        let text = String(repeating: "abcdefghij", count: 40)
+        #expect(ask("{\"op\":\"send\",\"from\":\"+15550123\",\"text\":\"\(text)\",\"order\":\"shuffle\"}")
+            .contains("\"parts\":3"))
+        #expect(log.wait(for: "sms-mt", count: 3).compactMap { $0.int("concat-seq") }.sorted() == [1, 2, 3])
+        #expect(sim.storedSMS == 3)
+
+        // A subscriber sees each part the module sends, then the reassembled message.
+        #expect(ask("{\"op\":\"subscribe\"}") == "{\"ok\":true}")
+        let data = (0..<20).map { UInt8($0) }
+        for seq in 1...2 {
+            let chunk = Array(data[(seq - 1) * 10..<seq * 10])
+            let udh: [UInt8] = [0x05, 0x00, 0x03, 0x77, 0x02, UInt8(seq)]
+            let tpdu: [UInt8] = [0x41, 0x00] + SimPDU.encodeAddress("+15550123456") + [0x00, 0x04, UInt8(udh.count + 10)]
+                + udh + chunk
+            _ = client.commandToPrompt("AT+CMGS=\(tpdu.count)", prompt: "> ")
+            client.write(Hex.encode([0x00] + tpdu))
+            #expect(client.command("\u{1A}").contains("+CMGS: \(seq)"))
+        }
+        let lines = (0..<3).compactMap { _ in peer.receive().map { String(decoding: $0.bytes, as: UTF8.self) } }
+        #expect(lines.count == 3)
+        #expect(lines.first?.hasPrefix("{\"event\":\"sms-mo\"") == true)
+        #expect(lines.last == "{\"event\":\"sms-mo-complete\",\"from\":\"+15550100001\",\"to\":\"+15550123456\","
+            + "\"parts\":2,\"data\":\"\(Hex.encode(data))\"}")
     }
 }

@@ -35,6 +35,7 @@ import Testing
         c.write(Self.submit)
         #expect(c.command("\u{1B}") == "\r\nOK\r\n")
         #expect(c.command("AT+CMGS=abc") == "\r\n+CMS ERROR: 304\r\n")
+        #expect(b.sim.counters.rejectedPDUs == 1) // the bad length; ESC and a bad command line are not PDUs
         #expect(b.events.named("sms-mo").isEmpty)
         b.sim.setRegistration(0)
         _ = c.commandToPrompt("AT+CMGS=23", prompt: "> ")
