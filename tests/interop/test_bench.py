@@ -1,0 +1,186 @@
+"""`handset-emu bench` against `handset-emu modem`: the bench tester's probe gives a complete report on the simulator's pty.
+
+The simulator's identity (SubscriberIdentity defaults and the profile tables in Sources/ModemSim) is the oracle for each
+report line; the UDP test answers from a plain loopback UDP echo socket; the SMS test is checked against the
+simulator's sms-mo JSON event.
+"""
+import json
+import os
+import queue
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+import pytest
+
+HANDSET_EMU = os.environ.get("HANDSET_EMU", ".build/debug/handset-emu")
+
+# What the simulator's profiles say about themselves (Sources/ModemSim/ModemProfile.swift).
+PROFILES = {
+    "simcom": {"dialect": "simcom", "manufacturer": "SIMCOM INCORPORATED", "model": "SIMCOM_SIM7600E-H"},
+    "quectel": {"dialect": "quectel", "manufacturer": "Quectel", "model": "BG96"},
+}
+
+
+class Simulator:
+    def __init__(self, profile):
+        self.dir = tempfile.mkdtemp(prefix="bench-")
+        self.link = os.path.join(self.dir, "tty")
+        self.proc = subprocess.Popen(
+            [HANDSET_EMU, "modem", "--profile", profile, "--link", self.link, "--boot-delay", "0.1"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.events = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        self.wait_event(lambda e: e["event"] == "registration" and e["stat"] == 1, 10)
+
+    def _read(self):
+        for line in self.proc.stdout:
+            try:
+                self.events.put(json.loads(line))
+            except ValueError:
+                pass
+
+    def wait_event(self, match, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError("no matching simulator event within %.1fs" % timeout)
+            try:
+                event = self.events.get(timeout=left)
+            except queue.Empty:
+                continue
+            if match(event):
+                return event
+
+    def close(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class EchoServer:
+    """A loopback UDP socket that answers each datagram with b"echo:" + datagram."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.received = []
+        self.running = True
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while self.running:
+            try:
+                data, addr = self.sock.recvfrom(2048)
+            except socket.timeout:
+                continue
+            self.received.append(data)
+            self.sock.sendto(b"echo:" + data, addr)
+
+    def close(self):
+        self.running = False
+        self.thread.join(2)
+        self.sock.close()
+
+
+@pytest.fixture(params=sorted(PROFILES))
+def sim(request):
+    s = Simulator(request.param)
+    s.profile = request.param
+    yield s
+    s.close()
+
+
+def bench(*args, timeout=30):
+    r = subprocess.run([HANDSET_EMU, "bench", *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    report = dict(line.split(": ", 1) for line in r.stdout.splitlines() if ": " in line)
+    return r, report
+
+
+def test_report_is_complete(sim):
+    r, report = bench("--device", sim.link)
+    assert r.returncode == 0, r.stderr
+    want = PROFILES[sim.profile]
+    assert report["device"] == sim.link
+    assert report["dialect"] == want["dialect"]
+    assert report["manufacturer"] == want["manufacturer"]
+    assert report["model"] == want["model"]
+    assert report["revision"] and not report["revision"].startswith("unavailable")
+    assert report["imei"] == "861234050012347"
+    assert report["sim"] == "ready"
+    assert report["imsi"] == "001010123456789"
+    assert report["iccid"] == "8900101234567890123"
+    for domain in ("cs", "ps", "eps"):
+        assert report["registration-" + domain].startswith("home (1)"), report
+    assert report["signal"] == "rssi=20 (-73 dBm) ber=99 (unknown)"  # TS 27.007 §8.5: -113 + 2*20 dBm
+    assert report["operator"].startswith('"Handset Emu"')
+    assert report["sms-centre"] == "+15550109999"
+    assert not any(v.startswith("unavailable") for v in report.values()), report
+
+
+def test_udp_echo_and_sms(sim):
+    echo = EchoServer()
+    try:
+        r, report = bench("--device", sim.link, "--profile", sim.profile, "--udp", "127.0.0.1:%d" % echo.port,
+                          "--sms", "+15550123")
+    finally:
+        echo.close()
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    assert len(echo.received) == 1 and echo.received[0].startswith(b"handset-emu bench")
+    n = len(echo.received[0])
+    assert report["udp"].startswith("sent %d bytes to 127.0.0.1:%d, answer %d bytes" % (n, echo.port, n + 5)), report
+    assert report["sms"].startswith("sent 17 bytes to +15550123, message reference ")
+    mo = sim.wait_event(lambda e: e["event"] == "sms-mo", 5)
+    assert mo["to"] == "+15550123" and bytes.fromhex(mo["data"]) == b"handset-emu bench"
+    assert report["sms"].endswith(" %d" % mo["mr"])
+
+
+def test_udp_without_answer_fails(sim):
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    try:
+        r, report = bench("--device", sim.link, "--udp", "127.0.0.1:%d" % silent.getsockname()[1],
+                          "--udp-timeout", "0.5")
+        got = silent.recv(2048)
+    finally:
+        silent.close()
+    assert r.returncode == 1
+    assert got.startswith(b"handset-emu bench")
+    assert report["udp"].endswith("no answer within 500 ms")
+    assert report["imei"] == "861234050012347"  # the rest of the report is still there
+
+
+def test_trace_shows_the_dialogue(sim):
+    r, _ = bench("--device", sim.link, "--trace")
+    assert r.returncode == 0
+    lines = r.stderr.splitlines()
+    assert any(l.endswith("] > AT+CSQ\\r") for l in lines), lines[:20]
+    assert any(l.endswith("] < +CSQ: 20,99") for l in lines)
+
+
+def test_unopenable_device_exits_2():
+    r, report = bench("--device", "/nonexistent/tty")
+    assert r.returncode == 2 and "cannot open /nonexistent/tty" in r.stderr
+    assert report == {}
+
+
+def test_silent_device_exits_3():
+    import pty
+    master, slave = pty.openpty()
+    try:
+        r, report = bench("--device", os.ttyname(slave))
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert r.returncode == 3 and "no answer" in r.stderr
+    assert report == {}
