@@ -53,6 +53,9 @@ public final class ModemSimulator: @unchecked Sendable {
             let bytes = p.readAvailable()
             if !bytes.isEmpty { self?.engine.receive(bytes) }
         }
+        // Close the descriptors only once the source lets go of them: a number closed earlier can be
+        // reused at once by the next pty, whose input this source would then steal.
+        src.setCancelHandler { p.closeDescriptors() }
         readSource = src
         src.resume()
         logger.info("modem simulator up", metadata: ["profile": "\(profile.name)", "pty": "\(p.slavePath)",
@@ -61,15 +64,16 @@ public final class ModemSimulator: @unchecked Sendable {
     }
 
     public func stop() {
-        queue.sync {
-            readSource?.cancel()
-            readSource = nil
+        let source: DispatchSourceRead? = queue.sync {
             engine.shutdown()
             centre.close()
+            pty?.removeLink()
+            pty = nil
+            defer { readSource = nil }
+            return readSource
         }
-        writer.sync {}
-        pty?.close()
-        pty = nil
+        writer.sync {} // drain pending output before the descriptor goes
+        source?.cancel()
     }
 
     private func send(_ bytes: [UInt8]) {

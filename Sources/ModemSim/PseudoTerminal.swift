@@ -93,8 +93,17 @@ final class PseudoTerminal: @unchecked Sendable {
         return n > 0 ? Array(buf[0..<n]) : []
     }
 
-    func close() {
-        if let linkPath { unlink(linkPath) }
+    /// Removes the symlink, but only if it still points at this pty (a later run may own the path now).
+    func removeLink() {
+        guard let linkPath else { return }
+        var buf = [CChar](repeating: 0, count: 256)
+        let n = readlink(linkPath, &buf, buf.count - 1)
+        if n > 0, String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) == slavePath {
+            unlink(linkPath)
+        }
+    }
+
+    func closeDescriptors() {
         Glibc.close(keepAlive)
         Glibc.close(master)
     }

@@ -341,4 +341,50 @@ import Testing
         #expect(try rig.driver.signalQuality().rssi == 20)
         #expect("\(try rig.driver.identify().name)" == name)
     }
+
+    /// Random garbage, interleaved and delayed URCs under a stream of commands: the engine resynchronises
+    /// and keeps every URC apart, so no command fails, and the faults really fired.
+    @Test(arguments: profiles)
+    func mixedFaultSoak(name: String) throws {
+        let rig = try Rig(try #require(ModemProfile.named(name)))
+        try rig.bringUp()
+        try rig.driver.enableRegistrationEvents()
+        for rule in try FaultPlan.parse("garbage@0.3,interleave-urc@0.3,delay-urc=50@0.5") {
+            rig.sim.setFault(rule)
+        }
+        var ok = 0
+        var failures: [ATError] = []
+        // interleave-urc repeats the current +CREG, so count changes rather than lines.
+        var statuses: [RegistrationStatus] = []
+        func drain(_ ms: Int) throws {
+            while let e = try rig.driver.nextEvent(timeoutMs: ms) {
+                if case .registration(let r) = e, r.domain == .circuit, statuses.last != r.status {
+                    statuses.append(r.status)
+                }
+            }
+        }
+        for i in 0..<24 {
+            if i == 8 { rig.sim.setRegistration(5) }
+            if i == 16 { rig.sim.setRegistration(1) }
+            do throws(ATError) {
+                switch i % 4 {
+                case 0: _ = try rig.driver.signalQuality()
+                case 1: _ = try rig.driver.simState()
+                case 2: _ = try rig.driver.registration(.circuit)
+                default: _ = try rig.driver.currentOperator()
+                }
+                ok += 1
+            } catch {
+                failures.append(error)
+            }
+            try drain(0)  // as the firmware loop does between commands
+        }
+        try drain(300)
+        #expect(statuses.suffix(2) == [.roaming, .home], "registration URCs lost or reordered: \(statuses)")
+        #expect(ok == 24 && failures.isEmpty, "failures: \(failures)")
+        #expect(rig.sim.faultCount(.garbage) > 0 && rig.sim.faultCount(.delayURC) + rig.sim.faultCount(.interleaveURC) > 0)
+        for k in [FaultKind.garbage, .interleaveURC, .delayURC] { rig.sim.clearFault(k) }
+        let q = try rig.driver.signalQuality()
+        #expect(q.rssi == 20 && q.ber == 99)
+    }
 }

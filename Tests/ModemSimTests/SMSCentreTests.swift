@@ -87,6 +87,16 @@ import Testing
         #expect((1...3).compactMap { bySeq[$0] }.joined() == text)
     }
 
+    @Test func duplicatedPartIsDeliveredTwice() throws {
+        let b = try Bench(.simcom)
+        defer { b.close() }
+        #expect(b.ready())
+        let text = String(repeating: "x", count: 200) // 2 parts, the first sent again
+        #expect(b.sim.deliverSMS(from: "+15550123", text: text, duplicate: true) == 2)
+        #expect(b.sim.storedSMS == 3)
+        #expect(b.events.named("sms-mt").map { $0.int("concat-seq") } == [1, 2, 1])
+    }
+
     @Test func directDeliveryWithCNMI22() throws {
         let b = try Bench(.quectel)
         defer { b.close() }
