@@ -194,6 +194,10 @@ struct BenchReport {
 
     /// Opens a module socket, sends one datagram, waits for any answer; true when one came back.
     func udpTest(to remote: UDPEndpoint, text: String, apn: String?, timeoutMs: Int) -> Bool {
+        guard driver.dialect.sockets != nil else {
+            line("udp", "unsupported (the \(driver.dialect.name) dialect has no socket commands)")
+            return false
+        }
         let payload = Array("handset-emu bench \(Int(Date().timeIntervalSince1970))".utf8)
         var socket: Int?
         defer { if let socket { _ = try? driver.closeSocket(socket) } }

@@ -184,3 +184,14 @@ def test_silent_device_exits_3():
         os.close(slave)
     assert r.returncode == 3 and "no answer" in r.stderr
     assert report == {}
+
+
+def test_generic_reports_udp_unsupported():
+    s = Simulator("generic")
+    try:
+        r, report = bench("--device", s.link, "--udp", "127.0.0.1:9")
+    finally:
+        s.close()
+    assert r.returncode == 1
+    assert report["dialect"] == "generic" and report["model"] == "GSM-LTE Module"
+    assert report["udp"] == "unsupported (the generic dialect has no socket commands)"
