@@ -387,4 +387,57 @@ import Testing
         let q = try rig.driver.signalQuality()
         #expect(q.rssi == 20 && q.ber == 99)
     }
+
+    @Test(arguments: ["simcom", "quectel"])
+    func rebootDuringSMSPromptIsTypedAndRecovers(name: String) throws {
+        let rig = try Rig(try #require(ModemProfile.named(name)))
+        try rig.bringUp()
+        let to = try Array("+15550123456".utf8).withUnsafeBytes { try SMSAddress(number: $0) }
+        var pdu = [UInt8](repeating: 0, count: 200)
+        let payload: [UInt8] = [1, 2, 3]
+        let r = try payload.withUnsafeBytes { d in
+            try pdu.withUnsafeMutableBytes { try SMSPDU.encodeSubmit(to: to, data: d, part: 0, options: SMSSubmitOptions(), into: $0) }
+        }
+        let hex = Array(Hex.encode(Array(pdu[0..<r.octets])).utf8)
+        rig.sim.setFault(FaultRule(kind: .rebootMidCommand, value: nil, trigger: .nth(1)))
+        let t0 = Date()
+        #expect(throws: ATError.self) { try hex.withUnsafeBytes { try rig.driver.smsSend(pduHex: $0, tpduLength: r.tpduLength) } }
+        #expect(Date().timeIntervalSince(t0) < 10)
+        #expect(rig.events.named("sms-mo").isEmpty)  // nothing went out
+        #expect(try rig.event { if case .moduleRebooted = $0 { true } else { nil } } == true)
+        try rig.bringUp()
+        let mr = try hex.withUnsafeBytes { try rig.driver.smsSend(pduHex: $0, tpduLength: r.tpduLength) }
+        #expect(rig.events.wait(for: "sms-mo").first?.int("mr") == mr)
+    }
+
+    @Test(arguments: socketProfiles)
+    func garbageAroundSocketDataKeepsPayloadsIntact(name: String) throws {
+        let rig = try Rig(try #require(ModemProfile.named(name)))
+        try rig.bringUp()
+        try rig.driver.activateBearer()
+        let id = try rig.driver.openUDP()
+        rig.sim.setFault(FaultRule(kind: .garbage, value: nil, trigger: .always))
+        let peer = UDPPeerSocket()
+        let to = BearerDriver.UDPEndpoint(address: 0x7F00_0001, port: UInt16(peer.port))
+        for round in 0..<3 {
+            let out: [UInt8] = [UInt8(round), 0x0D, 0x0A, 0x4F, 0x4B, 0x0D, 0x0A, 0xFF]  // "\r\nOK\r\n" inside
+            try out.withUnsafeBytes { try rig.driver.sendUDP(socket: id, to: to, payload: $0) }
+            let got = try #require(peer.receive())
+            #expect(got.bytes == out)
+            peer.send(out.reversed(), to: got.port)
+            let back: [UInt8]? = try rig.event { e in
+                switch e {
+                case .socketData(let s, _, let bytes) where s == id: return Array(bytes)
+                case .socketReadable(let s) where s == id:
+                    var buf = [UInt8](repeating: 0, count: 1500)
+                    guard let r = try? buf.withUnsafeMutableBytes({ try rig.driver.receiveUDP(socket: id, into: $0) }),
+                          r.count > 0 else { return nil }
+                    return Array(buf[0..<r.count])
+                default: return nil
+                }
+            }
+            #expect(back == out.reversed())
+        }
+        #expect(rig.sim.faultCount(.garbage) > 0)
+    }
 }
