@@ -440,4 +440,50 @@ import Testing
         }
         #expect(rig.sim.faultCount(.garbage) > 0)
     }
+
+    @Test(arguments: profiles)
+    func interleavedURCInsideSMSReadAndList(name: String) throws {
+        let rig = try Rig(try #require(ModemProfile.named(name)))
+        try rig.bringUp()
+        try rig.driver.enableRegistrationEvents()
+        rig.sim.deliverSMS(from: "+15550999", data: [0xC0, 0xFF, 0xEE], portDst: 2948)
+        let index = try #require(try rig.event { if case .smsStored(let i) = $0 { i } else { nil } })
+        rig.sim.setFault(FaultRule(kind: .interleaveURC, value: nil, trigger: .always))
+        let list = try rig.driver.smsList()
+        let listed = try #require(rig.driver.smsListEntry(0, in: list))
+        #expect(listed.index == index && rig.driver.smsListEntry(1, in: list) == nil)
+        var out = [UInt8](repeating: 0, count: 160)
+        let n = try rig.consumeSMS(index) { m in try out.withUnsafeMutableBytes { try m.copyPayload(into: $0) } }
+        #expect(Array(out[0..<n]) == [0xC0, 0xFF, 0xEE])
+        #expect(rig.sim.faultCount(.interleaveURC) >= 2 && rig.sim.storedSMS == 0)
+        let reg = try rig.event { if case .registration(let r) = $0 { r } else { nil } }
+        #expect(reg?.status == .home)  // the interleaved URCs reached the event queue too
+    }
+
+    @Test(arguments: socketProfiles)
+    func delayedSocketURCStillDeliversTheDatagram(name: String) throws {
+        let rig = try Rig(try #require(ModemProfile.named(name)))
+        try rig.bringUp()
+        try rig.driver.activateBearer()
+        let id = try rig.driver.openUDP()
+        let peer = UDPPeerSocket()
+        let to = BearerDriver.UDPEndpoint(address: 0x7F00_0001, port: UInt16(peer.port))
+        try [UInt8](repeating: 0x41, count: 4).withUnsafeBytes { try rig.driver.sendUDP(socket: id, to: to, payload: $0) }
+        let got = try #require(peer.receive())
+        rig.sim.setFault(FaultRule(kind: .delayURC, value: 200, trigger: .always))
+        peer.send([5, 6, 7], to: got.port)
+        let back: [UInt8]? = try rig.event { e in
+            switch e {
+            case .socketData(let s, _, let bytes) where s == id: return Array(bytes)
+            case .socketReadable(let s) where s == id:
+                var buf = [UInt8](repeating: 0, count: 1500)
+                guard let r = try? buf.withUnsafeMutableBytes({ try rig.driver.receiveUDP(socket: id, into: $0) }),
+                      r.count > 0 else { return nil }
+                return Array(buf[0..<r.count])
+            default: return nil
+            }
+        }
+        #expect(back == [5, 6, 7])
+        #expect(rig.sim.faultCount(.delayURC) >= 1)
+    }
 }
