@@ -58,7 +58,7 @@ struct RunCommand: ParsableCommand {
         try world.startFirmware(path: fwPath, qemu: qemu)
         let status = StatusView(world: world)
         status.start()
-        let ctx = ScenarioContext(world: world, rate: rate, duration: duration)
+        let ctx = ScenarioContext(world: world, rate: rate, duration: duration, firmware: fwPath, qemu: qemu)
         let chosen = scenario.isEmpty ? Scenario.all : scenario.compactMap(Scenario.named)
         var results: [(Scenario, Result<String, Error>, Double)] = []
         for s in chosen {

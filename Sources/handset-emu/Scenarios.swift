@@ -22,6 +22,7 @@ struct Scenario: Sendable {
         Scenario(name: "sa-cache", summary: "a party contacted before is reused, with fresh SA keys", run: saCache),
         Scenario(name: "secure-fetch", summary: "the gateway fetches https for the handset over the trusted bearer", run: secureFetch),
         Scenario(name: "rekey", summary: "soft expiry under traffic: make-before-break rekey, nothing lost", run: rekey),
+        Scenario(name: "power-cut", summary: "kill -9 at every step of the login rotation; both sides still agree", run: powerCut),
     ]
 
     static func named(_ n: String) -> Scenario? { all.first { $0.name == n } }
@@ -31,6 +32,8 @@ struct ScenarioContext {
     let world: EmulatedWorld
     let rate: Double
     let duration: Double
+    let firmware: String
+    let qemu: String?
     var app: AppClient { world.app }
 
     func within(_ seconds: Double, _ what: String, _ cond: () -> Bool) throws {
@@ -160,6 +163,32 @@ extension Scenario {
         guard rekeys >= 1 else { throw ScenarioFailure("no rekey happened in \(Int(c.duration)) s (soft \(soft) s)") }
         guard answered == sent else { throw ScenarioFailure("\(sent - answered) of \(sent) echoes lost across the rekey") }
         return "\(sent) echoes, \(rekeys) rekey(s) at soft expiry (\(soft)/\(hard) s), none lost"
+    }
+}
+
+extension Scenario {
+    /// Kills the firmware process right after the gateway handled the k-th message of a boot, so its answer is
+    /// lost: k = 1 cuts after `login` (login-ack in flight), k = 2 after `key-confirm` (the gateway has already
+    /// promoted the new key), and the third cut hits the boot that resumes with `key-confirm`. After a normal boot
+    /// both sides must still agree: a fresh key request must succeed and traffic must flow.
+    static func powerCut(_ c: ScenarioContext) throws -> String {
+        let w = c.world
+        let startEpoch = try w.registry.device(id: w.deviceID)?.epoch ?? 0
+        for k in [1, 2, 1] {
+            let seen = w.gateway.counters.received
+            try w.powerCycleFirmware(path: c.firmware, qemu: c.qemu)
+            try c.within(60, "uplink message \(k) after boot") { w.gateway.counters.received >= seen + k }
+            w.stopFirmware()
+        }
+        try w.startFirmware(path: c.firmware, qemu: c.qemu)
+        // The app keeps asking until the restarted firmware is up and answers (its app socket comes up first).
+        var reply: String?
+        let end = Date().addingTimeInterval(90)
+        while reply == nil && Date() < end { reply = try? c.echo("after power cuts", sport: 5010, timeout: 5) }
+        guard let reply else { throw ScenarioFailure("no traffic after the restart") }
+        let dev = try w.registry.device(id: w.deviceID)
+        guard let dev, dev.pendingKey == nil else { throw ScenarioFailure("gateway left with a pending key") }
+        return "3 cuts (kill -9), epoch \(startEpoch) -> \(dev.epoch), key request and traffic work: \(reply)"
     }
 }
 

@@ -114,7 +114,7 @@ final class EmulatedWorld: @unchecked Sendable {
             apn = internet
             app_port = \(appPort)
             local_address = 10.0.0.2
-            esp_local_port = 4500
+            esp_local_port = 0
             rule = protect 127.0.0.1/32 udp * 7-8 template=1
             rule = protect 127.0.0.1/32 udp 9000-9100 * template=2
             rule = secret 127.0.0.1/32 udp * 9999

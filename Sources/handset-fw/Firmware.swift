@@ -36,43 +36,63 @@ struct Firmware: ~Copyable {
     static func nowSeconds() -> UInt64 { hs_monotonic_ms() / 1000 }
 
     /// Module bring-up; repeated after a module reboot. Key-delegation state and SAs survive a module reboot.
+    /// The module may still hold a bearer and a socket from before the handset restarted (it kept its power):
+    /// "already active" answers are not failures, and a stale socket is closed and opened again.
     mutating func bringUp() -> Bool {
         do {
             switch config.dialect {
-            case .auto: try driver.start(autodetect: true, smsIndication: .store)
-            case .simcom: driver.use(.simcom); try driver.start(autodetect: false, smsIndication: .store)
-            case .quectel: driver.use(.quectel); try driver.start(autodetect: false, smsIndication: .store)
-            case .ublox: driver.use(.ublox); try driver.start(autodetect: false, smsIndication: .store)
-            case .generic: driver.use(.generic); try driver.start(autodetect: false, smsIndication: .store)
+            case .auto: break
+            case .simcom: driver.use(.simcom)
+            case .quectel: driver.use(.quectel)
+            case .ublox: driver.use(.ublox)
+            case .generic: driver.use(.generic)
             }
+            try driver.start(autodetect: config.dialect == .auto, smsIndication: .store)
             log("modem ready")
             try driver.enableRegistrationEvents()
-            var registered = false
-            for _ in 0..<120 where !registered {
-                let packet = try driver.registration(.packet).status.isRegistered
-                let eps = try driver.registration(.eps).status.isRegistered
-                registered = packet || eps
-                if !registered { _ = try driver.nextEvent(timeoutMs: 1000) }
-            }
-            guard registered else { log("not registered"); return false }
-            log("registered")
-            if config.apn.count > 0 {
-                let defined = config.apn.withBytes { a -> Bool in
-                    do throws(ATError) { try driver.defineContext(apn: a); return true } catch { return false }
-                }
-                guard defined else { return false }
-            }
-            try driver.attach()
-            try driver.activateBearer()
-            espSocket = try driver.openUDP(localPort: Int(config.espLocalPort))
-            log("bearer up")
-            try catchUpStoredSMS()
-            return true
         } catch {
-            log("bring-up failed")
-            stats.modemErrors &+= 1
+            log("bring-up failed: modem did not start")
             return false
         }
+        var registered = false
+        for _ in 0..<120 where !registered {
+            let packet = (try? driver.registration(.packet).status.isRegistered) ?? false
+            let eps = (try? driver.registration(.eps).status.isRegistered) ?? false
+            registered = packet || eps
+            if !registered { _ = try? driver.nextEvent(timeoutMs: 1000) }
+        }
+        guard registered else { log("bring-up failed: not registered"); return false }
+        log("registered")
+        if config.apn.count > 0 {
+            _ = config.apn.withBytes { a -> Bool in
+                do throws(ATError) { try driver.defineContext(apn: a); return true } catch { return false }
+            }
+        }
+        if (try? driver.isAttached()) != true {
+            do throws(ATError) { try driver.attach() } catch { log("bring-up failed: attach"); return false }
+        }
+        do throws(ATError) { try driver.activateBearer() } catch {
+            log("bearer activation refused (already active?); continuing")
+        }
+        guard openESPSocket() else { log("bring-up failed: socket"); return false }
+        log("bearer up")
+        do throws(ATError) { try catchUpStoredSMS() } catch { log("could not list stored SMS") }
+        return true
+    }
+
+    /// Opens the ESP-in-UDP socket, closing whatever a previous run left open in the module first.
+    mutating func openESPSocket() -> Bool {
+        driver.closeAllSockets()
+        for port in [Int(config.espLocalPort), 0] {
+            // Any local port will do on the retry: peers learn the handset's endpoint from its packets.
+            do throws(ATError) {
+                espSocket = try driver.openUDP(localPort: port)
+                return true
+            } catch {
+                continue
+            }
+        }
+        return false
     }
 
     /// Runs until the process is killed.
@@ -113,7 +133,7 @@ struct Firmware: ~Copyable {
             withUnsafeBytes(of: inbound) { handleESP(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
         case .socketClosed(let socket) where socket == espSocket:
             log("ESP socket closed by the network; reopening")
-            espSocket = try driver.openUDP(localPort: Int(config.espLocalPort))
+            if !openESPSocket() { log("could not reopen the ESP socket") }
         case .moduleRebooted:
             log("module rebooted; bringing it up again")
             stats.moduleReboots &+= 1
@@ -126,6 +146,7 @@ struct Firmware: ~Copyable {
     }
 
     func log(_ s: StaticString) {
+        // One line each, flushed (stdout is line-buffered), so a log survives the process being killed.
         print("fw: \(s)")
     }
 }

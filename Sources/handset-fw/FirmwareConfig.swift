@@ -143,7 +143,7 @@ extension FirmwareConfig {
             guard let p = parseUInt(v[0], max: 65535), p > 0 else { throw ConfigError(line: line, reason: "bad app_port") }
             appPort = UInt16(p)
         } else if bytesEqual(k, "esp_local_port") {
-            guard let p = parseUInt(v[0], max: 65535), p > 0 else { throw ConfigError(line: line, reason: "bad esp_local_port") }
+            guard let p = parseUInt(v[0], max: 65535) else { throw ConfigError(line: line, reason: "bad esp_local_port") }
             espLocalPort = UInt16(p)
         } else if bytesEqual(k, "local_address") {
             guard let a = parseIPv4(v[0]) else { throw ConfigError(line: line, reason: "bad local_address") }

@@ -132,5 +132,18 @@ extension ATDriver {
         }
     }
 
+    /// Closes every socket the module may still hold from before this driver started (the host restarted while the
+    /// module kept its power, so the module's sockets outlived the process that opened them). Errors are ignored:
+    /// most ids will not have been open.
+    public func closeAllSockets() {
+        guard let s = try? socketCommands() else { return }
+        for id in 0..<min(s.maxSockets, openSockets.count) {
+            var c = ATCommand(s.close)
+            c.int(id)
+            _ = try? engine.run(c, timeoutMs: 10_000)
+            openSockets[id] = false
+        }
+    }
+
     public func isSocketOpen(_ id: Int) -> Bool { id >= 0 && id < openSockets.count && openSockets[id] }
 }
