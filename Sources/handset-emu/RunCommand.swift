@@ -69,6 +69,7 @@ struct RunCommand: ParsableCommand {
             if case .failure(let e) = r { print("  FAILED: \(e)") }
         }
         status.stop()
+        world.stopFirmware()
         let checks = invariants(world)
         printSummary(results, checks: checks, world: world)
         if trace || results.contains(where: { if case .failure = $0.1 { true } else { false } }) {
@@ -102,7 +103,7 @@ struct RunCommand: ParsableCommand {
         }
         for (name, ok, detail) in checks { print("  \(ok ? "PASS" : "FAIL")  \(name): \(detail)") }
         let s = world.snapshot
-        print("  sms up/down: \(s.smsUp)/\(s.smsDown) messages (\(s.smsUpParts)/\(s.smsDownParts) parts); ESP packets: \(world.capture.summary.packets)")
+        print("  sms up/down: \(s.smsUp)/\(s.smsDown) messages (\(s.smsUpParts)/\(s.smsDownParts) parts); ESP packets: \(world.capture.summary.packets); firmware peak RSS: \(world.firmwarePeakRSSKiB) KiB")
         let passed = results.filter { if case .success = $0.1 { true } else { false } }.count + checks.filter(\.1).count
         let total = results.count + checks.count
         print("\(passed) passed, \(total - passed) failed")

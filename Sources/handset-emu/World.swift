@@ -146,8 +146,16 @@ final class EmulatedWorld: @unchecked Sendable {
         app.firmwarePort = appPort
     }
 
+    /// Largest resident set the firmware process reached (VmHWM, KiB); under qemu it includes qemu itself.
+    private(set) var firmwarePeakRSSKiB = 0
+
     func stopFirmware() {
         guard let p = firmware, p.isRunning else { return }
+        if let status = try? String(contentsOfFile: "/proc/\(p.processIdentifier)/status", encoding: .utf8),
+           let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
+           let kib = Int(line.split(separator: " ").dropFirst().first ?? "") {
+            firmwarePeakRSSKiB = max(firmwarePeakRSSKiB, kib)
+        }
         kill(p.processIdentifier, SIGKILL)
         p.waitUntilExit()
     }
