@@ -3,10 +3,10 @@
 // never depends on the benchmark stack. Run with scripts/bench; see BENCHMARKS.md.
 import PackageDescription
 
-func benchmark(_ name: String) -> Target {
+func benchmark(_ name: String, extra: [Target.Dependency] = []) -> Target {
     .executableTarget(
         name: name,
-        dependencies: ["BenchSupport", .product(name: "Benchmark", package: "benchmark")],
+        dependencies: ["BenchSupport", .product(name: "Benchmark", package: "benchmark")] + extra,
         path: "Benchmarks/\(name)",
         plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")])
 }
@@ -28,5 +28,6 @@ let package = Package(
         benchmark("ESP"),
         benchmark("ESPOverhead"),
         benchmark("SALookup"),
+        benchmark("ATLine", extra: [.product(name: "BearerDriver", package: "handset")]),
     ]
 )
