@@ -1,4 +1,5 @@
 #include "handset_files.h"
+#include "handset_shim.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -6,26 +7,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int write_all_fd(int fd, const uint8_t *p, size_t len) {
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return -errno;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 int hs_file_replace_atomic(const char *dir, const char *name, const uint8_t *data, size_t len) {
     char tmp[512], dst[512];
     if (snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, name) >= (int)sizeof tmp) return -ENAMETOOLONG;
     if (snprintf(dst, sizeof dst, "%s/%s", dir, name) >= (int)sizeof dst) return -ENAMETOOLONG;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) return -errno;
-    int rc = write_all_fd(fd, data, len);
+    int rc = hs_write_all(fd, data, len);
     if (rc == 0 && fsync(fd) != 0) rc = -errno;
     if (close(fd) != 0 && rc == 0) rc = -errno;
     if (rc != 0) { unlink(tmp); return rc; }
