@@ -64,9 +64,7 @@ public final class EmulatedPeer: PeerNegotiator, @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         if reused { stats.reuses += 1 } else { stats.negotiations += 1 }
-        var k1 = [UInt8](repeating: 0, count: 32), k2 = k1
-        var rng = SystemRandomNumberGenerator()
-        for i in 0..<32 { k1[i] = rng.next(); k2[i] = rng.next() }
+        let k1 = KeyMaterial.random(32), k2 = KeyMaterial.random(32)
         let s1 = UInt32.random(in: 0...UInt32.max), s2 = UInt32.random(in: 0...UInt32.max)
         let (toPeer, toHandset) = (nextSPI, nextSPI + 1)
         nextSPI += 2

@@ -57,7 +57,7 @@ public final class Gateway: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         counters.received += 1
-        guard let h = wire.withUnsafeBytes({ KDHeaderReader.read($0) }) else {
+        guard let h = wire.withUnsafeBytes({ KDHeader.parse($0, direction: .up) }) else {
             counters.malformed += 1
             return []
         }
@@ -104,9 +104,8 @@ public final class Gateway: @unchecked Sendable {
             counters.logins += 1
             negotiator.forget(device: dev.deviceID)
             try? registry.forgetPeers(device: dev.deviceID)
-            var newKey = [UInt8](repeating: 0, count: 32)
-            guard SecRandom.fill(&newKey) else { return [] }
-            dev.pendingEpoch = Int(UInt16(truncatingIfNeeded: dev.epoch + 1) == 0 ? 1 : UInt16(truncatingIfNeeded: dev.epoch + 1))
+            let newKey = KeyMaterial.random(32)
+            dev.pendingEpoch = Int(KD.nextEpoch(UInt16(dev.epoch)))
             dev.pendingKey = Data(newKey)
             dev.lastLogin = Date()
             let ack = newKey.withUnsafeBytes {
@@ -237,18 +236,5 @@ public final class Gateway: @unchecked Sendable {
         }
         guard let bytes else { return nil }
         return Downlink(msisdn: dev.msisdn, type: body.type, bytes: bytes)
-    }
-}
-
-/// Reads the clear uplink header (HandsetCore keeps its reader internal to the handset side).
-enum KDHeaderReader {
-    static func read(_ b: UnsafeRawBufferPointer) -> KDHeader? { KDHeader.parse(b, direction: .up) }
-}
-
-enum SecRandom {
-    static func fill(_ b: inout [UInt8]) -> Bool {
-        var g = SystemRandomNumberGenerator()
-        for i in b.indices { b[i] = UInt8.random(in: 0...255, using: &g) }
-        return true
     }
 }

@@ -29,7 +29,8 @@ public struct SATable<let capacity: Int>: ~Copyable {
     private var installs: UInt64 = 0
     /// Seconds on the caller's monotonic clock; set by `tick`.
     public private(set) var now: UInt64 = 0
-    public var events = EventQueue<32>()
+    /// Lifetime and sequence events for the key-delegation layer; when full the oldest are kept and the rest counted.
+    public var events = FixedRing<32, SAEvent>(filler: .sequenceExhausted(spi: 0))
 
     public init() {
         precondition(capacity > 0 && capacity < Int(Int16.max), "SA table capacity out of range")

@@ -8,8 +8,6 @@ final class Capture: @unchecked Sendable {
     private let pcap: FileHandle?
     private let keylog: FileHandle?
     private(set) var packets = 0
-    private(set) var toPeer = 0
-    private(set) var fromPeer = 0
     /// (direction, SPI, IV) seen: with one key per SPI, a repeat would be a reused (key, nonce) pair.
     private var nonces = Set<String>()
     private(set) var nonceReuse = 0
@@ -37,7 +35,6 @@ final class Capture: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         packets += 1
-        if toPeer { self.toPeer += 1 } else { fromPeer += 1 }
         raw += esp
         if esp.count >= 16 {
             let spi = UInt32(esp[0]) << 24 | UInt32(esp[1]) << 16 | UInt32(esp[2]) << 8 | UInt32(esp[3])

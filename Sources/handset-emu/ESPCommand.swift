@@ -339,30 +339,6 @@ func describe(_ e: ESPError) -> String {
     }
 }
 
-func hexArgument(_ s: String, name: String) throws -> [UInt8] {
-    var t = Substring(s)
-    if t.hasPrefix("0x") || t.hasPrefix("0X") { t = t.dropFirst(2) }
-    guard t.count % 2 == 0 else { throw ToolError("\(name): odd number of hex digits") }
-    var out: [UInt8] = []
-    out.reserveCapacity(t.count / 2)
-    var i = t.startIndex
-    while i < t.endIndex {
-        let j = t.index(i, offsetBy: 2)
-        guard let b = UInt8(t[i..<j], radix: 16) else { throw ToolError("\(name): not hex: '\(t[i..<j])'") }
-        out.append(b)
-        i = j
-    }
-    return out
-}
-
-func hexString<C: Collection<UInt8>>(_ bytes: C) -> String {
-    let digits = Array("0123456789abcdef".utf8)
-    var s = [UInt8]()
-    s.reserveCapacity(bytes.count * 2)
-    for b in bytes { s.append(digits[Int(b >> 4)]); s.append(digits[Int(b & 15)]) }
-    return String(decoding: s, as: UTF8.self)
-}
-
 func parseUInt64(_ s: String) throws -> UInt64 {
     let v = s.hasPrefix("0x") || s.hasPrefix("0X") ? UInt64(s.dropFirst(2), radix: 16) : UInt64(s)
     guard let v else { throw ValidationError("'\(s)' is not a number (decimal or 0x-hex, 0...2^64-1)") }

@@ -115,7 +115,7 @@ extension PDUCommand {
                 case .failure(let e): throw PDUCommand.fail(PDUCommand.describe(e))
                 }
                 if cmgs { print("AT+CMGS=\(tpduLength)") }
-                print(hexLine(pdu[0..<octets]))
+                print(hexString(pdu[0..<octets], uppercase: true))
             }
         }
     }
@@ -165,8 +165,8 @@ extension PDUCommand {
                 out.append(("status", String(m.status)))
                 return out
             }
-            out.append(("pid", hexLine([m.protocolIdentifier])))
-            out.append(("dcs", hexLine([m.dataCoding])))
+            out.append(("pid", hexString([m.protocolIdentifier], uppercase: true)))
+            out.append(("dcs", hexString([m.dataCoding], uppercase: true)))
             let alphabet = switch m.alphabet {
             case .gsm7: "gsm7"
             case .data8: "8bit"
@@ -184,7 +184,7 @@ extension PDUCommand {
             out.append(("udh-skipped", String(m.header.skipped)))
             if m.clipped { out.append(("clipped", "user data shorter than TP-UDL")) }
             if m.alphabet == .data8 {
-                out.append(("data", hexLine((0..<m.payloadCount).map { m[payload: $0] })))
+                out.append(("data", hexString((0..<m.payloadCount).map { m[payload: $0] }, uppercase: true)))
             } else {
                 var buf = [UInt8](repeating: 0, count: SMSText.maxUTF8)
                 let n = buf.withUnsafeMutableBytes { m.writeText(into: $0) }
@@ -216,8 +216,4 @@ extension PDUCommand {
                 + zone
         }
     }
-}
-
-private func hexLine<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
-    bytes.map { String(format: "%02X", $0) }.joined()
 }

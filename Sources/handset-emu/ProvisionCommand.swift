@@ -38,9 +38,7 @@ enum Provisioning {
     static func create(registry path: String, stateDir: String, msisdn: String, deviceID: UInt64) throws -> UInt64 {
         try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
-        var key = [UInt8](repeating: 0, count: 32)
-        var rng = SystemRandomNumberGenerator()
-        for i in key.indices { key[i] = rng.next() }
+        var key = KeyMaterial.random(32)
         defer { for i in key.indices { key[i] = 0 } }
         let reg = try DeviceRegistry(path: path)
         guard try reg.device(id: deviceID) == nil, try reg.device(msisdn: msisdn) == nil else {

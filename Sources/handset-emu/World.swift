@@ -30,7 +30,6 @@ final class EmulatedWorld: @unchecked Sendable {
 
     struct WorldStats {
         var smsUp = 0, smsDown = 0, smsUpParts = 0, smsDownParts = 0, registered = false
-        var socketEvents = 0
     }
 
     init(profile: ModemProfile, faults: FaultPlan, trace: Bool, pcap: String?, keylog: String?, logger: Logger) throws {
@@ -67,7 +66,7 @@ final class EmulatedWorld: @unchecked Sendable {
         case "registration": lock.withLock { stats.registered = (e.int("stat") == 1 || e.int("stat") == 5) }
         case "sms-mo":
             guard e.int("port-dst") == Int(KD.smsPort), let hex = e.string("data") else { return }
-            let bytes = Hex.decode(hex)
+            let bytes = (try? hexArgument(hex, name: "sms data")) ?? []
             queue.async { [self] in
                 lock.withLock { stats.smsUpParts += 1 }
                 if let total = e.int("concat-total"), total > 1, let ref = e.int("concat-ref"), let seq = e.int("concat-seq") {
@@ -82,7 +81,6 @@ final class EmulatedWorld: @unchecked Sendable {
                     uplink(bytes)
                 }
             }
-        case "socket-open", "udp-tx", "udp-rx": lock.withLock { stats.socketEvents += 1 }
         default: break
         }
     }
@@ -196,30 +194,8 @@ struct WorldError: Error, CustomStringConvertible {
     init(_ s: String) { description = s }
 }
 
-enum Hex {
-    static func decode(_ s: String) -> [UInt8] {
-        var out: [UInt8] = []
-        var it = s.utf8.makeIterator()
-        while let a = it.next(), let b = it.next() {
-            guard let hi = nibble(a), let lo = nibble(b) else { return [] }
-            out.append(hi << 4 | lo)
-        }
-        return out
-    }
-    static func nibble(_ c: UInt8) -> UInt8? {
-        switch c {
-        case 48...57: return c - 48
-        case 65...70: return c - 55
-        case 97...102: return c - 87
-        default: return nil
-        }
-    }
-    static func encode(_ b: [UInt8]) -> String { b.map { String(format: "%02x", $0) }.joined() }
-}
-
 /// Back-end services reached only over the trusted bearer: a secret-data responder and an https fetcher.
 final class EmuServices: TrustedServices, @unchecked Sendable {
-    var fetchBase: String?
     var caFile: String?
     private(set) var secretsSeen: [[UInt8]] = []
 

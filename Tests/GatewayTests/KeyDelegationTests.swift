@@ -25,6 +25,24 @@ import Testing
         #expect(w.gateway.counters.rotations == 2)
     }
 
+    /// The 16-bit epoch wraps to 1, not 0 (0 marks "no rotation pending"), and both sides agree on it.
+    @Test func rotationWrapsPastEpochZero() throws {
+        let w = try World()
+        var st = FlashStore(flash: w.flash)
+        var s = try st.load()
+        s.epoch = UInt16.max
+        try st.save(s)
+        var dev = try #require(try w.registry.device(id: w.deviceID))
+        dev.epoch = Int(UInt16.max)
+        try w.registry.save(dev)
+        var c = try w.handset()
+        var plane = HandsetPlane()
+        c.boot(now: 0)
+        exchange(&c, w.gateway, plane: &plane)
+        #expect(c.phase == .ready && c.state.epoch == 1)
+        #expect((try w.registry.device(id: w.deviceID))?.epoch == 1)
+    }
+
     /// Cuts power after the k-th message of the rotation (whatever was in flight is lost), restarts the handset
     /// from flash, and checks that both sides end up agreeing and able to talk.
     @Test(arguments: 0..<6) func powerCutAtEveryStepOfRotation(cutAfter k: Int) throws {

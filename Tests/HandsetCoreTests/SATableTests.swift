@@ -208,7 +208,7 @@ private func collidingSPIs(count: Int, capacity: Int) -> [UInt32] {
     }
 
     @Test func eventQueueKeepsOldestWhenFull() {
-        var q = EventQueue<2>()
+        var q = FixedRing<2, SAEvent>(filler: .sequenceExhausted(spi: 0))
         q.push(.softExpired(spi: 1, direction: .inbound))
         q.push(.softExpired(spi: 2, direction: .inbound))
         q.push(.softExpired(spi: 3, direction: .inbound))

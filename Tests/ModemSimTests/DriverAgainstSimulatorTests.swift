@@ -46,6 +46,21 @@ import Testing
             return t
         }
 
+        /// The next datagram on socket `id`, whether the module pushes it or announces it for reading.
+        func datagram(on id: Int) throws -> [UInt8]? {
+            try event { e in
+                switch e {
+                case .socketData(let s, _, let bytes) where s == id: return Array(bytes)
+                case .socketReadable(let s) where s == id:
+                    var buf = [UInt8](repeating: 0, count: 1500)
+                    guard let r = try? buf.withUnsafeMutableBytes({ try driver.receiveUDP(socket: id, into: $0) }),
+                          r.count > 0 else { return nil }
+                    return Array(buf[0..<r.count])
+                default: return nil
+                }
+            }
+        }
+
         /// The next event that `match` accepts, within `seconds`.
         func event<T>(within seconds: Double = 3, _ match: (ATEvent) -> T?) throws -> T? {
             let deadline = Date().addingTimeInterval(seconds)
@@ -184,18 +199,7 @@ import Testing
         let got = try #require(peer.receive())
         #expect(got.bytes == out)
         peer.send([9, 8, 7, 0x0D, 0x0A], to: got.port)
-        let received: [UInt8]? = try rig.event { e in
-            switch e {
-            case .socketData(let s, _, let bytes) where s == id: return Array(bytes)
-            case .socketReadable(let s) where s == id:
-                var buf = [UInt8](repeating: 0, count: 1500)
-                guard let r = try? buf.withUnsafeMutableBytes({ try rig.driver.receiveUDP(socket: id, into: $0) }) else {
-                    return nil
-                }
-                return Array(buf[0..<r.count])
-            default: return nil
-            }
-        }
+        let received: [UInt8]? = try rig.datagram(on: id)
         #expect(received == [9, 8, 7, 0x0D, 0x0A])
         try rig.driver.closeSocket(id)
         #expect(rig.sim.socketPort(id) == nil)
@@ -425,17 +429,7 @@ import Testing
             let got = try #require(peer.receive())
             #expect(got.bytes == out)
             peer.send(out.reversed(), to: got.port)
-            let back: [UInt8]? = try rig.event { e in
-                switch e {
-                case .socketData(let s, _, let bytes) where s == id: return Array(bytes)
-                case .socketReadable(let s) where s == id:
-                    var buf = [UInt8](repeating: 0, count: 1500)
-                    guard let r = try? buf.withUnsafeMutableBytes({ try rig.driver.receiveUDP(socket: id, into: $0) }),
-                          r.count > 0 else { return nil }
-                    return Array(buf[0..<r.count])
-                default: return nil
-                }
-            }
+            let back: [UInt8]? = try rig.datagram(on: id)
             #expect(back == out.reversed())
         }
         #expect(rig.sim.faultCount(.garbage) > 0)
@@ -472,17 +466,7 @@ import Testing
         let got = try #require(peer.receive())
         rig.sim.setFault(FaultRule(kind: .delayURC, value: 200, trigger: .always))
         peer.send([5, 6, 7], to: got.port)
-        let back: [UInt8]? = try rig.event { e in
-            switch e {
-            case .socketData(let s, _, let bytes) where s == id: return Array(bytes)
-            case .socketReadable(let s) where s == id:
-                var buf = [UInt8](repeating: 0, count: 1500)
-                guard let r = try? buf.withUnsafeMutableBytes({ try rig.driver.receiveUDP(socket: id, into: $0) }),
-                      r.count > 0 else { return nil }
-                return Array(buf[0..<r.count])
-            default: return nil
-            }
-        }
+        let back: [UInt8]? = try rig.datagram(on: id)
         #expect(back == [5, 6, 7])
         #expect(rig.sim.faultCount(.delayURC) >= 1)
     }

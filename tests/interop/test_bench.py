@@ -4,65 +4,20 @@ The simulator's identity (SubscriberIdentity defaults and the profile tables in 
 report line; the UDP test answers from a plain loopback UDP echo socket; the SMS test is checked against the
 simulator's sms-mo JSON event.
 """
-import json
 import os
-import queue
-import shutil
 import socket
 import subprocess
-import tempfile
 import threading
-import time
 
 import pytest
 
-HANDSET_EMU = os.environ.get("HANDSET_EMU", ".build/debug/handset-emu")
+from modem_sim import HANDSET_EMU, Simulator
 
 # What the simulator's profiles say about themselves (Sources/ModemSim/ModemProfile.swift).
 PROFILES = {
     "simcom": {"dialect": "simcom", "manufacturer": "SIMCOM INCORPORATED", "model": "SIMCOM_SIM7600E-H"},
     "quectel": {"dialect": "quectel", "manufacturer": "Quectel", "model": "BG96"},
 }
-
-
-class Simulator:
-    def __init__(self, profile):
-        self.dir = tempfile.mkdtemp(prefix="bench-")
-        self.link = os.path.join(self.dir, "tty")
-        self.proc = subprocess.Popen(
-            [HANDSET_EMU, "modem", "--profile", profile, "--link", self.link, "--boot-delay", "0.1"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        self.events = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-        self.wait_event(lambda e: e["event"] == "registration" and e["stat"] == 1, 10)
-
-    def _read(self):
-        for line in self.proc.stdout:
-            try:
-                self.events.put(json.loads(line))
-            except ValueError:
-                pass
-
-    def wait_event(self, match, timeout):
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError("no matching simulator event within %.1fs" % timeout)
-            try:
-                event = self.events.get(timeout=left)
-            except queue.Empty:
-                continue
-            if match(event):
-                return event
-
-    def close(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class EchoServer:

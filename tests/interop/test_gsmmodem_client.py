@@ -3,74 +3,17 @@
 Starts the simulator on a pty, lets GsmModem connect() and read identity, signal and operator, sends an SMS in PDU mode
 and checks the simulator's JSON event line, then has the SMS centre deliver an SMS that must reach smsReceivedCallback.
 """
-import json
-import os
 import queue
-import socket
-import subprocess
-import tempfile
-import threading
-import time
 
 import pytest
 from gsmmodem.modem import GsmModem
 
-HANDSET_EMU = os.environ.get("HANDSET_EMU", ".build/debug/handset-emu")
-
-
-class Simulator:
-    def __init__(self, profile):
-        self.dir = tempfile.mkdtemp(prefix="modemsim-")
-        self.link = os.path.join(self.dir, "tty")
-        self.proc = subprocess.Popen(
-            [HANDSET_EMU, "modem", "--profile", profile, "--link", self.link, "--sms-port", "0", "--boot-delay", "0.1"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        self.events = queue.Queue()
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-        centre = self.wait_event(lambda e: e["event"] == "sms-centre", 10)
-        self.sms_port = centre["port"]
-        self.wait_event(lambda e: e["event"] == "registration" and e["stat"] == 1, 10)
-
-    def _read(self):
-        for line in self.proc.stdout:
-            try:
-                self.events.put(json.loads(line))
-            except ValueError:
-                pass
-
-    def wait_event(self, match, timeout):
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError("no matching simulator event within %.1fs" % timeout)
-            try:
-                event = self.events.get(timeout=left)
-            except queue.Empty:
-                continue
-            if match(event):
-                return event
-
-    def control(self, request, timeout=3):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.settimeout(timeout)
-            s.sendto(json.dumps(request).encode(), ("127.0.0.1", self.sms_port))
-            return json.loads(s.recv(65536))
-
-    def close(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+from modem_sim import Simulator
 
 
 @pytest.fixture(params=["simcom", "quectel", "ublox", "generic"])
 def sim(request):
-    if not os.path.exists(HANDSET_EMU):
-        pytest.skip("handset-emu not built at %s" % HANDSET_EMU)
-    s = Simulator(request.param)
+    s = Simulator(request.param, sms_centre=True)
     yield s
     s.close()
 

@@ -12,6 +12,9 @@ public enum KD {
     public static let maxMessage = 512
     /// Counters are 40 bits (5 bytes, as SIM OTA's CNTR in ETSI TS 102 225).
     public static let counterMax: UInt64 = (1 << 40) - 1
+    /// The epoch after `e`. 0 is skipped when the 16-bit epoch wraps: it marks "no rotation pending" in the
+    /// handset's state. Both sides must use this one rule.
+    public static func nextEpoch(_ e: UInt16) -> UInt16 { e == UInt16.max ? 1 : e + 1 }
     /// A counter more than this far ahead of the last accepted one is refused as "counter high".
     public static let counterMaxGap: UInt64 = 1 << 16
 }

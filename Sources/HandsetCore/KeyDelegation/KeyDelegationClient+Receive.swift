@@ -60,8 +60,8 @@ extension KeyDelegationClient {
         var next = next
         switch body {
         case .loginAck(let m):
-            guard phase == .awaitingLoginAck, !underPending, m.hello == state.hello, m.newEpoch == state.epoch &+ 1,
-                  m.newEpoch != 0, !m.newKey.isZero else { return unexpected(next) }
+            guard phase == .awaitingLoginAck, !underPending, m.hello == state.hello,
+                  m.newEpoch == KD.nextEpoch(state.epoch), !m.newKey.isZero else { return unexpected(next) }
             next.pendingEpoch = m.newEpoch
             next.pendingKey = m.newKey
             guard commit(next) else { return .rejected(.busy) }

@@ -28,14 +28,12 @@ extension KeyDelegationClient {
 
     /// The data plane said "needs key" for `selector`: ask the gateway, once per flow, retrying on a timer.
     public mutating func requestKey(template: UInt16, selector: TrafficSelector, now: UInt64) {
-        for i in 0..<8 where requests[i].used && requests[i].template == template
-            && requests[i].selector.remote == selector.remote && requests[i].selector.remotePort == selector.remotePort
-            && requests[i].selector.localPort == selector.localPort && requests[i].selector.proto == selector.proto {
+        var s = selector
+        s.local = localAddress
+        for i in 0..<8 where requests[i].used && requests[i].template == template && requests[i].selector == s {
             return
         }
         guard let free = firstFreeRequest() else { counters.requestsAbandoned &+= 1; return }
-        var s = selector
-        s.local = localAddress
         requests[free] = PendingRequest(used: true, id: nextRequestID, template: template, selector: s, sentAt: now, tries: 0)
         nextRequestID = nextRequestID == UInt16.max ? 1 : nextRequestID + 1
         if phase == .ready { sendRequest(free, now: now) }

@@ -59,12 +59,6 @@ public struct KeyState: Equatable, Sendable {
         s.upCounter = r.u40(); s.downCounter = r.u40(); s.hello = r.u64()
         return r.ok && r.remaining == 0 ? s : nil
     }
-
-    public mutating func wipe() {
-        currentKey.wipe()
-        pendingKey.wipe()
-        self = KeyState()
-    }
 }
 
 public enum StoreError: Error, Equatable, Sendable {

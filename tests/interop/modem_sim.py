@@ -1,0 +1,65 @@
+"""`handset-emu modem` as a subprocess for the oracle tests: the simulator on a pty, its JSON events, its SMS centre."""
+import json
+import os
+import queue
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+HANDSET_EMU = os.environ.get("HANDSET_EMU", ".build/debug/handset-emu")
+
+
+class Simulator:
+    """Starts the simulator with PROFILE and waits for registration. With sms_centre, also opens the SMS centre's
+    control port (see `handset-emu modem --help`)."""
+
+    def __init__(self, profile, sms_centre=False):
+        assert os.path.exists(HANDSET_EMU), "handset-emu not built at %s (run swift build)" % HANDSET_EMU
+        self.dir = tempfile.mkdtemp(prefix="modemsim-")
+        self.link = os.path.join(self.dir, "tty")
+        args = [HANDSET_EMU, "modem", "--profile", profile, "--link", self.link, "--boot-delay", "0.1"]
+        if sms_centre:
+            args += ["--sms-port", "0"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self.events = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+        if sms_centre:
+            self.sms_port = self.wait_event(lambda e: e["event"] == "sms-centre", 10)["port"]
+        self.wait_event(lambda e: e["event"] == "registration" and e["stat"] == 1, 10)
+
+    def _read(self):
+        for line in self.proc.stdout:
+            try:
+                self.events.put(json.loads(line))
+            except ValueError:
+                pass
+
+    def wait_event(self, match, timeout):
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError("no matching simulator event within %.1fs" % timeout)
+            try:
+                event = self.events.get(timeout=left)
+            except queue.Empty:
+                continue
+            if match(event):
+                return event
+
+    def control(self, request, timeout=3):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(timeout)
+            s.sendto(json.dumps(request).encode(), ("127.0.0.1", self.sms_port))
+            return json.loads(s.recv(65536))
+
+    def close(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
