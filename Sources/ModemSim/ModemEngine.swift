@@ -60,6 +60,8 @@ final class ModemEngine: @unchecked Sendable {
     /// The SMS centre's hooks: a submitted PDU, and "the module can take MT messages again".
     var onSubmit: ((_ pdu: [UInt8], _ decoded: DecodedSubmit, _ mr: Int) -> Void)?
     var onReadyForMT: (() -> Void)?
+    /// Sees every line the host sends, as the engine takes it (see ATTrace.swift).
+    var trace: ((ATTraceLine) -> Void)?
 
     // Session state, reset by a reboot (factory defaults of V.250 / TS 27.007).
     var mode: InputMode = .booting
@@ -177,6 +179,7 @@ final class ModemEngine: @unchecked Sendable {
             if echo { output([b]) }
             switch b {
             case 0x0D:
+                if let trace, !lineBuffer.isEmpty { trace(ATTraceLine(.toModule, lineBuffer)) }
                 let line = String(decoding: lineBuffer, as: UTF8.self)
                 lineBuffer = []
                 handleLine(line)
@@ -189,12 +192,14 @@ final class ModemEngine: @unchecked Sendable {
             switch b {
             case 0x1A:
                 if echo { output([b]) }
+                trace?(ATTraceLine(.toModule, payloadBuffer, terminator: "^Z"))
                 let text = String(decoding: payloadBuffer, as: UTF8.self)
                 payloadBuffer = []
                 mode = .command
                 finish(submitPDU(hex: text, length: length))
                 flushHeldURCs()
             case 0x1B:
+                trace?(ATTraceLine(.toModule, payloadBuffer, terminator: "ESC"))
                 payloadBuffer = []
                 mode = .command
                 finish(Reply(.ok))
@@ -207,6 +212,7 @@ final class ModemEngine: @unchecked Sendable {
             payloadBuffer.append(b)
             if payloadBuffer.count == length {
                 let data = payloadBuffer
+                trace?(ATTraceLine(.toModule, data, binary: true))
                 payloadBuffer = []
                 mode = .command
                 finish(send(data))

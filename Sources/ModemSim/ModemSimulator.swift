@@ -18,24 +18,37 @@ public final class ModemSimulator: @unchecked Sendable {
     private var engine: ModemEngine!
     private var centre: SMSCentre!
     private let events: @Sendable (NetworkEvent) -> Void
+    private let trace: (@Sendable (ATTraceLine) -> Void)?
+    private var traceSplitter = ATTraceSplitter()
 
     /// - Parameters:
     ///   - linkPath: symlink to create for the pty slave (nil: only `slavePath`).
     ///   - smsPort: UDP control port of the SMS centre on 127.0.0.1 (0 picks one, nil disables it).
     ///   - events: receives every network event; `ModemSimulator.stdoutEvents` prints them as JSON lines.
+    ///   - trace: receives every AT line either way (on the simulator's queue), for `--trace`.
     public init(profile: ModemProfile, linkPath: String?, faults: FaultPlan = FaultPlan(), smsPort: Int? = nil,
                 identity: SubscriberIdentity = SubscriberIdentity(), timing: SimTiming = SimTiming(),
                 logger: Logger = Logger(label: "modemsim"),
-                events: @escaping @Sendable (NetworkEvent) -> Void = ModemSimulator.stdoutEvents) {
+                events: @escaping @Sendable (NetworkEvent) -> Void = ModemSimulator.stdoutEvents,
+                trace: (@Sendable (ATTraceLine) -> Void)? = nil) {
         self.profile = profile
         self.linkPath = linkPath
         self.logger = logger
         self.requestedSMSPort = smsPort
         self.events = events
+        self.trace = trace
         let emit: (NetworkEvent) -> Void = { [events] e in events(e) }
         engine = ModemEngine(profile: profile, identity: identity, faults: faults, timing: timing, queue: queue,
                              logger: logger, output: { [weak self] bytes in self?.send(bytes) }, emit: emit)
         centre = SMSCentre(engine: engine, emit: emit)
+        if trace != nil { engine.trace = { [weak self] line in self?.traceFromHost(line) } }
+    }
+
+    /// A pending prompt goes first: the host answered it.
+    private func traceFromHost(_ line: ATTraceLine) {
+        guard let trace else { return }
+        if let prompt = traceSplitter.flush() { trace(prompt) }
+        trace(line)
     }
 
     public static let stdoutEvents: @Sendable (NetworkEvent) -> Void = {
@@ -78,6 +91,7 @@ public final class ModemSimulator: @unchecked Sendable {
 
     private func send(_ bytes: [UInt8]) {
         guard let p = pty, !bytes.isEmpty else { return }
+        if let trace { for line in traceSplitter.module(bytes) { trace(line) } }
         let baud = engine.faults.isArmed(.slowLink) ? engine.faults.value(of: .slowLink) : nil
         writer.async {
             guard let baud, baud > 0 else { p.writeAll(bytes); return }

@@ -22,7 +22,8 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Run the firmware under qemu-user: qemu-aarch64 or qemu-arm.") var qemu: String?
     @Option(help: "Write Internet-side traffic (ESP-in-UDP) as pcap.") var pcap: String?
     @Option(help: "Write Wireshark's esp_sa table (one CSV row per SA) so tshark can decrypt the pcap.") var keylog: String?
-    @Flag(help: "Show the simulator's network events and the firmware's log.") var trace = false
+    @Flag(help: "Show the AT dialogue (AT> to the module, AT< from it), the network events and the firmware's log, on stderr.")
+    var trace = false
     @Option(help: "Faults for the simulator (see `handset-emu modem --help`).") var faults: String?
     @Option(help: "Seconds of traffic in the rekey scenario.") var duration: Double = 12
     @Option(help: "Datagrams per second in the rekey scenario.") var rate: Double = 2

@@ -47,9 +47,11 @@ final class EmulatedWorld: @unchecked Sendable {
         appPort = UInt16.random(in: 20000...40000)
         let identity = SubscriberIdentity()
         let box = WorldBox()
+        var traceSink: (@Sendable (ATTraceLine) -> Void)?
+        if trace { traceSink = { line in FileHandle.standardError.write(Data((line.description + "\n").utf8)) } }
         sim = ModemSimulator(profile: profile, linkPath: dir.appendingPathComponent("modem").path, faults: faults,
                              smsPort: nil, identity: identity, timing: SimTiming(), logger: logger,
-                             events: { e in box.world?.onNetworkEvent(e) })
+                             events: { e in box.world?.onNetworkEvent(e) }, trace: traceSink)
         box.world = self
         let capture = self.capture
         peer.onPacket = { toPeer, bytes, handset in capture.packet(toPeer: toPeer, esp: bytes, handset: handset) }
