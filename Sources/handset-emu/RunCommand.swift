@@ -12,7 +12,8 @@ struct RunCommand: ParsableCommand {
         discussion: """
             Starts the modem simulator (a real pty), the SMS centre, the gateway (SQLite registry), the opposite
             party (ESP-in-UDP on 127.0.0.1) and the firmware as a separate process, then drives the scenarios and
-            prints a summary. Exits 0 only if every scenario succeeded.
+            prints a summary. Exits 0 only if every scenario succeeded (77 if none failed but one was skipped).
+            --tun (root only) adds the tun scenario: an ordinary program's UDP through the firmware's TUN interface.
             Scenarios: \(Scenario.all.map(\.name).joined(separator: ", ")) (default: all, in that order).
             """)
 
@@ -24,19 +25,22 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Write Wireshark's esp_sa table (one CSV row per SA) so tshark can decrypt the pcap.") var keylog: String?
     @Flag(help: "Show the AT dialogue (AT> to the module, AT< from it), the network events and the firmware's log, on stderr.")
     var trace = false
+    @Flag(help: "Give the firmware a TUN interface and run the tun scenario after the others (needs root).") var tun = false
     @Option(help: "Faults for the simulator (see `handset-emu modem --help`).") var faults: String?
     @Option(help: "Seconds of traffic in the rekey scenario.") var duration: Double = 12
     @Option(help: "Datagrams per second in the rekey scenario.") var rate: Double = 2
 
     func validate() throws {
-        for s in scenario where Scenario.named(s) == nil {
-            throw ValidationError("unknown scenario '\(s)'; choose from \(Scenario.all.map(\.name).joined(separator: ", "))")
+        for s in scenario where Self.scenario(named: s) == nil {
+            throw ValidationError("unknown scenario '\(s)'; choose from \((Scenario.all + [.tun]).map(\.name).joined(separator: ", "))")
         }
         guard ["simcom", "quectel", "ublox"].contains(profile) else {
             throw ValidationError("--profile must be simcom, quectel or ublox (generic has no sockets)")
         }
         guard duration >= 3, rate > 0, rate <= 50 else { throw ValidationError("--duration >= 3 and 0 < --rate <= 50") }
     }
+
+    static func scenario(named n: String) -> Scenario? { n == Scenario.tun.name ? Scenario.tun : Scenario.named(n) }
 
     func run() throws {
         LoggingSystem.bootstrap { label in
@@ -56,30 +60,38 @@ struct RunCommand: ParsableCommand {
         world.capture.peerPort = world.peer.espPort
         defer { world.shutdown() }
         print("world: modem \(profile) on \(world.dir.path)/modem, peer 127.0.0.1:\(world.peer.espPort), firmware \(fwPath)\(qemu.map { " under \($0)" } ?? "")")
+        var chosen = scenario.isEmpty ? Scenario.all : scenario.compactMap(Self.scenario(named:))
+        if tun && !chosen.contains(where: { $0.name == Scenario.tun.name }) { chosen.append(.tun) }
+        if chosen.contains(where: { $0.name == Scenario.tun.name }) && TUNWorld.unavailableReason == nil {
+            world.tunName = TUNWorld.interfaceName()
+        }
         try world.startFirmware(path: fwPath, qemu: qemu)
         let status = StatusView(world: world)
         status.start()
         let ctx = ScenarioContext(world: world, rate: rate, duration: duration, firmware: fwPath, qemu: qemu)
-        let chosen = scenario.isEmpty ? Scenario.all : scenario.compactMap(Scenario.named)
         var results: [(Scenario, Result<String, Error>, Double)] = []
         for s in chosen {
             let t0 = Date()
             print("scenario \(s.name): \(s.summary) ...")
             let r = Result { try s.run(ctx) }
             results.append((s, r, Date().timeIntervalSince(t0)))
-            if case .failure(let e) = r { print("  FAILED: \(e)") }
+            if case .failure(let e) = r { print(e is ScenarioSkipped ? "  \(e)" : "  FAILED: \(e)") }
         }
         status.stop()
-        world.stopFirmware()
+        world.stopFirmware(graceful: true)
+        for line in world.firmwareOutput.split(separator: "\n") where line.hasPrefix("heap:") { print(line) }
         let checks = invariants(world)
         printSummary(results, checks: checks, world: world)
-        if trace || results.contains(where: { if case .failure = $0.1 { true } else { false } }) {
+        if trace || results.contains(where: { Self.failed($0.1) }) {
             print("--- firmware log (last 40 lines)")
             print(world.firmwareOutput.split(separator: "\n").suffix(40).joined(separator: "\n"))
         }
-        let ok = results.allSatisfy { if case .success = $0.1 { true } else { false } } && checks.allSatisfy(\.1)
-        if !ok { throw ExitCode(1) }
+        if results.contains(where: { Self.failed($0.1) }) || !checks.allSatisfy(\.1) { throw ExitCode(1) }
+        if results.contains(where: { Self.skipped($0.1) }) { throw ExitCode(77) }
     }
+
+    static func skipped(_ r: Result<String, Error>) -> Bool { if case .failure(let e) = r { e is ScenarioSkipped } else { false } }
+    static func failed(_ r: Result<String, Error>) -> Bool { if case .failure(let e) = r { !(e is ScenarioSkipped) } else { false } }
 
     static func pad(_ s: String) -> String { s.padding(toLength: 18, withPad: " ", startingAt: 0) }
 
@@ -99,15 +111,16 @@ struct RunCommand: ParsableCommand {
         for (s, r, t) in results {
             switch r {
             case .success(let d): print("  PASS  \(Self.pad(s.name)) \(String(format: "%5.1f s", t))  \(d)")
-            case .failure(let e): print("  FAIL  \(Self.pad(s.name)) \(String(format: "%5.1f s", t))  \(e)")
+            case .failure(let e): print("  \(e is ScenarioSkipped ? "SKIP" : "FAIL")  \(Self.pad(s.name)) \(String(format: "%5.1f s", t))  \(e)")
             }
         }
         for (name, ok, detail) in checks { print("  \(ok ? "PASS" : "FAIL")  \(name): \(detail)") }
         let s = world.snapshot
         print("  sms up/down: \(s.smsUp)/\(s.smsDown) messages (\(s.smsUpParts)/\(s.smsDownParts) parts); ESP packets: \(world.capture.summary.packets); firmware peak RSS: \(world.firmwarePeakRSSKiB) KiB")
         let passed = results.filter { if case .success = $0.1 { true } else { false } }.count + checks.filter(\.1).count
+        let skipped = results.filter { Self.skipped($0.1) }.count
         let total = results.count + checks.count
-        print("\(passed) passed, \(total - passed) failed")
+        print("\(passed) passed, \(total - passed - skipped) failed\(skipped > 0 ? ", \(skipped) skipped" : "")")
     }
 }
 

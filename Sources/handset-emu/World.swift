@@ -27,6 +27,8 @@ final class EmulatedWorld: @unchecked Sendable {
     private(set) var stats = WorldStats()
     var log: Logger
     let trace: Bool
+    /// The firmware's TUN interface (`--tun`, root only); the operator's part is done by the tun scenario.
+    var tunName: String?
 
     struct WorldStats {
         var smsUp = 0, smsDown = 0, smsUpParts = 0, smsDownParts = 0, registered = false
@@ -119,6 +121,7 @@ final class EmulatedWorld: @unchecked Sendable {
             rule = protect 127.0.0.1/32 udp 9000-9100 * template=2
             rule = secret 127.0.0.1/32 udp * 9999
             default = discard
+            \(tunName.map { "tun = \($0)" } ?? "")
 
             """
         try text.write(to: url, atomically: true, encoding: .utf8)

@@ -102,6 +102,7 @@ extension Firmware {
         }
         guard case .datagram(let sel, let range) = r else { return }
         stats.espIn &+= 1
+        if wantsTUN(sel) { return withUnsafeBytes(of: plain) { b in toTUN(sel, UnsafeRawBufferPointer(rebasing: b[range])) } }
         withUnsafeBytes(of: plain) { b in
             toApp(AppOp.recv, UnsafeRawBufferPointer(rebasing: b[range])) { w in
                 w.u32(sel.remote.v4); w.u16(sel.remotePort); w.u16(sel.localPort)

@@ -21,6 +21,7 @@ struct Firmware: ~Copyable {
     var smsReference: UInt16 = 1
     var lastTick: UInt64 = 0
     var stats = FirmwareStats()
+    var tun = TUNState()
     var scratch = InlineArray<2048, UInt8>(repeating: 0)
     var wire = InlineArray<2048, UInt8>(repeating: 0)
 
@@ -99,6 +100,7 @@ struct Firmware: ~Copyable {
     mutating func run() -> Int32 {
         appFD = hs_udp_bind_loopback(config.appPort)
         guard appFD >= 0 else { log("cannot bind the app port"); return 1 }
+        openTUN()
         while !bringUp() { _ = try? driver.nextEvent(timeoutMs: 5000) }
         kd.boot(now: Self.nowSeconds())
         flushOutbox()
@@ -109,6 +111,7 @@ struct Firmware: ~Copyable {
                 stats.modemErrors &+= 1
             }
             pollApp()
+            pollTUN()
             let now = Self.nowSeconds()
             if now != lastTick {
                 lastTick = now

@@ -15,6 +15,7 @@ struct FirmwareConfig {
     var appPort: UInt16 = 7001
     var localAddress = IPAddress(10, 0, 0, 2)
     var espLocalPort: UInt16 = 4500
+    var tun = TUNConfig()
 }
 
 struct ConfigError: Error {
@@ -118,6 +119,7 @@ extension FirmwareConfig {
         guard c.stateDir[0] != 0 else { throw ConfigError(line: 0, reason: "state_dir is required") }
         guard c.serial[0] != 0 else { throw ConfigError(line: 0, reason: "serial is required") }
         guard c.gatewayNumber.count > 0 else { throw ConfigError(line: 0, reason: "gateway_number is required") }
+        try c.checkTUN()
         return c
     }
 
@@ -152,6 +154,7 @@ extension FirmwareConfig {
             spd.defaultAction = try Self.action(v[0], template: 0, line: line)
         } else if bytesEqual(k, "rule") {
             try Self.rule(v, line: line, spd: &spd)
+        } else if try applyTUN(k, v, line: line) {
         } else {
             throw ConfigError(line: line, reason: "unknown key")
         }

@@ -10,6 +10,7 @@
 #include "handset_files.h"
 #include "handset_app_socket.h"
 #include "handset_serial.h"
+#include "handset_tun.h"
 
 #ifdef __cplusplus
 extern "C" {
