@@ -3,10 +3,12 @@ import HandsetCore
 import Logging
 
 /// The opposite party of the emulated world: an ESP-in-UDP endpoint on 127.0.0.1 using HandsetCore's data plane
-/// with the SAs the gateway installs. Services: UDP echo (port 7) and a balance inquiry (port 8).
+/// with the SAs the gateway installs. Services: UDP echo (ports 7 and 9007) and a balance inquiry (port 8).
 /// It learns where the handset is from authenticated packets only (RFC 3948 NAT-T).
 public final class EmulatedPeer: PeerNegotiator, @unchecked Sendable {
     public static let echoPort: UInt16 = 7
+    /// A second echo port for flows no other SA covers (the emulator's per-port rule 9000-9100 -> *).
+    public static let flowEchoPort: UInt16 = 9007
     public static let balancePort: UInt16 = 8
     public let address = IPAddress(127, 0, 0, 1)
     public private(set) var espPort: UInt16 = 0
@@ -22,6 +24,8 @@ public final class EmulatedPeer: PeerNegotiator, @unchecked Sendable {
     public var onSA: (@Sendable (_ spi: UInt32, _ fromHandset: Bool, _ key: [UInt8], _ salt: UInt32) -> Void)?
     public private(set) var stats = PeerStats()
     var nextSPI: UInt32 = 0x5000_0000
+    /// Pairs installed, by the handset's outbound SPI (the peer's inbound): the handset's inbound SPI.
+    var pairs: [UInt32: UInt32] = [:]
 
     public struct PeerStats: Sendable {
         public var packetsIn = 0, packetsOut = 0, bytesIn = 0, bytesOut = 0, dropped = 0, dummies = 0
@@ -84,6 +88,7 @@ public final class EmulatedPeer: PeerNegotiator, @unchecked Sendable {
             log.error("peer could not install SAs: \(error)")
             return nil
         }
+        pairs[toPeer] = toHandset
         onSA?(toPeer, true, k1, s1)
         onSA?(toHandset, false, k2, s2)
         return k1.withUnsafeBytes { a in k2.withUnsafeBytes { b in
@@ -97,6 +102,18 @@ public final class EmulatedPeer: PeerNegotiator, @unchecked Sendable {
         lock.withLock {
             plane.sas.reset()
             endpoints.removeAll()
+            pairs.removeAll()
+        }
+    }
+
+    /// Ends one pair on the peer's side (the peer is done with that flow). Returns the handset's view
+    /// (outbound, inbound) for the gateway's sa-delete, or nil when no such pair is installed.
+    public func endPair(handsetOutboundSPI spi: UInt32) -> (outbound: UInt32, inbound: UInt32)? {
+        lock.withLock {
+            guard let back = pairs.removeValue(forKey: spi) else { return nil }
+            try? plane.sas.delete(spi: spi, direction: .inbound)
+            try? plane.sas.delete(spi: back, direction: .outbound)
+            return (spi, back)
         }
     }
 
@@ -107,11 +124,36 @@ public final class EmulatedPeer: PeerNegotiator, @unchecked Sendable {
         lock.withLock { sendLocked(payload, sel: TrafficSelector(local: address, remote: handset, localPort: local, remotePort: port)) }
     }
 
+    /// Seals `payload` for the handset now but does not send it: a packet still in flight under an SA that
+    /// is about to end (tests that the handset drops it once the SA is deleted).
+    public func sealOnly(_ payload: [UInt8], to handset: IPAddress, port: UInt16, from local: UInt16) -> [UInt8]? {
+        lock.withLock {
+            let sel = TrafficSelector(local: address, remote: handset, localPort: local, remotePort: port)
+            var out = [UInt8](repeating: 0, count: 2048)
+            let r = payload.withUnsafeBytes { p in out.withUnsafeMutableBytes { plane.seal(p, selector: sel, into: $0) } }
+            guard case .packet(let n, _, _) = r else { return nil }
+            return Array(out[0..<n])
+        }
+    }
+
+    /// Sends an already sealed packet to the handset's learned endpoint.
+    public func sendSealed(_ packet: [UInt8], to handset: IPAddress) -> Bool {
+        lock.withLock {
+            guard let dst = endpoints[handset] else { return false }
+            return transmit(packet, count: packet.count, to: dst)
+        }
+    }
+
     private func sendLocked(_ payload: [UInt8], sel: TrafficSelector) -> Bool {
-        guard var dst = endpoints[sel.remote] else { return false }
+        guard let dst = endpoints[sel.remote] else { return false }
         var out = [UInt8](repeating: 0, count: 2048)
         let r = payload.withUnsafeBytes { p in out.withUnsafeMutableBytes { plane.seal(p, selector: sel, into: $0) } }
         guard case .packet(let n, _, _) = r else { return false }
+        return transmit(out, count: n, to: dst)
+    }
+
+    private func transmit(_ out: [UInt8], count n: Int, to dst: sockaddr_in) -> Bool {
+        var dst = dst
         let sent = out.withUnsafeBytes { b in
             withUnsafePointer(to: &dst) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
                 sendto(fd, b.baseAddress, n, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
@@ -165,7 +207,7 @@ public final class EmulatedPeer: PeerNegotiator, @unchecked Sendable {
             stats.delivered.append((sel.localPort, payload))
             let reply: [UInt8]
             switch sel.localPort {
-            case Self.echoPort: reply = payload
+            case Self.echoPort, Self.flowEchoPort: reply = payload
             case Self.balancePort: reply = Array("balance for \(String(decoding: payload, as: UTF8.self)): 42.00 EUR".utf8)
             default: return
             }

@@ -2,11 +2,13 @@ import Foundation
 import HandsetCore
 import Logging
 
-/// A sealed message for one handset, to be sent as port-addressed binary SMS.
+/// A sealed message for one handset: port-addressed binary SMS, or a UDP datagram back to where the request
+/// came from when the request came by UDP and the type may travel that way (docs/key-delegation.md §1).
 public struct Downlink: Sendable, Equatable {
     public var msisdn: String
     public var type: KDMessageType
     public var bytes: [UInt8]
+    public var carriage: KDCarriage = .sms
 }
 
 /// The opposite party as the gateway sees it: it takes one half of each fresh SA pair.
@@ -29,6 +31,8 @@ public struct GatewayCounters: Equatable, Sendable {
     public var received = 0, malformed = 0, unknownDevice = 0, unknownEpoch = 0, integrityFailures = 0
     public var counterErrors = 0, logins = 0, rotations = 0, saDelivered = 0, secrets = 0, fetches = 0
     public var peerReuses = 0, unexpected = 0
+    /// SMS-only types that arrived by UDP (refused before any crypto), and authentic messages that came by UDP.
+    public var wrongCarriage = 0, byUDP = 0
 }
 
 /// The reference gateway/proxy: verifies and answers key-delegation messages per docs/key-delegation.md.
@@ -52,8 +56,9 @@ public final class Gateway: @unchecked Sendable {
         self.log = logger
     }
 
-    /// Handles one uplink message from a handset and returns the answers to send.
-    public func handleUplink(_ wire: [UInt8]) -> [Downlink] {
+    /// Handles one uplink message from a handset and returns the answers to send. Answers go back by the
+    /// carriage the message came by, except SMS-only types, which always go by SMS.
+    public func handleUplink(_ wire: [UInt8], via carriage: KDCarriage = .sms) -> [Downlink] {
         lock.lock()
         defer { lock.unlock() }
         counters.received += 1
@@ -61,6 +66,20 @@ public final class Gateway: @unchecked Sendable {
             counters.malformed += 1
             return []
         }
+        guard carriage == .sms || KD.allowedOverUDP(h.type) else {
+            // Never acted on, authentic or not, and not answered: nothing here is trusted yet.
+            counters.wrongCarriage += 1
+            log.notice("SMS-only message arrived by UDP", metadata: ["type": "\(h.type)"])
+            return []
+        }
+        return handleUplink(wire, header: h, via: carriage).map { d in
+            var d = d
+            if carriage == .udp && KD.allowedOverUDP(d.type) { d.carriage = .udp }
+            return d
+        }
+    }
+
+    private func handleUplink(_ wire: [UInt8], header h: KDHeader, via carriage: KDCarriage) -> [Downlink] {
         guard var dev = try? registry.device(id: h.deviceID) else {
             counters.unknownDevice += 1
             log.notice("message from unknown device", metadata: ["device": "\(h.deviceID)"])
@@ -80,6 +99,7 @@ public final class Gateway: @unchecked Sendable {
             log.notice("integrity failure", metadata: ["device": "\(h.deviceID)"])
             return []
         }
+        if carriage == .udp { counters.byUDP += 1 }
         let verdict = kdCheckCounter(h.counter, lastAccepted: UInt64(dev.upCounter))
         guard verdict == .ok else {
             counters.counterErrors += 1

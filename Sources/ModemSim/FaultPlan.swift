@@ -5,7 +5,8 @@
 //   NAME@P       fires at each opportunity with probability P (0...1), from a seeded generator
 //   NAME#N       fires once, at the N-th opportunity (1-based)
 // An "opportunity" is: each AT command line (reboot-mid-command, garbage, drop-final, interleave-urc), each URC
-// (delay-urc), each incoming SMS (sms-full), each UDP datagram carried (socket-close). slow-link=BAUD is a mode.
+// (delay-urc), each incoming SMS (sms-full), each AT+CMGS (sms-send-fail), each UDP datagram carried (socket-close).
+// slow-link=BAUD is a mode.
 
 public enum FaultKind: String, Sendable, CaseIterable {
     case rebootMidCommand = "reboot-mid-command"  // module reboots after echoing a command, before answering it
@@ -14,6 +15,7 @@ public enum FaultKind: String, Sendable, CaseIterable {
     case delayURC = "delay-urc"                   // a URC is held back VALUE ms (default 1500)
     case interleaveURC = "interleave-urc"         // a URC is sent between a command's answer and its final result
     case smsFull = "sms-full"                     // SMS storage reports full: incoming SMS are refused, CMGW-like saves fail
+    case smsSendFail = "sms-send-fail"            // AT+CMGS is refused with +CMS ERROR: VALUE (default 331, no network service)
     case socketClose = "socket-close"             // the network closes a socket after a datagram
     case slowLink = "slow-link"                   // output paced at VALUE baud (10 bits per byte)
 }

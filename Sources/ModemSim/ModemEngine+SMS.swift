@@ -60,6 +60,10 @@ extension ModemEngine {
             guard c.form == .set else { return c.form == .test ? Reply() : Reply(.cms(302)) }
             guard e.cmgf == 0 else { return Reply(.cms(302)) } // text mode is not simulated
             guard let len = c.int(0), (7...164).contains(len) else { return Reply(.cms(304)) }
+            if e.faults.isArmed(.smsSendFail), e.faults.fires(.smsSendFail) {
+                e.emit(NetworkEvent("fault", [("name", .string(FaultKind.smsSendFail.rawValue))]))
+                return Reply(.cms(e.faults.value(of: .smsSendFail) ?? 331))
+            }
             return e.prompt(e.profile.smsPrompt, then: .smsPDU(length: len))
         },
         "+CMGW": { e, c in

@@ -41,6 +41,7 @@ struct ModemCommand: ParsableCommand {
           delay-urc[=MS]      per URC: held back MS ms (default 1500)
           sms-full            per incoming SMS: storage full (+CMGW gets
                               +CMS ERROR: 322); the centre retries after CMGD
+          sms-send-fail[=CODE] per AT+CMGS: +CMS ERROR: CODE (default 331)
           socket-close        per UDP datagram: the network closes the socket
           slow-link=BAUD      output paced at BAUD (10 bits per byte)
         Example: --faults 'garbage@0.1,drop-final#5,slow-link=9600'

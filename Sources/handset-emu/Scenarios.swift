@@ -23,6 +23,8 @@ struct Scenario: Sendable {
         Scenario(name: "secure-fetch", summary: "the gateway fetches https for the handset over the trusted bearer", run: secureFetch),
         Scenario(name: "rekey", summary: "soft expiry under traffic: make-before-break rekey, nothing lost", run: rekey),
         Scenario(name: "power-cut", summary: "kill -9 at every step of the login rotation; both sides still agree", run: powerCut),
+        Scenario(name: "kd-over-udp", summary: "SMS unavailable: the SA comes by UDP, secret data is refused", run: kdOverUDP),
+        Scenario(name: "sa-delete", summary: "the gateway deletes a pair: both halves go, the next datagram gets a fresh SPI", run: saDelete),
     ]
 
     static func named(_ n: String) -> Scenario? { all.first { $0.name == n } }

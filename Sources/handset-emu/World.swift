@@ -13,6 +13,8 @@ final class EmulatedWorld: @unchecked Sendable {
     let registry: DeviceRegistry
     let peer: EmulatedPeer
     let gateway: Gateway
+    /// The gateway's key-delegation UDP port (used when SMS is unavailable, docs/key-delegation.md §1).
+    let kdUDP: GatewayUDPListener
     let services: EmuServices
     let app: AppClient
     let capture: Capture
@@ -49,6 +51,7 @@ final class EmulatedWorld: @unchecked Sendable {
         appPort = UInt16.random(in: 20000...40000)
         let identity = SubscriberIdentity()
         let box = WorldBox()
+        kdUDP = try GatewayUDPListener(gateway: gateway, logger: logger, onSMS: { d in box.world?.deliver(d) })
         var traceSink: (@Sendable (ATTraceLine) -> Void)?
         if trace { traceSink = { line in FileHandle.standardError.write(Data((line.description + "\n").utf8)) } }
         sim = ModemSimulator(profile: profile, linkPath: dir.appendingPathComponent("modem").path, faults: faults,
@@ -117,6 +120,9 @@ final class EmulatedWorld: @unchecked Sendable {
             app_port = \(appPort)
             local_address = 10.0.0.2
             esp_local_port = 0
+            kd_transport = udp-fallback
+            gateway_udp = 127.0.0.1:\(kdUDP.port)
+            kd_sms_retry = 10
             rule = protect 127.0.0.1/32 udp * 7-8 template=1
             rule = protect 127.0.0.1/32 udp 9000-9100 * template=2
             rule = secret 127.0.0.1/32 udp * 9999
@@ -175,6 +181,7 @@ final class EmulatedWorld: @unchecked Sendable {
         stopFirmware()
         sim.stop()
         peer.stop()
+        kdUDP.stop()
         capture.close()
         try? FileManager.default.removeItem(at: dir)
     }

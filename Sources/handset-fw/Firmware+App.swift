@@ -16,7 +16,7 @@ enum AppOp {
     static let recv: UInt8 = 0x81, secretIn: UInt8 = 0x82, fetchIn: UInt8 = 0x83, event: UInt8 = 0x84
 }
 
-enum AppEvent: UInt8 { case sent = 1, waitingForKey = 2, discarded = 3, clearRefused = 4, saInstalled = 5, failed = 6 }
+enum AppEvent: UInt8 { case sent = 1, waitingForKey = 2, discarded = 3, clearRefused = 4, saInstalled = 5, failed = 6, smsUnavailable = 7 }
 
 extension Firmware {
     mutating func pollApp() {
@@ -38,11 +38,13 @@ extension Firmware {
                 sealAndSend(r.rest(), selector: sel, holdIfNoKey: true)
             case AppOp.secret:
                 let channel = r.u16()
-                guard r.ok, kd.sendSecret(channel: channel, r.rest()) else { return event(.failed) }
+                guard r.ok, kd.sendSecret(channel: channel, r.rest()) else { return event(kdRefusal) }
                 flushOutbox()
             case AppOp.fetch:
-                guard kd.fetch(r.rest()) != nil else { return event(.failed) }
+                guard kd.fetch(r.rest()) != nil else { return event(kdRefusal) }
                 flushOutbox()
+            case AppOp.status:
+                reportStatus(r.rest())
             default:
                 break
             }

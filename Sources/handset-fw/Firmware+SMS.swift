@@ -102,11 +102,27 @@ extension Firmware {
         }
     }
 
-    /// Sends every queued key-delegation message as port-addressed binary SMS to the gateway.
+    /// Sends every queued key-delegation message, each by the carriage the policy picks: SMS first; after a
+    /// failed SMS send the same sealed bytes go by UDP if the type allows it (docs/key-delegation.md §1).
     mutating func flushOutbox() {
         while let m = kd.outbox.peek() {
-            guard sendSMS(m) else { return }  // try again on the next tick
-            _ = kd.outbox.pop()
+            var d = kd.carriage.choose(m.type)
+            if d == .sms {
+                if sendSMS(m) { _ = kd.outbox.pop(); continue }
+                let wasAvailable = kd.carriage.smsAvailable
+                d = kd.carriage.smsFailed(m.type, now: Self.nowSeconds())
+                if wasAvailable && !kd.carriage.smsAvailable { log("SMS unavailable: key delegation falls back to UDP") }
+            }
+            switch d {
+            case .udp:
+                guard sendKDDatagram(m) else { return }  // try again on the next tick
+                _ = kd.outbox.pop()
+            case .drop:
+                _ = kd.outbox.pop()
+                refuseSMSOnly(m)
+            case .sms, .wait:
+                return  // try again on the next tick
+            }
         }
     }
 

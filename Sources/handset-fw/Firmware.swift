@@ -32,6 +32,7 @@ struct Firmware: ~Copyable {
         self.kd = kd
         self.driver = driver
         self.kd.localAddress = config.localAddress
+        self.kd.carriage = KDCarriagePolicy(mode: config.kdUDP.mode, retrySeconds: config.kdUDP.smsRetry)
     }
 
     static func nowSeconds() -> UInt64 { hs_monotonic_ms() / 1000 }
@@ -126,14 +127,14 @@ struct Firmware: ~Copyable {
         case .smsStored(let index): try handleStored(index)
         case .smsReceived(_, let pdu): handlePDU(pdu, index: nil)
         case .smsStorageFull, .urcOverflow: try catchUpStoredSMS()
-        case .socketData(let socket, _, let bytes) where socket == espSocket: handleESP(bytes)
+        case .socketData(let socket, _, let bytes) where socket == espSocket: handleModuleDatagram(bytes)
         case .socketReadable(let socket) where socket == espSocket:
             var inbound = InlineArray<2048, UInt8>(repeating: 0)
             let n = withUnsafeMutableBytes(of: &inbound) { b -> Int in
                 do throws(ATError) { return try driver.receiveUDP(socket: socket, into: b).count } catch { return -1 }
             }
             guard n >= 0 else { throw .timeout }
-            withUnsafeBytes(of: inbound) { handleESP(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            withUnsafeBytes(of: inbound) { handleModuleDatagram(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
         case .socketClosed(let socket) where socket == espSocket:
             log("ESP socket closed by the network; reopening")
             if !openESPSocket() { log("could not reopen the ESP socket") }

@@ -16,6 +16,7 @@ struct FirmwareConfig {
     var localAddress = IPAddress(10, 0, 0, 2)
     var espLocalPort: UInt16 = 4500
     var tun = TUNConfig()
+    var kdUDP = KDUDPConfig()
 }
 
 struct ConfigError: Error {
@@ -120,6 +121,7 @@ extension FirmwareConfig {
         guard c.serial[0] != 0 else { throw ConfigError(line: 0, reason: "serial is required") }
         guard c.gatewayNumber.count > 0 else { throw ConfigError(line: 0, reason: "gateway_number is required") }
         try c.checkTUN()
+        try c.checkKDUDP()
         return c
     }
 
@@ -155,6 +157,7 @@ extension FirmwareConfig {
         } else if bytesEqual(k, "rule") {
             try Self.rule(v, line: line, spd: &spd)
         } else if try applyTUN(k, v, line: line) {
+        } else if try applyKDUDP(k, v, line: line) {
         } else {
             throw ConfigError(line: line, reason: "unknown key")
         }

@@ -4,14 +4,32 @@ public enum KDReceiveResult: Equatable, Sendable {
 }
 
 extension KeyDelegationClient {
-    /// Handles one downlink message (a reassembled SMS payload on port KD.smsPort). The order is: clear header,
-    /// AEAD, counter rule, body decode, persist the counter, act. A rejection changes nothing but a counter.
-    public mutating func receive<let sas: Int, let rules: Int>(_ wire: UnsafeRawBufferPointer, now: UInt64,
+    /// Handles one downlink message: a reassembled SMS payload on port KD.smsPort, or (`via: .udp`) a datagram
+    /// with the non-ESP marker already removed. The order is: clear header, carriage rule, AEAD, counter rule,
+    /// body decode, persist the counter, act. A rejection changes nothing but a counter.
+    public mutating func receive<let sas: Int, let rules: Int>(_ wire: UnsafeRawBufferPointer, via carriage: KDCarriage = .sms,
+                                                               now: UInt64,
                                                                plane: inout DataPlane<sas, rules>) -> KDReceiveResult {
         guard let h = KDHeader.read(wire, direction: .down) else {
             counters.malformed &+= 1
             return .rejected(.badMessage)
         }
+        if carriage == .udp {
+            // Refused before any crypto: an SMS-only type by UDP is never acted on, authentic or not.
+            guard KD.allowedOverUDP(h.type) else {
+                counters.wrongCarriage &+= 1
+                return .rejected(.denied)
+            }
+            let r = receiveSealed(wire, header: h, now: now, plane: &plane)
+            if case .accepted = r { self.carriage.counters.udpReceived &+= 1 }
+            return r
+        }
+        return receiveSealed(wire, header: h, now: now, plane: &plane)
+    }
+
+    mutating func receiveSealed<let sas: Int, let rules: Int>(_ wire: UnsafeRawBufferPointer, header h: KDHeader,
+                                                              now: UInt64,
+                                                              plane: inout DataPlane<sas, rules>) -> KDReceiveResult {
         let usePending: Bool
         if keys.isSet && h.epoch == state.epoch {
             usePending = false

@@ -58,6 +58,7 @@ extension KeyDelegationClient {
     /// Retries, timeouts and SA lifetime events. Call about once a second.
     public mutating func tick<let sas: Int, let rules: Int>(now: UInt64, plane: inout DataPlane<sas, rules>) {
         plane.sas.tick(now: now)
+        carriage.tick(now: now)
         while let e = plane.sas.events.pop() {
             switch e {
             case .softExpired(let spi, .outbound), .sequenceExhausted(let spi):
@@ -94,17 +95,19 @@ extension KeyDelegationClient {
         requestKey(template: 0, selector: s, now: now)
     }
 
-    /// Secret data travels only inside key-delegation messages over SMS, never on the data plane.
+    /// Secret data travels only inside key-delegation messages over SMS, never on the data plane and never by
+    /// UDP: while SMS is unavailable it is refused before a counter is spent.
     @discardableResult
     public mutating func sendSecret(channel: UInt16, _ data: UnsafeRawBufferPointer) -> Bool {
-        guard phase == .ready, data.count <= KD.maxMessage - KD.uplinkHeader - KD.tagLength - 2 else { return false }
-        return send(.secretData(channel: channel, data: data), smsOnly: true)
+        guard phase == .ready, data.count <= KD.maxMessage - KD.uplinkHeader - KD.tagLength - 2,
+              carriage.admitSMSOnly() else { return false }
+        return send(.secretData(channel: channel, data: data))
     }
 
     /// Asks the gateway to fetch `url` over https on the handset's behalf; the answer arrives in `inbox`.
     @discardableResult
     public mutating func fetch(_ url: UnsafeRawBufferPointer) -> UInt16? {
-        guard phase == .ready, url.count <= 200 else { return nil }
+        guard phase == .ready, url.count <= 200, carriage.admitSMSOnly() else { return nil }
         let id = nextRequestID
         nextRequestID = nextRequestID == UInt16.max ? 1 : nextRequestID + 1
         return send(.fetchRequest(requestID: id, url: url)) ? id : nil

@@ -1,5 +1,5 @@
-/// One message on its way out. Key-delegation messages go by SMS (port KD.smsPort); `smsOnly` marks those
-/// that must never fall back to UDP (secret data, key material requests).
+/// One message on its way out, sealed once. It goes by SMS (port KD.smsPort) or, for the types
+/// `KD.allowedOverUDP` lists, by UDP when SMS is unavailable; `smsOnly` marks those that never may.
 public struct KDOutgoing: Sendable {
     public var bytes = FixedBytes<512>()
     public var type: KDMessageType = .error
@@ -49,6 +49,8 @@ public struct KDCounters: Equatable, Sendable {
     public var sasInstalled: UInt64 = 0
     public var sasDeleted: UInt64 = 0
     public var errorsFromGateway: UInt64 = 0
+    /// SMS-only types that arrived by UDP.
+    public var wrongCarriage: UInt64 = 0
     public init() {}
 }
 
@@ -74,6 +76,8 @@ public struct KeyDelegationClient<Store: KeyStateStore>: ~Copyable {
     public var outbox = FixedRing<8, KDOutgoing>(filler: KDOutgoing())
     public var inbox = FixedRing<4, KDIncoming>(filler: KDIncoming())
     public var installed = FixedRing<8, KDInstalled>(filler: KDInstalled())
+    /// SMS or UDP for each outgoing message (docs/key-delegation.md §1).
+    public var carriage = KDCarriagePolicy()
     /// The handset's own IP address (from the module), used as the local end of every SA.
     public var localAddress: IPAddress = .anyV4
     var requests: InlineArray<8, PendingRequest>
@@ -121,7 +125,7 @@ public struct KeyDelegationClient<Store: KeyStateStore>: ~Copyable {
     /// Seals `body` under the current keys (or the pending ones) into the outbox. The counter is persisted
     /// before the message exists, so no (key, nonce) pair can be used twice, whatever crashes.
     @discardableResult
-    mutating func send(_ body: KDBody, underPending: Bool = false, smsOnly: Bool = true) -> Bool {
+    mutating func send(_ body: KDBody, underPending: Bool = false) -> Bool {
         guard !outbox.isFull else { counters.outboxFull &+= 1; return false }
         var next = state
         next.upCounter += 1
@@ -131,7 +135,7 @@ public struct KeyDelegationClient<Store: KeyStateStore>: ~Copyable {
         let header = KDHeader(type: body.type, epoch: epoch, counter: state.upCounter, deviceID: state.deviceID)
         var msg = KDOutgoing()
         msg.type = body.type
-        msg.smsOnly = smsOnly
+        msg.smsOnly = !KD.allowedOverUDP(body.type)
         var sealed = true
         var plain = FixedBytes<512>()
         plain.fill { b in
