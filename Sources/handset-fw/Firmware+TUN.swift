@@ -1,3 +1,4 @@
+import BearerDriver
 import CHandsetShim
 import HandsetCore
 
