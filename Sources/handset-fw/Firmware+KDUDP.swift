@@ -55,9 +55,10 @@ extension AppOp {
 }
 
 extension Firmware {
-    /// Everything the module's socket delivers: key delegation (non-ESP marker) or ESP.
+    /// Everything the module's socket delivers: key delegation (non-ESP marker) or ESP. With kd_transport = sms
+    /// a marked datagram goes to the data plane, which counts it as non-ESP and drops it.
     mutating func handleModuleDatagram(_ bytes: UnsafeRawBufferPointer) {
-        guard KD.isKeyDelegationDatagram(bytes) else { return handleESP(bytes) }
+        guard kd.carriage.mode == .udpFallback, KD.isKeyDelegationDatagram(bytes) else { return handleESP(bytes) }
         let message = UnsafeRawBufferPointer(rebasing: bytes[KD.nonESPMarkerLength...])
         let r = kd.receive(message, via: .udp, now: Self.nowSeconds(), plane: &plane)
         log("key-delegation datagram by UDP")
