@@ -2,9 +2,11 @@
 #include "handset_shim.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 uint64_t hs_monotonic_ms(void) {
@@ -51,3 +53,18 @@ int hs_argc(void) { return saved_argc; }
 const char *hs_argv(int i) { return (i >= 0 && i < saved_argc) ? saved_argv[i] : 0; }
 
 void hs_stdout_line_buffered(void) { setvbuf(stdout, NULL, _IOLBF, 0); }
+
+/* The one flag a signal handler may touch. */
+static volatile sig_atomic_t stop_requested;
+static void on_stop(int sig) { (void)sig; stop_requested = 1; }
+
+int hs_stop_signals_install(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGTERM, &sa, 0) != 0 || sigaction(SIGINT, &sa, 0) != 0) return -errno;
+    return 0;
+}
+
+int hs_stop_requested(void) { return stop_requested != 0; }

@@ -21,6 +21,7 @@ struct Firmware: ~Copyable {
     var smsReference: UInt16 = 1
     var lastTick: UInt64 = 0
     var stats = FirmwareStats()
+    var power: ModemPower
     var tun = TUNState()
     var scratch = InlineArray<2048, UInt8>(repeating: 0)
     var wire = InlineArray<2048, UInt8>(repeating: 0)
@@ -31,6 +32,7 @@ struct Firmware: ~Copyable {
         self.plane = plane
         self.kd = kd
         self.driver = driver
+        self.power = ModemPower(config: config.power)
         self.kd.localAddress = config.localAddress
         self.kd.carriage = KDCarriagePolicy(mode: config.kdUDP.mode, retrySeconds: config.kdUDP.smsRetry)
     }
@@ -97,15 +99,17 @@ struct Firmware: ~Copyable {
         return false
     }
 
-    /// Runs until the process is killed.
+    /// Runs until SIGTERM or SIGINT (or the process is killed).
     mutating func run() -> Int32 {
         appFD = hs_udp_bind_loopback(config.appPort)
         guard appFD >= 0 else { log("cannot bind the app port"); return 1 }
         openTUN()
-        while !bringUp() { _ = try? driver.nextEvent(timeoutMs: 5000) }
+        _ = power.open()
+        guard bringUpUntilReady() else { return 0 }
         kd.boot(now: Self.nowSeconds())
         flushOutbox()
-        while true {
+        while hs_stop_requested() == 0 {
+            if kd.phase == .ready { hs_heap_mark_startup_done() }
             do {
                 if let e = try driver.nextEvent(timeoutMs: 50) { try handle(e) }
             } catch {
@@ -120,6 +124,8 @@ struct Firmware: ~Copyable {
                 afterKeyDelegation()
             }
         }
+        log("stopping")
+        return 0
     }
 
     mutating func handle(_ e: ATEvent) throws(ATError) {
@@ -141,7 +147,7 @@ struct Firmware: ~Copyable {
         case .moduleRebooted:
             log("module rebooted; bringing it up again")
             stats.moduleReboots &+= 1
-            while !bringUp() { _ = try? driver.nextEvent(timeoutMs: 5000) }
+            _ = bringUpUntilReady()
         case .registration(let r):
             if !r.status.isRegistered { log("registration lost") }
         default:

@@ -15,6 +15,7 @@ struct FirmwareConfig {
     var appPort: UInt16 = 7001
     var localAddress = IPAddress(10, 0, 0, 2)
     var espLocalPort: UInt16 = 4500
+    var power = ModemPowerConfig()
     var tun = TUNConfig()
     var kdUDP = KDUDPConfig()
 }
@@ -152,6 +153,7 @@ extension FirmwareConfig {
         } else if bytesEqual(k, "local_address") {
             guard let a = parseIPv4(v[0]) else { throw ConfigError(line: line, reason: "bad local_address") }
             localAddress = a
+        } else if try applyPower(k, v, line: line) {
         } else if bytesEqual(k, "default") {
             spd.defaultAction = try Self.action(v[0], template: 0, line: line)
         } else if bytesEqual(k, "rule") {

@@ -64,9 +64,12 @@ func runFirmware(configPath: UnsafePointer<CChar>) -> Int32 {
         print("handset-fw: cannot open the serial device")
         return 1
     }
+    _ = hs_stop_signals_install()
     print("fw: booting")
     var fw = Firmware(config: config, plane: plane, kd: kd, driver: ATDriver(transport: port))
-    return fw.run()
+    let status = fw.run()
+    hs_heap_report()
+    return status
 }
 
 hs_exit(firmwareMain())

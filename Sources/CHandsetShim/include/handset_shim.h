@@ -10,6 +10,8 @@
 #include "handset_files.h"
 #include "handset_app_socket.h"
 #include "handset_serial.h"
+#include "handset_gpio.h"
+#include "handset_heap.h"
 #include "handset_tun.h"
 
 #ifdef __cplusplus
@@ -69,6 +71,10 @@ void hs_stdout_line_buffered(void);
 /* Process arguments, captured at start-up (Embedded Swift has no CommandLine). */
 int hs_argc(void);
 const char *hs_argv(int i);
+/* SIGTERM and SIGINT set a flag instead of killing the process (no SA_RESTART: a blocking poll returns), so the
+ * firmware loop can end cleanly. hs_stop_requested() is 1 once either arrived. Returns 0 or -errno. */
+int hs_stop_signals_install(void);
+int hs_stop_requested(void);
 /* Flushes stdio and ends the process; for the firmware entry, which cannot import Glibc. */
 void hs_exit(int code) __attribute__((noreturn));
 
