@@ -158,14 +158,21 @@ final class EmulatedWorld: @unchecked Sendable {
     /// Largest resident set the firmware process reached (VmHWM, KiB); under qemu it includes qemu itself.
     private(set) var firmwarePeakRSSKiB = 0
 
-    func stopFirmware() {
+    /// SIGKILL (a power cut), or with `graceful` SIGTERM first: the firmware then ends its loop and prints its
+    /// heap figures (counting builds); SIGKILL follows after 10 s if it has not exited.
+    func stopFirmware(graceful: Bool = false) {
         guard let p = firmware, p.isRunning else { return }
         if let status = try? String(contentsOfFile: "/proc/\(p.processIdentifier)/status", encoding: .utf8),
            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmHWM:") }),
            let kib = Int(line.split(separator: " ").dropFirst().first ?? "") {
             firmwarePeakRSSKiB = max(firmwarePeakRSSKiB, kib)
         }
-        kill(p.processIdentifier, SIGKILL)
+        if graceful {
+            kill(p.processIdentifier, SIGTERM)
+            let end = Date().addingTimeInterval(10)
+            while p.isRunning && Date() < end { Thread.sleep(forTimeInterval: 0.05) }
+        }
+        if p.isRunning { kill(p.processIdentifier, SIGKILL) }
         p.waitUntilExit()
     }
 
