@@ -6,7 +6,9 @@
 //   NAME#N       fires once, at the N-th opportunity (1-based)
 // An "opportunity" is: each AT command line (reboot-mid-command, garbage, drop-final, interleave-urc), each URC
 // (delay-urc), each incoming SMS (sms-full), each AT+CMGS (sms-send-fail), each UDP datagram carried (socket-close).
-// slow-link=BAUD is a mode.
+// slow-link=BAUD is a mode. SMS centre faults: each SMS part carried either way (sms-loss, sms-duplicate), each
+// concatenated MT message (sms-reorder), each MT part that has a next part (reboot-between-parts), each PDU sent
+// at the +CMGS prompt (reboot-mid-sms).
 
 public enum FaultKind: String, Sendable, CaseIterable {
     case rebootMidCommand = "reboot-mid-command"  // module reboots after echoing a command, before answering it
@@ -17,6 +19,12 @@ public enum FaultKind: String, Sendable, CaseIterable {
     case smsFull = "sms-full"                     // SMS storage reports full: incoming SMS are refused, CMGW-like saves fail
     case smsSendFail = "sms-send-fail"            // AT+CMGS is refused with +CMS ERROR: VALUE (default 331, no network service)
     case socketClose = "socket-close"             // the network closes a socket after a datagram
+    case smsLoss = "sms-loss"                     // the SMS centre loses a part (MO: after the module's +CMGS answer)
+    case smsDuplicate = "sms-duplicate"           // the SMS centre carries a part twice
+    case smsReorder = "sms-reorder"               // the parts of a concatenated MT message arrive last first
+    case rebootBetweenParts = "reboot-between-parts" // the module reboots after storing an MT part, before the next
+    case rebootMidSMS = "reboot-mid-sms"          // the module reboots after the PDU at the +CMGS prompt, before
+                                                  // answering; VALUE=1: the network got it, else a coin decides
     case slowLink = "slow-link"                   // output paced at VALUE baud (10 bits per byte)
 }
 
@@ -29,6 +37,10 @@ public struct FaultRule: Sendable, Equatable {
     public var kind: FaultKind
     public var value: Int?
     public var trigger: Trigger
+
+    public init(kind: FaultKind, value: Int? = nil, trigger: Trigger) {
+        self.kind = kind; self.value = value; self.trigger = trigger
+    }
 }
 
 public struct FaultSpecError: Error, CustomStringConvertible, Equatable {
@@ -111,7 +123,12 @@ public struct FaultPlan: Sendable {
         return hit
     }
 
-    public mutating func add(_ rule: FaultRule) { rules.removeAll { $0.kind == rule.kind }; rules.append(rule) }
+    /// Arms `rule`, replacing any rule of its kind; NAME#N counts opportunities from now on.
+    public mutating func add(_ rule: FaultRule) {
+        rules.removeAll { $0.kind == rule.kind }
+        rules.append(rule)
+        counters[rule.kind] = 0
+    }
     public mutating func remove(_ kind: FaultKind) { rules.removeAll { $0.kind == kind } }
 
     /// Random bytes for the garbage fault: high-bit bytes, so they can never spell a result code.
@@ -119,6 +136,8 @@ public struct FaultPlan: Sendable {
         let count = 4 + Int(rng.next() % 24)
         return (0..<count).map { _ in UInt8(0x80 | (rng.next() & 0x7F)) }
     }
+
+    mutating func coinFlip() -> Bool { rng.next() & 1 == 1 }
 
     mutating func randomIndex(below n: Int) -> Int { n <= 1 ? 0 : Int(rng.next() % UInt64(n)) }
 }

@@ -139,9 +139,22 @@ extension ModemEngine {
             return Reply(line: "+CMGW: \(slot + profile.smsFirstIndex)")
         }
         guard isRegistered else { return Reply(.cms(331)) } // no network service
+        if faults.fires(.rebootMidSMS) { return rebootMidSMS(pdu, decoded) }
         messageReference = (messageReference + 1) & 0xFF
         onSubmit?(pdu, decoded, messageReference)
         return Reply(line: "+CMGS: \(messageReference)")
+    }
+
+    /// reboot-mid-sms: the module goes down holding the PDU; the network may or may not have it. No answer.
+    private func rebootMidSMS(_ pdu: [UInt8], _ decoded: DecodedSubmit) -> Reply {
+        let sent = faults.value(of: .rebootMidSMS) == 1 || faults.coinFlip()
+        if sent {
+            messageReference = (messageReference + 1) & 0xFF
+            onSubmit?(pdu, decoded, messageReference)
+        }
+        emit(NetworkEvent("fault", [("name", .string(FaultKind.rebootMidSMS.rawValue)), ("sent", .bool(sent))]))
+        reboot(reason: "fault")
+        return Reply(.none)
     }
 
     /// An SMS-DELIVER from the SMS centre. Returns false when the module cannot take it now (booting, storage full).

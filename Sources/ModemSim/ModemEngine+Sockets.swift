@@ -69,7 +69,7 @@ extension ModemEngine {
             : UDPPeer(host: "127.0.0.1", port: requested.port)
         guard (1...65535).contains(requested.port), socket.endpoint.send(bytes, to: via) else { return false }
         var fields: [(String, JSONValue)] = [("id", .int(socket.id)), ("len", .int(bytes.count)),
-                                             ("peer", .string(requested.description))]
+                                             ("peer", .string(requested.description)), ("data", .string(Hex.encode(bytes)))]
         if via != requested { fields.append(("via", .string(via.description))) }
         emit(NetworkEvent("udp-tx", fields))
         afterDatagram(socket.id)
@@ -78,7 +78,8 @@ extension ModemEngine {
 
     private func datagramArrived(socket id: Int, bytes: [UInt8], from peer: UDPPeer) {
         guard let s = sockets[id] else { return }
-        emit(NetworkEvent("udp-rx", [("id", .int(id)), ("len", .int(bytes.count)), ("peer", .string(peer.description))]))
+        emit(NetworkEvent("udp-rx", [("id", .int(id)), ("len", .int(bytes.count)), ("peer", .string(peer.description)),
+                                     ("data", .string(Hex.encode(bytes)))]))
         let wasEmpty = s.rx.isEmpty
         switch profile.socketDialect {
         case .simcom:

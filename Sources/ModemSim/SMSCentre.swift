@@ -57,9 +57,35 @@ final class SMSCentre: @unchecked Sendable {
             }
         }
         if duplicate, let first = parts.first { parts.append(first) }
-        pending += parts.map { ($0, sender) }
+        pending += networkFaults(parts).map { ($0, sender) }
         flush()
         return (count, ref)
+    }
+
+    /// The sms-reorder, sms-loss and sms-duplicate faults on one MT message's parts.
+    private func networkFaults(_ parts: [DeliverPart]) -> [DeliverPart] {
+        var parts = parts
+        if parts.count > 1, engine.faults.fires(.smsReorder) {
+            parts.reverse()
+            emitFault(.smsReorder, [("parts", .int(parts.count))])
+        }
+        var carried: [DeliverPart] = []
+        for p in parts {
+            if engine.faults.fires(.smsLoss) {
+                emitFault(.smsLoss, [("direction", .string("mt"))] + SMSCentre.headerFields(p.header))
+                continue
+            }
+            carried.append(p)
+            if engine.faults.fires(.smsDuplicate) {
+                carried.append(p)
+                emitFault(.smsDuplicate, [("direction", .string("mt"))] + SMSCentre.headerFields(p.header))
+            }
+        }
+        return carried
+    }
+
+    private func emitFault(_ kind: FaultKind, _ fields: [(String, JSONValue)] = []) {
+        emit(NetworkEvent("fault", [("name", .string(kind.rawValue))] + fields))
     }
 
     /// Offers waiting parts to the module, oldest first; stops at the first refusal to keep the order.
@@ -71,6 +97,13 @@ final class SMSCentre: @unchecked Sendable {
             }
             pending.removeFirst()
             emit(event("sms-mt", next.part, from: next.from))
+            let h = next.part.header
+            if let seq = h.concatSeq, let total = h.concatTotal, seq < total, engine.faults.fires(.rebootBetweenParts) {
+                // The rest waits here until the module is back (onReadyForMT flushes it).
+                emitFault(.rebootBetweenParts, SMSCentre.headerFields(h))
+                engine.reboot(reason: "fault")
+                return
+            }
         }
     }
 
@@ -87,6 +120,16 @@ final class SMSCentre: @unchecked Sendable {
     // MARK: Mobile-originated
 
     private func carry(pdu: [UInt8], decoded: DecodedSubmit, mr: Int) {
+        if engine.faults.fires(.smsLoss) {
+            emitFault(.smsLoss, [("direction", .string("mo")), ("mr", .int(mr))] + SMSCentre.headerFields(decoded.header))
+            return
+        }
+        let copies = engine.faults.fires(.smsDuplicate) ? 2 : 1
+        if copies > 1 { emitFault(.smsDuplicate, [("direction", .string("mo")), ("mr", .int(mr))]) }
+        for _ in 0..<copies { carryOnce(pdu: pdu, decoded: decoded, mr: mr) }
+    }
+
+    private func carryOnce(pdu: [UInt8], decoded: DecodedSubmit, mr: Int) {
         var f: [(String, JSONValue)] = [("from", .string(engine.identity.ownNumber)), ("to", .string(decoded.destination)),
                                         ("mr", .int(mr)), ("pdu", .string(Hex.encode(pdu))),
                                         ("dcs", .int(Int(decoded.dcs)))]

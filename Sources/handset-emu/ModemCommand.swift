@@ -43,6 +43,12 @@ struct ModemCommand: ParsableCommand {
                               +CMS ERROR: 322); the centre retries after CMGD
           sms-send-fail[=CODE] per AT+CMGS: +CMS ERROR: CODE (default 331)
           socket-close        per UDP datagram: the network closes the socket
+          sms-loss            per SMS part either way: the centre loses it
+          sms-duplicate       per SMS part either way: carried twice
+          sms-reorder         per concatenated MT message: last part first
+          reboot-between-parts per MT part with a next one: module reboots
+          reboot-mid-sms[=1]  per PDU at the +CMGS prompt: module reboots
+                              unanswered; =1: the network got it first
           slow-link=BAUD      output paced at BAUD (10 bits per byte)
         Example: --faults 'garbage@0.1,drop-final#5,slow-link=9600'
         """)

@@ -43,6 +43,26 @@ import Testing
         #expect(n > 230 && n < 370)
     }
 
+    @Test func parsesTheSMSCentreFaults() throws {
+        let rules = try FaultPlan.parse("sms-loss@0.1,sms-duplicate#2,sms-reorder,reboot-between-parts#1,reboot-mid-sms=1")
+        #expect(rules.map(\.kind) == [.smsLoss, .smsDuplicate, .smsReorder, .rebootBetweenParts, .rebootMidSMS])
+        #expect(rules[4].value == 1)
+        #expect(throws: FaultSpecError.self) { try FaultPlan.parse("sms-lost") }
+    }
+
+    @Test func addingARuleCountsItsTriggerFromNow() throws {
+        var plan = try FaultPlan(spec: "sms-loss#5")
+        let before = (0..<3).map { _ in plan.fires(.smsLoss) }
+        #expect(before == [false, false, false])
+        plan.add(FaultRule(kind: .smsLoss, value: nil, trigger: .nth(1)))
+        let after = (0..<2).map { _ in plan.fires(.smsLoss) }
+        #expect(after == [true, false])  // the next opportunity, not the first one ever
+        #expect(plan.fired[.smsLoss] == 1)
+        plan.remove(.smsLoss)
+        let removed = plan.fires(.smsLoss)
+        #expect(!removed && plan.fired[.smsLoss] == 1) // removed: never fires, count unchanged
+    }
+
     @Test func garbageNeverSpellsAResult() {
         var plan = FaultPlan(seed: 7)
         for _ in 0..<50 { #expect(plan.garbageBytes().allSatisfy { $0 >= 0x80 }) }
