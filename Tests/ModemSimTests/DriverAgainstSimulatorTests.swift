@@ -470,4 +470,23 @@ import Testing
         #expect(back == [5, 6, 7])
         #expect(rig.sim.faultCount(.delayURC) >= 1)
     }
+
+    /// Found by `handset-emu torture` (seed 1, iteration 4): the host was killed at the AT+CMGS prompt, so the
+    /// module still waited for a PDU and swallowed every "AT" of the restarted host. start() must end the
+    /// prompt first (ESC cancels the message, TS 27.005 §3.5.1), and nothing may be sent.
+    @Test(arguments: profiles)
+    func startAfterAHostDiedAtTheSMSPrompt(name: String) throws {
+        let b = try Bench(try #require(ModemProfile.named(name)))
+        defer { b.close() }
+        #expect(b.ready())
+        #expect(b.client.command("AT+CMGF=0").contains("OK"))
+        #expect(b.client.commandToPrompt("AT+CMGS=23", prompt: "> ").contains(">"))
+        b.client.write("0011000B9164") // half a PDU, then the host dies
+        let driver = try Array(b.link.utf8).withUnsafeBytes { try SerialModemDriver.open(pathBytes: $0) }
+        defer { driver.close() }
+        try driver.start()
+        #expect(try driver.signalQuality().rssi == 20)
+        #expect(b.events.named("sms-mo").isEmpty)
+        #expect(b.sim.counters.rejectedPDUs == 0)
+    }
 }

@@ -35,6 +35,7 @@ public final class ATDriver<Transport: ByteTransport> {
         var attempt = 0
         while !synced && attempt < 3 {
             attempt += 1
+            if attempt > 1 { try endPrompt() }
             do throws(ATError) {
                 try engine.run("AT", timeoutMs: 1000)
                 synced = true
@@ -51,6 +52,15 @@ public final class ATDriver<Transport: ByteTransport> {
         }
         try smsConfigure(smsIndication)
         _ = engine.takeRebootIndication()
+    }
+
+    /// A host that restarted may have left the module at the SMS prompt, where it takes every "AT" as PDU
+    /// text: ESC ends the prompt without sending (TS 27.005 §3.5.1). In command mode the lone ESC line is
+    /// ignored or answered ERROR; either answer is drained here as a stray line.
+    func endPrompt() throws(ATError) {
+        try engine.write(byte: 0x1B)
+        try engine.write(byte: 0x0D)
+        try engine.poll(timeoutMs: 100)
     }
 
     /// Reads AT+CGMM (then ATI) and maps the answer to a dialect.
