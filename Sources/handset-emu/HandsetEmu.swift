@@ -7,6 +7,7 @@ struct HandsetEmu: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "handset-emu",
         abstract: "Handset firmware emulator, modem simulator and debugging tools.",
-        subcommands: [RunCommand.self, ProvisionCommand.self, ESPCommand.self, PDUCommand.self, ModemCommand.self, BenchCommand.self]
+        subcommands: [RunCommand.self, ProvisionCommand.self, ESPCommand.self, PDUCommand.self, ModemCommand.self, BenchCommand.self,
+                      TortureCommand.self]
     )
 }

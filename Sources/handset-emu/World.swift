@@ -36,7 +36,12 @@ final class EmulatedWorld: @unchecked Sendable {
         var smsUp = 0, smsDown = 0, smsUpParts = 0, smsDownParts = 0, registered = false
     }
 
-    init(profile: ModemProfile, faults: FaultPlan, trace: Bool, pcap: String?, keylog: String?, logger: Logger) throws {
+    /// Taps for `torture`: every network event, and every key-delegation message as carried (up: from the handset).
+    var onEvent: (@Sendable (NetworkEvent) -> Void)?
+    var onKeyDelegation: (@Sendable (_ up: Bool, _ bytes: [UInt8]) -> Void)?
+
+    init(profile: ModemProfile, faults: FaultPlan, trace: Bool, pcap: String?, keylog: String?, logger: Logger,
+         timing: SimTiming = SimTiming()) throws {
         log = logger
         self.trace = trace
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("handset-emu-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
@@ -52,12 +57,14 @@ final class EmulatedWorld: @unchecked Sendable {
         let identity = SubscriberIdentity()
         let box = WorldBox()
         kdUDP = try GatewayUDPListener(gateway: gateway, logger: logger, onSMS: { d in box.world?.deliver(d) })
+        let events: @Sendable (NetworkEvent) -> Void = { e in box.world?.onNetworkEvent(e) }
         var traceSink: (@Sendable (ATTraceLine) -> Void)?
         if trace { traceSink = { line in FileHandle.standardError.write(Data((line.description + "\n").utf8)) } }
         sim = ModemSimulator(profile: profile, linkPath: dir.appendingPathComponent("modem").path, faults: faults,
-                             smsPort: nil, identity: identity, timing: SimTiming(), logger: logger,
-                             events: { e in box.world?.onNetworkEvent(e) }, trace: traceSink)
+                             smsPort: nil, identity: identity, timing: timing, logger: logger,
+                             events: events, trace: traceSink)
         box.world = self
+        kdUDP.onMessage = { up, bytes in box.world?.onKeyDelegation?(up, bytes) }
         let capture = self.capture
         peer.onPacket = { toPeer, bytes, handset in capture.packet(toPeer: toPeer, esp: bytes, handset: handset) }
         peer.onSA = { spi, fromHandset, key, salt in capture.sa(spi: spi, fromHandset: fromHandset, key: key, salt: salt) }
@@ -68,6 +75,7 @@ final class EmulatedWorld: @unchecked Sendable {
 
     /// Simulator events arrive on its queue; the gateway runs on ours, so delivering an answer never re-enters it.
     func onNetworkEvent(_ e: NetworkEvent) {
+        onEvent?(e)
         if trace { FileHandle.standardError.write(Data((e.jsonLine + "\n").utf8)) }
         switch e.name {
         case "registration": lock.withLock { stats.registered = (e.int("stat") == 1 || e.int("stat") == 5) }
@@ -94,12 +102,14 @@ final class EmulatedWorld: @unchecked Sendable {
 
     func uplink(_ message: [UInt8]) {
         lock.withLock { stats.smsUp += 1 }
+        onKeyDelegation?(true, message)
         deliver(gateway.handleUplink(message))
     }
 
     /// Sends the gateway's answers as port-addressed binary SMS through the SMS centre.
     func deliver(_ downlinks: [Downlink]) {
         for d in downlinks {
+            onKeyDelegation?(false, d.bytes)
             let parts = sim.deliverSMS(from: Self.gatewayNumber, data: d.bytes, portDst: Int(KD.smsPort), portSrc: Int(KD.smsPort))
             lock.withLock { stats.smsDown += 1; stats.smsDownParts += parts }
         }
@@ -217,9 +227,12 @@ struct WorldError: Error, CustomStringConvertible {
 final class EmuServices: TrustedServices, @unchecked Sendable {
     var caFile: String?
     private(set) var secretsSeen: [[UInt8]] = []
+    /// Overrides the secret responder's answer (torture echoes long secrets to get concatenated downlinks).
+    var secretReply: (@Sendable ([UInt8]) -> [UInt8])?
 
     func secret(device: UInt64, channel: UInt16, data: [UInt8]) -> [UInt8]? {
         secretsSeen.append(data)
+        if let secretReply { return secretReply(data) }
         return Array("received \(data.count) secret bytes on channel \(channel)".utf8)
     }
 

@@ -1,0 +1,419 @@
+import Foundation
+import Gateway
+import HandsetCore
+import ModemSim
+
+/// One fault campaign in one emulated world. The world is reused across iterations; the firmware is restarted
+/// only when a fault calls for it (a kill), when work did not finish (recovery), or before its SA tables fill.
+final class TortureCampaign: @unchecked Sendable {
+    struct Settings {
+        var seed: UInt64
+        var firmware: String
+        var loginBound: Double
+        var workTimeout: Double
+        var verbose: Bool
+    }
+
+    let world: EmulatedWorld
+    let settings: Settings
+    var rng: TortureRandom
+    let ledger = TortureLedger()
+    let nonces: NonceLedger
+    let deliveries: DeliveryLedger
+    let scanner: ClearTextScanner
+    let trigger = KDTrigger()
+    private(set) var injected: [TortureFault: Int] = [:]
+    private(set) var work: [TortureWork: (done: Int, timedOut: Int)] = [:]
+    private(set) var restarts = (kills: 0, recoveries: 0, maintenance: 0)
+    private(set) var loginSeconds: [Double] = []
+
+    private let lock = NSLock()
+    private var peerToHandset: [[UInt8]] = []
+    private var handsetEndpoint: sockaddr_in?
+    private var confirmAcks = 0
+    private var saTransfers = 0
+    private var saTransfersAtBoot = 0
+    private var flowsSinceBoot = 0
+    private var secretsIn = Set<[UInt8]>()
+    private var serial = 0
+    private let replayFD: Int32
+    private let statePath: String
+
+    init(world: EmulatedWorld, settings: Settings) throws {
+        self.world = world
+        self.settings = settings
+        rng = TortureRandom(seed: settings.seed)
+        nonces = NonceLedger(ledger: ledger)
+        deliveries = DeliveryLedger(ledger: ledger)
+        scanner = ClearTextScanner(ledger: ledger)
+        statePath = world.dir.appendingPathComponent("state/device.key").path
+        replayFD = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        guard replayFD >= 0 else { throw WorldError("replay socket: errno \(errno)") }
+        installTaps()
+    }
+
+    deinit { close(replayFD) }
+
+    private func installTaps() {
+        let nonces = self.nonces, trigger = self.trigger, scanner = self.scanner
+        world.onKeyDelegation = { [weak self] up, bytes in
+            nonces.keyDelegation(up: up, bytes)
+            guard bytes.count > 1 else { return }
+            trigger.saw(up: up, type: bytes[1])
+            guard !up, let self else { return }
+            self.lock.withLock {
+                if bytes[1] == KDMessageType.confirmAck.rawValue { self.confirmAcks += 1 }
+                if bytes[1] == KDMessageType.saTransfer.rawValue { self.saTransfers += 1 }
+            }
+        }
+        world.onEvent = { e in
+            switch e.name {
+            case "udp-tx", "udp-rx":
+                if let hex = e.string("data"), let b = try? hexArgument(hex, name: "data") { scanner.scan(b, what: "a bridged datagram (\(e.name))") }
+            case "sms-mo":
+                if let hex = e.string("data"), let b = try? hexArgument(hex, name: "data") { scanner.scan(b, what: "an SMS to the network") }
+                if let text = e.string("text") { scanner.scan(Array(text.utf8), what: "an SMS text to the network") }
+            case "sms-mt":
+                if let hex = e.string("pdu"), let b = try? hexArgument(hex, name: "pdu") { scanner.scan(b, what: "an SMS to the module") }
+            default: break
+            }
+        }
+        let previousPacket = world.peer.onPacket
+        world.peer.onPacket = { [weak self] toPeer, bytes, handset in
+            previousPacket?(toPeer, bytes, handset)
+            nonces.esp(bytes)
+            guard let self else { return }
+            self.lock.withLock {
+                self.handsetEndpoint = handset
+                if !toPeer {
+                    self.peerToHandset.append(bytes)
+                    if self.peerToHandset.count > 64 { self.peerToHandset.removeFirst() }
+                }
+            }
+        }
+        let previousSA = world.peer.onSA
+        world.peer.onSA = { spi, fromHandset, key, salt in
+            previousSA?(spi, fromHandset, key, salt)
+            nonces.sa(spi: spi, key: key, salt: salt)
+        }
+        world.services.secretReply = { $0 }
+    }
+
+    // MARK: The campaign
+
+    /// Boots the firmware and waits for its first login.
+    func start() throws {
+        try boot()
+        guard awaitLogin() else { throw WorldError("the firmware did not log in at the start (see its log)") }
+    }
+
+    /// Runs one iteration; returns false once an invariant was violated.
+    func iteration(_ i: Int) throws -> Bool {
+        ledger.iteration = i
+        // Each iteration's draws depend on (seed, i) only, not on how many draws timing caused before.
+        rng = TortureRandom(seed: settings.seed &+ UInt64(i) &* 0xD1B5_4A32_D192_ED03)
+        world.app.hello()
+        if pairsSinceBoot >= 10 || flowsSinceBoot >= 80 {
+            restarts.maintenance += 1
+            try powerCut()
+        }
+        let fault = rng.pick(TortureFault.drawn)
+        var line: TortureFault? = rng.chance(0.15) ? rng.pick(TortureFault.lineFaults) : nil
+        if line == fault { line = nil }
+        let t0 = Date()
+        if let line { arm(line) }
+        let finished = try run(fault)
+        disarmAll()
+        if !finished {
+            if settings.verbose {
+                print("    work unfinished; firmware log tail:")
+                for l in world.firmwareOutput.split(separator: "\n").suffix(8) { print("      \(l)") }
+            }
+            restarts.recoveries += 1
+            try powerCut()
+        }
+        injectReplays()
+        checkAgreement()
+        if settings.verbose {
+            print(String(format: "  #%d %@%@: %@ (%.2f s)", i, fault.rawValue, line.map { " + \($0.rawValue)" } ?? "",
+                         finished ? "work done" : "recovered by restart", Date().timeIntervalSince(t0)))
+        }
+        return !ledger.anyViolation
+    }
+
+    private func run(_ fault: TortureFault) throws -> Bool {
+        switch fault {
+        case .rebootMidCMGS:
+            return withSimFault(.rebootMidSMS, .nth(1), as: fault) { drive(rng.pick([.secret, .keyRequest])) }
+        case .rebootBetweenParts:
+            return withSimFault(.rebootBetweenParts, .nth(1 + rng.below(2)), as: fault) { drive(.secret) }
+        case .garbage, .dropFinal:
+            arm(fault)
+            return drive(rng.pick(TortureWork.allCases))
+        case .smsLoss:
+            return withSimFault(.smsLoss, .nth(1 + rng.below(3)), as: fault, giveUpAfterFire: 3) {
+                drive(rng.pick([.keyRequest, .push, .secret]))
+            }
+        case .smsDuplicate:
+            return withSimFault(.smsDuplicate, .nth(1 + rng.below(3)), as: fault) { drive(rng.pick([.keyRequest, .push, .secret])) }
+        case .smsReorderParts:
+            return withSimFault(.smsReorder, .nth(1), as: fault) { drive(.secret) }
+        case .smsReorderMessages:
+            injected[fault, default: 0] += 1
+            return pushTwiceReordered()
+        case .socketClose:
+            // The reply to the datagram that closed the socket is lost with it; the next echo must work.
+            return withSimFault(.socketClose, .nth(1), as: fault) { drive(.echo, timeout: 2) || drive(.echo) }
+        case .killRandom:
+            // Start some work, then cut the power somewhere inside it.
+            kick(rng.pick([.keyRequest, .secret, .echo, .push]))
+            _ = pump(rng.seconds(0...1.5))
+            injected[fault, default: 0] += 1
+            try powerCut()
+            return true
+        case .killLogin:
+            // After the first (login-ack, or confirm-ack when the boot resumed a rotation) or second answer.
+            trigger.arm([KDMessageType.loginAck.rawValue, KDMessageType.confirmAck.rawValue], nth: 1 + rng.below(2))
+            cut()
+            try boot()
+            if trigger.wait(min(5, settings.loginBound)) { _ = pump(rng.seconds(0...0.2)) }
+            injected[fault, default: 0] += 1
+            try powerCut()
+            return true
+        case .killSAInstall:
+            trigger.arm([KDMessageType.saTransfer.rawValue])
+            kick(rng.pick([.keyRequest, .push]))
+            if trigger.wait(settings.workTimeout) { _ = pump(rng.seconds(0...0.3)) }
+            injected[fault, default: 0] += 1
+            try powerCut()
+            return true
+        case .replay:
+            return true
+        }
+    }
+
+    // MARK: Faults
+
+    private func arm(_ fault: TortureFault) {
+        switch fault {
+        case .garbage: world.sim.setFault(FaultRule(kind: .garbage, value: nil, trigger: .probability(0.3)))
+        case .dropFinal: world.sim.setFault(FaultRule(kind: .dropFinal, value: nil, trigger: .nth(1 + rng.below(3))))
+        default: return
+        }
+        lineArmed.append(fault)
+    }
+    private var lineArmed: [TortureFault] = []
+
+    private func disarmAll() {
+        for f in lineArmed {
+            let kind: FaultKind = f == .garbage ? .garbage : .dropFinal
+            injected[f, default: 0] += world.sim.faultCount(kind) - (firedBefore[kind] ?? 0)
+            firedBefore[kind] = world.sim.faultCount(kind)
+        }
+        lineArmed = []
+        for kind in FaultKind.allCases { world.sim.clearFault(kind) }
+    }
+    private var firedBefore: [FaultKind: Int] = [:]
+
+    /// Arms one simulator fault around `body`, counting it only if it actually fired. With `giveUpAfterFire`,
+    /// work stops being waited for that many seconds after the fault fired (the firmware would retry in 30 s).
+    private func withSimFault(_ kind: FaultKind, _ t: FaultRule.Trigger, as fault: TortureFault, giveUpAfterFire: Double? = nil,
+                              _ body: () -> Bool) -> Bool {
+        let before = world.sim.faultCount(kind)
+        world.sim.setFault(FaultRule(kind: kind, value: nil, trigger: t))
+        if let g = giveUpAfterFire {
+            giveUp = { [weak self] in
+                guard let self else { return false }
+                if self.firedAt == nil, self.world.sim.faultCount(kind) > before { self.firedAt = Date() }
+                return self.firedAt.map { Date().timeIntervalSince($0) > g } ?? false
+            }
+        }
+        defer { giveUp = nil; firedAt = nil }
+        let ok = body()
+        world.sim.clearFault(kind)
+        let fired = world.sim.faultCount(kind) - before
+        injected[fault, default: 0] += fired
+        firedBefore[kind] = world.sim.faultCount(kind)
+        return ok
+    }
+    private var giveUp: (() -> Bool)?
+    private var firedAt: Date?
+
+    // MARK: Work
+
+    private func payload(_ kind: String, size: Int = 0) -> [UInt8] {
+        serial += 1
+        var p = Array("torture:\(kind):\(ledger.iteration):\(serial)".utf8)
+        if p.count < size { p += [UInt8](repeating: 0x2E, count: size - p.count) }
+        return p
+    }
+
+    /// Starts `w` and waits for its outcome, seen from the outside (the app, the peer).
+    private func drive(_ w: TortureWork, timeout: Double? = nil) -> Bool {
+        let done = kick(w)
+        let ok = pump(timeout ?? settings.workTimeout, until: done)
+        work[w, default: (0, 0)].done += ok ? 1 : 0
+        work[w, default: (0, 0)].timedOut += ok ? 0 : 1
+        return ok
+    }
+
+    /// Sends the request for `w`; returns the condition that says it completed.
+    @discardableResult
+    private func kick(_ w: TortureWork) -> () -> Bool {
+        switch w {
+        case .echo:
+            let p = payload("echo")
+            world.app.datagram(to: EmulatedPeer.echoPort, from: 5000, p)
+            return { [deliveries] in deliveries.has(p) }
+        case .keyRequest:
+            flowsSinceBoot += 1
+            let p = payload("flow")
+            world.app.datagram(to: 9, from: UInt16(9000 + flowsSinceBoot), p)
+            return { [world] in world.peer.counters.delivered.suffix(16).contains { $0.payload == p } }
+        case .push:
+            let before = world.peer.counters.dummies
+            let sel = TrafficSelector(local: world.handsetAddress, remote: world.peer.address, localPort: 9000, remotePort: 0)
+            world.deliver(world.gateway.push(device: world.deviceID, selector: sel))
+            return peerSends(after: before)
+        case .secret:
+            let p = payload("secret", size: 300)
+            world.app.secret(channel: 1, p)
+            return { [weak self] in self?.lock.withLock { self?.secretsIn.contains(p) } ?? false }
+        }
+    }
+
+    /// Once the handset announced its newest pushed SA (a dummy packet), the peer sends; done when the app has it.
+    private func peerSends(after dummies: Int) -> () -> Bool {
+        var sent: [UInt8]?
+        return { [weak self] in
+            guard let self else { return false }
+            if let p = sent { return self.deliveries.has(p) }
+            guard self.world.peer.counters.dummies > dummies else { return false }
+            let p = self.payload("push")
+            guard self.world.peer.send(p, to: self.world.handsetAddress, port: 9000, from: 7777) else { return false }
+            sent = p
+            return false
+        }
+    }
+
+    /// Two pushes whose downlinks the network delivers in reverse order: the older must be refused (counter
+    /// low), and the newer pair must carry traffic.
+    private func pushTwiceReordered() -> Bool {
+        let before = world.peer.counters.dummies
+        let sel = TrafficSelector(local: world.handsetAddress, remote: world.peer.address, localPort: 9000, remotePort: 0)
+        let first = world.gateway.push(device: world.deviceID, selector: sel)
+        let second = world.gateway.push(device: world.deviceID, selector: sel)
+        world.deliver(second)
+        world.deliver(first)
+        let ok = pump(settings.workTimeout, until: peerSends(after: before))
+        work[.push, default: (0, 0)].done += ok ? 1 : 0
+        work[.push, default: (0, 0)].timedOut += ok ? 0 : 1
+        return ok
+    }
+
+    /// Takes everything the firmware sends the app for up to `seconds`, until `done` holds.
+    @discardableResult
+    func pump(_ seconds: Double, until done: () -> Bool = { false }) -> Bool {
+        let end = Date().addingTimeInterval(seconds)
+        while true {
+            if done() { return true }
+            if let g = giveUp, g() { return false }
+            let left = end.timeIntervalSinceNow
+            if left <= 0 { return false }
+            if let m = world.app.wait(timeout: min(left, 0.05), { _ in true }) { take(m) }
+        }
+    }
+
+    private func take(_ m: AppClient.Message) {
+        switch m.op {
+        case 0x81 where m.body.count >= 8:
+            let p = Array(m.body.dropFirst(8))
+            if ClearTextScanner.contains(p, ClearTextScanner.marker) { deliveries.delivered(p) }
+        case 0x82 where m.body.count >= 2:
+            let p = Array(m.body.dropFirst(2))
+            lock.withLock { _ = secretsIn.insert(p) }
+        default:
+            break
+        }
+    }
+
+    // MARK: Power and login
+
+    private var pairsSinceBoot: Int { lock.withLock { saTransfers - saTransfersAtBoot } }
+
+    private func boot() throws {
+        for kind in FaultKind.allCases { world.sim.clearFault(kind) }
+        // A gateway drops half-reassembled uplinks of a handset that restarted (its references start again).
+        world.lock.withLock { world.uplinkParts = [:] }
+        lock.withLock {
+            handsetEndpoint = nil
+            saTransfersAtBoot = saTransfers
+        }
+        flowsSinceBoot = 0
+        try world.startFirmware(path: settings.firmware, qemu: nil)
+        world.app.hello()
+    }
+
+    /// kill -9, the agreement check on a quiet system, restart, and the login bound.
+    func powerCut() throws {
+        cut()
+        try boot()
+        _ = awaitLogin()
+    }
+
+    private func cut() {
+        world.stopFirmware()
+        restarts.kills += 1
+        world.queue.sync {}  // whatever reached the gateway has been handled
+        checkAgreement()
+    }
+
+    /// Login is complete when a confirm-ack went down after the boot and both sides sit on one confirmed key.
+    @discardableResult
+    private func awaitLogin() -> Bool {
+        let acks = lock.withLock { confirmAcks }
+        let t0 = Date()
+        let ok = pump(settings.loginBound) { [self] in
+            guard lock.withLock({ confirmAcks }) > acks, let h = KeyAgreement.readState(statePath),
+                  let g = try? world.registry.device(id: world.deviceID) else { return false }
+            return KeyAgreement.loggedIn(handset: h, gateway: g)
+        }
+        if ok { loginSeconds.append(Date().timeIntervalSince(t0)) }
+        ledger.check(.canLogIn, ok, "no completed login within \(settings.loginBound) s of a restart")
+        world.app.hello()
+        return ok
+    }
+
+    /// Registry against state file; the file is read before and after the registry so the pair is consistent.
+    func checkAgreement() {
+        for _ in 0..<50 {
+            guard let a = KeyAgreement.readState(statePath) else { Thread.sleep(forTimeInterval: 0.01); continue }
+            let g = try? world.registry.device(id: world.deviceID)
+            guard let b = KeyAgreement.readState(statePath), a == b, let g else { continue }
+            let problems = KeyAgreement.problems(handset: a, gateway: g)
+            ledger.check(.ackedKept, problems.isEmpty, problems.joined(separator: "; "))
+            return
+        }
+        ledger.check(.ackedKept, false, "the handset's state file could not be read whole")
+    }
+
+    // MARK: Replays
+
+    /// Sends copies of earlier peer-to-handset ESP packets (the newest, plus two drawn from the last 64) to the
+    /// handset's current endpoint. Each payload is unique, so an accepted copy shows as a second delivery.
+    private func injectReplays() {
+        let (endpoint, packets) = lock.withLock { (handsetEndpoint, peerToHandset) }
+        guard var dst = endpoint, let newest = packets.last else { return }
+        let chosen = [newest, rng.pick(packets), rng.pick(packets)]
+        for p in chosen {
+            _ = p.withUnsafeBytes { b in
+                withUnsafePointer(to: &dst) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sendto(replayFD, b.baseAddress, b.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                } }
+            }
+        }
+        injected[.replay, default: 0] += chosen.count
+        pump(0.2)
+        for _ in chosen { deliveries.replayWindowPassed() }
+    }
+}
