@@ -15,7 +15,23 @@ enum TUNWorld {
         if geteuid() != 0 { return "needs root" }
         if !FileManager.default.fileExists(atPath: "/dev/net/tun") { return "needs /dev/net/tun" }
         if (try? EmulatedWorld.which("ip")) == nil { return "needs ip (iproute2)" }
+        if let e = probe() { return "needs CAP_NET_ADMIN (TUNSETIFF: errno \(e))" }
         return nil
+    }
+
+    /// Root in a container may still lack CAP_NET_ADMIN: try what the firmware will do (the probe interface
+    /// goes away on close). Returns errno, or nil when it worked.
+    static func probe() -> Int32? {
+        let fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC)
+        guard fd >= 0 else { return errno }
+        defer { close(fd) }
+        var ifr = [UInt8](repeating: 0, count: 40)  // struct ifreq: name[16], then flags (short)
+        let name = Array("hsp\(getpid() % 1_000_000)".utf8)
+        ifr.replaceSubrange(0..<name.count, with: name)
+        let flags = UInt16(0x0001 | 0x1000)  // IFF_TUN | IFF_NO_PI
+        ifr[16] = UInt8(flags & 0xFF); ifr[17] = UInt8(flags >> 8)  // little-endian hosts (x86-64, arm64)
+        let rc = ifr.withUnsafeMutableBytes { ioctl(fd, UInt(0x4004_54CA), $0.baseAddress!) }  // TUNSETIFF
+        return rc == 0 ? nil : errno
     }
 
     /// A name of at most 15 bytes, unique per run.
