@@ -105,8 +105,7 @@ extension Firmware {
             if n < 0 {
                 // The interface was deleted under us (`ip link del`, its namespace removed): carry on without it.
                 print("fw: TUN gone (errno \(-n)); running without it")
-                _ = hs_fd_close(tun.fd)
-                tun.fd = -1
+                closeTUN()
             }
             guard n > 0 else { return }
             withUnsafeBytes(of: packet) { b in fromTUN(UnsafeRawBufferPointer(rebasing: b[0..<n])) }
@@ -165,5 +164,16 @@ extension Firmware {
             return hs_tun_write(fd, b.baseAddress!.assumingMemoryBound(to: UInt8.self), n)
         }
         if rc == 0 { tun.stats.packetsOut &+= 1 } else { tun.stats.writeErrors &+= 1 }
+    }
+}
+
+extension Firmware {
+    /// At a clean stop, or when the interface went away: what it carried and refused, then the descriptor goes.
+    mutating func closeTUN() {
+        guard tun.fd >= 0 else { return }
+        let s = tun.stats
+        print("fw: tun in \(s.packetsIn) out \(s.packetsOut); dropped: not UDP \(s.notUDP), malformed \(s.malformed), foreign source \(s.foreignSource), too long to hold \(s.tooLongToHold), write errors \(s.writeErrors)")
+        _ = hs_fd_close(tun.fd)
+        tun.fd = -1
     }
 }

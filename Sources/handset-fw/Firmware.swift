@@ -125,6 +125,7 @@ struct Firmware: ~Copyable {
             }
         }
         log("stopping")
+        closeTUN()
         return 0
     }
 
