@@ -101,14 +101,15 @@ extension Scenario {
 
     static func secretOverSMS(_ c: ScenarioContext) throws -> String {
         let w = c.world
-        let espBefore = w.capture.summary.packets
         let smsBefore = w.snapshot.smsUp
         let secret = "PIN 4321, account 12-3456"
         c.app.secret(channel: 1, Array(secret.utf8))
         let reply = try c.expect(0x82, "the gateway's answer over SMS")
         guard w.snapshot.smsUp > smsBefore else { throw ScenarioFailure("no SMS went up") }
         guard w.services.secretsSeen.contains(Array(secret.utf8)) else { throw ScenarioFailure("the gateway never got it") }
-        guard w.capture.summary.packets == espBefore, !w.capture.contains(Array(secret.utf8)) else {
+        // Not a packet count: a late ESP packet of an earlier scenario may still arrive. SECRET never reaches the data
+        // plane (KD only, SMS-only type), so the check is that its bytes appear nowhere on the Internet side.
+        guard !w.capture.contains(Array(secret.utf8)) else {
             throw ScenarioFailure("secret data touched the Internet side")
         }
         // Traffic matching a rule marked secret is refused by the data plane.

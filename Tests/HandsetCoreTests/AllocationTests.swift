@@ -103,7 +103,12 @@ struct AllocPlanes: ~Copyable {
     }
 }
 
-@Suite(.serialized) struct AllocationTests {
+/// Under AddressSanitizer (the test command's ASan stage) malloc belongs to ASan, not the interposer; the plain
+/// run, where the positive controls must pass, does the counting.
+let addressSanitizerOwnsMalloc = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "__asan_init") != nil
+
+@Suite(.serialized, .disabled(if: addressSanitizerOwnsMalloc, "malloc belongs to AddressSanitizer in this run"))
+struct AllocationTests {
     static let roundTrips = 1_000
     static let warmUp = 16
 

@@ -225,7 +225,7 @@ func sealRaw(_ link: borrowing ESPLink, seq: UInt32, plaintext: [UInt8]) -> [UIn
         let wires = try (0..<2).map { _ in try link.seal([7]) }
         #expect(throws: ESPError.expired) { try link.seal([8]) }  // sender stops at the limit too
         #expect(link.tx.snapshot(spi: ESPLink.spi, direction: .outbound) == nil)
-        for w in wires { _ = try link.open(w) }
+        for w in wires { #expect(try link.open(w).payload == [7]) }
         link.tx = SATable<4>()
         var fresh = link.params
         fresh.lifetime = SALifetime()
