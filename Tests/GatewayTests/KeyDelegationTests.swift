@@ -136,6 +136,33 @@ import Testing
         #expect(plane.sas.count == 0)
     }
 
+    /// Found by `handset-emu torture` (dropped final results, then a restart): an sa-transfer still stored in the
+    /// module from before a power cut was installed at bring-up, before the new login, which makes the gateway
+    /// tell the peer to forget every SA; the dead pair then won outbound for its flow. It must be refused, its
+    /// counter still consumed, and nothing answered; a push after the login is installed as usual.
+    @Test func transferSealedBeforeTheLoginIsNotInstalled() throws {
+        let w = try World()
+        var c = try w.handset()
+        var plane = HandsetPlane()
+        c.boot(now: 0)
+        exchange(&c, w.gateway, plane: &plane)
+        let sel = TrafficSelector(local: c.localAddress, remote: w.peer.address, localPort: 0, remotePort: 7)
+        let stale = w.gateway.push(device: w.deviceID, selector: sel)  // in flight when the power goes
+        var after = try w.handset()
+        var erased = HandsetPlane()
+        #expect(after.deliver(stale, plane: &erased) == [.rejected(.badMessage)])  // read at bring-up, before login
+        #expect(erased.sas.count == 0)
+        #expect(after.drain().isEmpty)  // no sa-ack
+        #expect(after.counters.unexpected == 1)
+        #expect(after.deliver(stale, plane: &erased) == [.rejected(.counterLow)])  // its counter was consumed
+        after.boot(now: 10)
+        exchange(&after, w.gateway, plane: &erased)
+        #expect(after.phase == .ready)
+        let fresh = w.gateway.push(device: w.deviceID, selector: sel)
+        #expect(after.deliver(fresh, plane: &erased) == [.accepted(.saTransfer)])
+        #expect(erased.sas.count == 2)
+    }
+
     @Test func secretDataAndFetchTravelOnlyAsKeyDelegationMessages() throws {
         let w = try World()
         var c = try w.handset()

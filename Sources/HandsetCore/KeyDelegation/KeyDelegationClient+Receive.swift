@@ -98,6 +98,10 @@ extension KeyDelegationClient {
             loginTries = 0
             resendPendingRequests(now: now)
         case .saTransfer(let t):
+            // Before this boot's login-ack, a transfer can only be one sealed before the login that is under way,
+            // and that login makes the gateway tell the peer to forget every SA: installed, the dead pair would
+            // win outbound for its flow until its hard lifetime. (Found by `handset-emu torture`.)
+            guard phase == .ready || phase == .awaitingConfirmAck else { return unexpected(next) }
             guard commit(next) else { return .rejected(.busy) }
             let status = install(t, plane: &plane)
             send(.saAck(KDSAAck(requestID: t.requestID, outboundSPI: t.outboundSPI, status: status)))
