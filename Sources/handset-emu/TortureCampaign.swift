@@ -12,6 +12,7 @@ final class TortureCampaign: @unchecked Sendable {
         var loginBound: Double
         var workTimeout: Double
         var verbose: Bool
+        var only: [TortureFault] = []
     }
 
     let world: EmulatedWorld
@@ -117,7 +118,7 @@ final class TortureCampaign: @unchecked Sendable {
             restarts.maintenance += 1
             try powerCut()
         }
-        let fault = rng.pick(TortureFault.drawn)
+        let fault = rng.pick(settings.only.isEmpty ? TortureFault.drawn : settings.only)
         var line: TortureFault? = rng.chance(0.15) ? rng.pick(TortureFault.lineFaults) : nil
         if line == fault { line = nil }
         let t0 = Date()
@@ -126,7 +127,7 @@ final class TortureCampaign: @unchecked Sendable {
         disarmAll()
         if !finished {
             if settings.verbose {
-                print("    work unfinished; firmware log tail:")
+                print("    work unfinished (\(world.sim.storedSMS) SMS left in the module); firmware log tail:")
                 for l in world.firmwareOutput.split(separator: "\n").suffix(8) { print("      \(l)") }
             }
             restarts.recoveries += 1

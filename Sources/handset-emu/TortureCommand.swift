@@ -35,11 +35,15 @@ struct TortureCommand: ParsableCommand {
     @Option(help: "Seconds to wait for one piece of work before recovering by a restart.") var workTimeout: Double = 6
     @Flag(help: "One line per iteration.") var verbose = false
     @Flag(help: .hidden) var selfCheck = false
+    @Option(help: "Draw only this fault (repeatable; a name from the table).") var only: [String] = []
 
     func validate() throws {
         guard iterations >= 1 else { throw ValidationError("--iterations must be at least 1") }
         guard ["simcom", "quectel", "ublox"].contains(profile) else {
             throw ValidationError("--profile must be simcom, quectel or ublox (generic has no sockets)")
+        }
+        for o in only where TortureFault(rawValue: o) == nil || o == TortureFault.replay.rawValue {
+            throw ValidationError("unknown fault '\(o)'; choose from: \(TortureFault.drawn.map(\.rawValue).joined(separator: ", "))")
         }
         guard loginBound > 0, workTimeout > 0 else { throw ValidationError("--login-bound and --work-timeout must be positive") }
     }
@@ -61,7 +65,8 @@ struct TortureCommand: ParsableCommand {
         world.capture.peerPort = world.peer.espPort
         defer { world.shutdown() }
         let campaign = try TortureCampaign(world: world, settings: .init(
-            seed: seed, firmware: fwPath, loginBound: loginBound, workTimeout: workTimeout, verbose: verbose))
+            seed: seed, firmware: fwPath, loginBound: loginBound, workTimeout: workTimeout, verbose: verbose,
+            only: only.compactMap(TortureFault.init(rawValue:))))
         campaign.ledger.report = { v in
             print("VIOLATION at iteration \(v.iteration): \(v.invariant.rawValue): \(v.detail)")
         }
@@ -79,7 +84,8 @@ struct TortureCommand: ParsableCommand {
         Self.printTable(campaign, iterations: done, elapsed: elapsed, setup: setup)
         if let first = campaign.ledger.violations.first {
             print("result: FAIL: \(first.invariant.rawValue) at iteration \(first.iteration): \(first.detail)")
-            print("reproduce: handset-emu torture --seed \(seed) --iterations \(first.iteration) --profile \(profile)")
+            let filter = only.map { " --only '\($0)'" }.joined()
+            print("reproduce: handset-emu torture --seed \(seed) --iterations \(first.iteration) --profile \(profile)\(filter)")
             print("--- firmware log (last 30 lines)")
             print(world.firmwareOutput.split(separator: "\n").suffix(30).joined(separator: "\n"))
             throw ExitCode(1)
