@@ -115,7 +115,7 @@ extension Firmware {
     /// After the client has run: new SAs, held datagrams, answers for the app, queued SMS.
     mutating func afterKeyDelegation() {
         while let e = kd.installed.pop() {
-            print("fw: SA pair installed out=\(e.outboundSPI) in=\(e.inboundSPI)")
+            LogLine("fw: SA pair installed out=").append(e.outboundSPI).append(" in=").append(e.inboundSPI).emit()
             event(.saInstalled, spi: e.outboundSPI)
             if e.requestID == 0 { announce(outboundSPI: e.outboundSPI) }
         }

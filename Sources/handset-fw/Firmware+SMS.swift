@@ -97,8 +97,8 @@ extension Firmware {
 
     func logReceive(_ r: KDReceiveResult) {
         switch r {
-        case .accepted(let t): print("fw: key-delegation accepted type \(t.rawValue)")
-        case .rejected(let s): print("fw: key-delegation rejected status \(s.rawValue)")
+        case .accepted(let t): LogLine("fw: key-delegation accepted type ").append(t.rawValue).emit()
+        case .rejected(let s): LogLine("fw: key-delegation rejected status ").append(s.rawValue).emit()
         }
     }
 

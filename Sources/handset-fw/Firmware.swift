@@ -158,7 +158,7 @@ struct Firmware: ~Copyable {
 
     func log(_ s: StaticString) {
         // One line each, flushed (stdout is line-buffered), so a log survives the process being killed.
-        print("fw: \(s)")
+        LogLine("fw: ").append(s).emit()
     }
 }
 

@@ -68,6 +68,10 @@ func runFirmware(configPath: UnsafePointer<CChar>) -> Int32 {
     print("fw: booting")
     var fw = Firmware(config: config, plane: plane, kd: kd, driver: ATDriver(transport: port))
     let status = fw.run()
+    if hs_heap_counting() != 0 {
+        // What the one expected kind of later allocation (an AES context per SA key) is bounded by.
+        LogLine("heap: ").append(fw.kd.counters.sasInstalled).append(" SAs installed").emit()
+    }
     hs_heap_report()
     return status
 }

@@ -1,0 +1,20 @@
+import Testing
+@testable import handset_fw
+
+@Suite struct LogLineTests {
+    func text(_ l: LogLine) -> String { l.withBytes { String(decoding: $0, as: UTF8.self) } }
+
+    @Test func textAndNumbers() {
+        #expect(text(LogLine("fw: SA pair installed out=").append(UInt32(0xDEADBEEF)).append(" in=").append(0))
+                == "fw: SA pair installed out=3735928559 in=0")
+        #expect(text(LogLine("n=").append(Int64.min)) == "n=-9223372036854775808")
+        #expect(text(LogLine("u=").append(UInt64.max)) == "u=18446744073709551615")
+    }
+
+    @Test func longLinesAreCutNotOverrun() {
+        var l = LogLine("x")
+        for _ in 0..<40 { l = l.append("abcdefgh") }
+        #expect(l.count == 159)
+        #expect(text(l).hasPrefix("xabcdefgh"))
+    }
+}
