@@ -89,7 +89,7 @@ extension Firmware {
         }
         if sent {
             kd.carriage.noteUDPSent()
-            print("fw: key-delegation type \(m.type.rawValue) sent by UDP")
+            LogLine("fw: key-delegation sent by UDP, type ").append(m.type.rawValue).emit()
         } else {
             stats.modemErrors &+= 1
         }
@@ -100,7 +100,7 @@ extension Firmware {
     /// their own timers (fresh counters); secret data and fetches are refused to the application.
     mutating func refuseSMSOnly(_ m: KDOutgoing) {
         kd.carriage.noteDropped()
-        print("fw: key-delegation type \(m.type.rawValue) dropped: SMS unavailable and it is SMS-only")
+        LogLine("fw: key-delegation dropped (SMS unavailable, SMS-only), type ").append(m.type.rawValue).emit()
         if m.type == .secretData || m.type == .fetchRequest { event(.smsUnavailable) }
     }
 

@@ -82,7 +82,7 @@ extension Firmware {
         var name = config.tun.name
         let fd = withUnsafeBytes(of: &name) { n in hs_tun_open(n.baseAddress!.assumingMemoryBound(to: CChar.self)) }
         guard fd >= 0 else {
-            print("fw: TUN unavailable (errno \(-fd)): it needs root (CAP_NET_ADMIN) and /dev/net/tun; running without it")
+            LogLine("fw: TUN unavailable (needs root/CAP_NET_ADMIN and /dev/net/tun); running without it, errno ").append(-fd).emit()
             return
         }
         tun.fd = fd
@@ -91,7 +91,7 @@ extension Firmware {
             hs_tun_configure(n.baseAddress!.assumingMemoryBound(to: CChar.self), config.tun.address.v4,
                              Int32(config.tun.prefix), Int32(config.tun.mtu))
         }
-        if rc < 0 { print("fw: TUN open, but setting its address failed (errno \(-rc))") } else { log("TUN up") }
+        if rc < 0 { LogLine("fw: TUN open, but setting its address failed, errno ").append(-rc).emit() } else { log("TUN up") }
     }
 
     /// Reads what programs sent into the interface; a bounded number per loop turn, so the modem is not starved.
@@ -104,7 +104,7 @@ extension Firmware {
             }
             if n < 0 {
                 // The interface was deleted under us (`ip link del`, its namespace removed): carry on without it.
-                print("fw: TUN gone (errno \(-n)); running without it")
+                LogLine("fw: TUN gone; running without it, errno ").append(-n).emit()
                 closeTUN()
             }
             guard n > 0 else { return }
@@ -172,7 +172,10 @@ extension Firmware {
     mutating func closeTUN() {
         guard tun.fd >= 0 else { return }
         let s = tun.stats
-        print("fw: tun in \(s.packetsIn) out \(s.packetsOut); dropped: not UDP \(s.notUDP), malformed \(s.malformed), foreign source \(s.foreignSource), too long to hold \(s.tooLongToHold), write errors \(s.writeErrors)")
+        LogLine("fw: tun in ").append(s.packetsIn).append(" out ").append(s.packetsOut).emit()
+        LogLine("fw: tun dropped: not UDP ").append(s.notUDP).append(", malformed ").append(s.malformed)
+            .append(", foreign source ").append(s.foreignSource).append(", too long to hold ").append(s.tooLongToHold)
+            .append(", write errors ").append(s.writeErrors).emit()
         _ = hs_fd_close(tun.fd)
         tun.fd = -1
     }
