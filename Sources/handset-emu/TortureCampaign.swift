@@ -36,6 +36,16 @@ final class TortureCampaign: @unchecked Sendable {
     private var saTransfersAtBoot = 0
     private var flowsSinceBoot = 0
     private var secretsIn = Set<[UInt8]>()
+    /// Replays in flight, and how many of them the bridge handed to the module (udp-rx): only those can be dropped.
+    private var replaysInFlight = Set<[UInt8]>()
+    private var replaysReachedModule = 0
+    /// The firmware's STATUS answers (app op 0x85): ESP dropped, the counter of the firmware's own.
+    private var lastStatusDropped: UInt32?
+    /// Marked datagrams the app received (a replay of a packet the handset never got is a first delivery).
+    private var received = 0
+    /// Module boots and socket openings/closings: a replay window that saw one cannot be judged by the counter.
+    private var socketChurn = 0
+    private(set) var dropChecksSkipped = 0
     private var serial = 0
     private let replayFD: Int32
     private let statePath: String
@@ -67,10 +77,15 @@ final class TortureCampaign: @unchecked Sendable {
                 if bytes[1] == KDMessageType.saTransfer.rawValue { self.saTransfers += 1 }
             }
         }
-        world.onEvent = { e in
+        world.onEvent = { [weak self] e in
             switch e.name {
+            case "boot", "socket-open", "socket-close":
+                self?.lock.withLock { self?.socketChurn += 1 }
             case "udp-tx", "udp-rx":
-                if let hex = e.string("data"), let b = try? hexArgument(hex, name: "data") { scanner.scan(b, what: "a bridged datagram (\(e.name))") }
+                guard let hex = e.string("data"), let b = try? hexArgument(hex, name: "data") else { return }
+                scanner.scan(b, what: "a bridged datagram (\(e.name))")
+                guard e.name == "udp-rx", let self else { return }
+                self.lock.withLock { if self.replaysInFlight.contains(b) { self.replaysReachedModule += 1 } }
             case "sms-mo":
                 if let hex = e.string("data"), let b = try? hexArgument(hex, name: "data") { scanner.scan(b, what: "an SMS to the network") }
                 if let text = e.string("text") { scanner.scan(Array(text.utf8), what: "an SMS text to the network") }
@@ -329,7 +344,10 @@ final class TortureCampaign: @unchecked Sendable {
         switch m.op {
         case 0x81 where m.body.count >= 8:
             let p = Array(m.body.dropFirst(8))
-            if ClearTextScanner.contains(p, ClearTextScanner.marker) { deliveries.delivered(p) }
+            if ClearTextScanner.contains(p, ClearTextScanner.marker) { deliveries.delivered(p); received += 1 }
+        case 0x85 where m.body.count >= 10:
+            let d = m.body[6..<10].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+            lock.withLock { lastStatusDropped = max(lastStatusDropped ?? 0, d) }
         case 0x82 where m.body.count >= 2:
             let p = Array(m.body.dropFirst(2))
             lock.withLock { _ = secretsIn.insert(p) }
@@ -400,12 +418,27 @@ final class TortureCampaign: @unchecked Sendable {
 
     // MARK: Replays
 
+    /// The firmware's own ESP drop counter, asked over the app interface (STATUS). The counter only grows within
+    /// a boot, so the largest answer seen since `reset` is the freshest (a late answer to an earlier ask is lower).
+    private func firmwareDrops(reset: Bool) -> UInt32? {
+        if reset { lock.withLock { lastStatusDropped = nil } }
+        world.app.send([0x04])
+        var d: UInt32?
+        _ = pump(1) { [self] in d = lock.withLock { lastStatusDropped }; return d != nil }
+        return d
+    }
+
     /// Sends copies of earlier peer-to-handset ESP packets (the newest, plus two drawn from the last 64) to the
-    /// handset's current endpoint. Each payload is unique, so an accepted copy shows as a second delivery.
+    /// handset's current endpoint. Each payload is unique, so an accepted copy shows as a second delivery; and
+    /// the firmware's drop counter must grow by at least the copies the bridge handed to the module.
     private func injectReplays() {
         let (endpoint, packets) = lock.withLock { (handsetEndpoint, peerToHandset) }
         guard var dst = endpoint, let newest = packets.last else { return }
         let chosen = [newest, rng.pick(packets), rng.pick(packets)]
+        let before = firmwareDrops(reset: true)
+        let receivedBefore = received
+        let churnBefore = lock.withLock { socketChurn }
+        lock.withLock { replaysInFlight = Set(chosen); replaysReachedModule = 0 }
         for p in chosen {
             _ = p.withUnsafeBytes { b in
                 withUnsafePointer(to: &dst) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
@@ -416,5 +449,22 @@ final class TortureCampaign: @unchecked Sendable {
         injected[.replay, default: 0] += chosen.count
         pump(0.2)
         for _ in chosen { deliveries.replayWindowPassed() }
+        guard let before else { return }
+        // The firmware takes one modem event per loop turn and answers STATUS in between (and a command waiting
+        // for a lost final result holds it up to 5 s): ask again for up to 8 s before judging.
+        var after: UInt32?
+        var reached = 0
+        let end = Date().addingTimeInterval(8)
+        while Date() < end {
+            after = firmwareDrops(reset: false)
+            // A copy of a packet the handset never received (its socket was gone) is a first delivery, not a replay.
+            reached = lock.withLock { replaysReachedModule } - (received - receivedBefore)
+            if let a = after, a &- before >= UInt32(max(reached, 0)) { break }
+            pump(0.2)
+        }
+        lock.withLock { replaysInFlight = [] }
+        guard let after, lock.withLock({ socketChurn }) == churnBefore else { dropChecksSkipped += 1; return }
+        ledger.check(.noReplay, after &- before >= UInt32(max(reached, 0)),
+                     "the firmware counted \(after &- before) ESP drops for \(reached) replayed packets it was handed")
     }
 }

@@ -100,6 +100,7 @@ struct TortureCommand: ParsableCommand {
         let mean = logins.isEmpty ? 0 : logins.reduce(0, +) / Double(logins.count)
         print(String(format: "firmware kills: %d (recoveries %d, SA-table maintenance %d); login after restart: %d, mean %.2f s, max %.2f s",
                      c.restarts.kills, c.restarts.recoveries, c.restarts.maintenance, logins.count, mean, logins.max() ?? 0))
+        print("firmware ESP drop counter checked after each replay burst; skipped \(c.dropChecksSkipped) times (module rebooted or its socket changed meanwhile, or no STATUS answer)")
         print("\n  \(pad("fault", 44)) \(lpad("injected", 9))")
         for f in TortureFault.allCases { print("  \(pad(f.rawValue, 44)) \(lpad("\(c.injected[f] ?? 0)", 9))") }
         print("\n  \(pad("work", 44)) \(lpad("done", 9)) \(lpad("timed out", 10))")
