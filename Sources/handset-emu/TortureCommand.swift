@@ -87,7 +87,8 @@ struct TortureCommand: ParsableCommand {
         if let first = campaign.ledger.violations.first {
             print("result: FAIL: \(first.invariant.rawValue) at iteration \(first.iteration): \(first.detail)")
             let filter = only.map { " --only '\($0)'" }.joined()
-            print("reproduce: handset-emu torture --seed \(seed) --iterations \(first.iteration) --profile \(profile)\(filter)")
+            print("reproduce: handset-emu torture --seed \(seed) --iterations \(first.iteration) --profile \(profile)"
+                  + " --login-bound \(loginBound) --work-timeout \(workTimeout)\(filter)")
             print("--- firmware log (last 30 lines)")
             print(world.firmwareOutput.split(separator: "\n").suffix(30).joined(separator: "\n"))
             throw ExitCode(1)
