@@ -22,11 +22,7 @@ extension FirmwareConfig {
             else if bytesEqual(v[0], "udp-fallback") { kdUDP.transport = .udpFallback }
             else { throw ConfigError(line: line, reason: "kd_transport: sms or udp-fallback") }
         } else if bytesEqual(k, "gateway_udp") {
-            let a = v[0]
-            var colon = -1
-            for i in 0..<a.count where a[i] == 0x3A { colon = i }
-            guard colon > 0, let addr = parseIPv4(UnsafeRawBufferPointer(rebasing: a[0..<colon])),
-                  let port = parseUInt(UnsafeRawBufferPointer(rebasing: a[(colon + 1)...]), max: 65535), port > 0 else {
+            guard case let (addr, port)? = parseIPv4AndNumber(v[0], separator: 0x3A, max: 65535), port > 0 else {
                 throw ConfigError(line: line, reason: "gateway_udp: ADDRESS:PORT")
             }
             kdUDP.gateway = addr

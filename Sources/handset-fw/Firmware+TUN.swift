@@ -23,11 +23,7 @@ extension FirmwareConfig {
             for i in 0..<n.count { tun.name[i] = CChar(bitPattern: n[i]) }
             tun.name[n.count] = 0
         } else if bytesEqual(k, "tun_address") {
-            let a = v[0]
-            var slash = -1
-            for i in 0..<a.count where a[i] == 0x2F { slash = i }
-            guard slash > 0, let addr = parseIPv4(UnsafeRawBufferPointer(rebasing: a[0..<slash])),
-                  let prefix = parseUInt(UnsafeRawBufferPointer(rebasing: a[(slash + 1)...]), max: 32) else {
+            guard case let (addr, prefix)? = parseIPv4AndNumber(v[0], separator: 0x2F, max: 32) else {
                 throw ConfigError(line: line, reason: "tun_address: ADDRESS/PREFIX")
             }
             tun.address = addr
@@ -134,8 +130,7 @@ extension Firmware {
     }
 
     mutating func rememberFlow(_ s: TrafficSelector) {
-        for i in 0..<16 where tun.flows[i].used && tun.flows[i].remote == s.remote
-            && tun.flows[i].remotePort == s.remotePort && tun.flows[i].localPort == s.localPort { return }
+        if knowsFlow(s) { return }
         tun.flows[tun.nextFlow] = TUNFlow(used: true, remote: s.remote, remotePort: s.remotePort, localPort: s.localPort)
         tun.nextFlow = (tun.nextFlow + 1) % 16
     }
@@ -145,6 +140,10 @@ extension Firmware {
     func wantsTUN(_ s: TrafficSelector) -> Bool {
         guard tun.fd >= 0 else { return false }
         if app.port == 0 { return true }
+        return knowsFlow(s)
+    }
+
+    func knowsFlow(_ s: TrafficSelector) -> Bool {
         for i in 0..<16 where tun.flows[i].used && tun.flows[i].remote == s.remote
             && tun.flows[i].remotePort == s.remotePort && tun.flows[i].localPort == s.localPort { return true }
         return false

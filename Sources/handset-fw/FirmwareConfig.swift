@@ -85,6 +85,15 @@ func parseIPv4(_ b: UnsafeRawBufferPointer) -> IPAddress? {
     return IPAddress(v4: parts.0 << 8 | cur)
 }
 
+/// `ADDRESS<separator>NUMBER` (ADDR/PREFIX, ADDR:PORT), split at the last separator.
+func parseIPv4AndNumber(_ b: UnsafeRawBufferPointer, separator: UInt8, max: UInt64) -> (IPAddress, UInt64)? {
+    var at = -1
+    for i in 0..<b.count where b[i] == separator { at = i }
+    guard at > 0, let addr = parseIPv4(UnsafeRawBufferPointer(rebasing: b[0..<at])),
+          let n = parseUInt(UnsafeRawBufferPointer(rebasing: b[(at + 1)...]), max: max) else { return nil }
+    return (addr, n)
+}
+
 func parsePorts(_ b: UnsafeRawBufferPointer) -> PortRange? {
     if b.count == 1 && b[0] == 0x2A { return .any }  // *
     var dash = -1
@@ -179,11 +188,7 @@ extension FirmwareConfig {
         }
         let secret = bytesEqual(v[0], "secret")
         let action = secret ? PolicyAction.protect(template: template) : try Self.action(v[0], template: template, line: line)
-        let a = v[1]
-        var slash = -1
-        for i in 0..<a.count where a[i] == 0x2F { slash = i }
-        guard slash > 0, let addr = parseIPv4(UnsafeRawBufferPointer(rebasing: a[0..<slash])),
-              let prefix = parseUInt(UnsafeRawBufferPointer(rebasing: a[(slash + 1)...]), max: 32) else {
+        guard case let (addr, prefix)? = parseIPv4AndNumber(v[1], separator: 0x2F, max: 32) else {
             throw ConfigError(line: line, reason: "expected ADDRESS/PREFIX")
         }
         let proto: UInt8
