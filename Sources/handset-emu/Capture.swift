@@ -81,13 +81,7 @@ final class Capture: @unchecked Sendable {
 
     /// Does `needle` appear anywhere on the Internet side? (It must not, for anything protected or secret.)
     func contains(_ needle: [UInt8]) -> Bool {
-        lock.withLock {
-            guard !needle.isEmpty, raw.count >= needle.count else { return false }
-            for i in 0...(raw.count - needle.count) where raw[i] == needle[0] && Array(raw[i..<(i + needle.count)]) == needle {
-                return true
-            }
-            return false
-        }
+        lock.withLock { !needle.isEmpty && raw.contains(needle) }
     }
 
     var summary: (packets: Int, nonceReuse: Int, seqRegressions: Int, spis: Int) {

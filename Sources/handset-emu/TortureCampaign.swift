@@ -347,7 +347,7 @@ final class TortureCampaign: @unchecked Sendable {
         switch m.op {
         case 0x81 where m.body.count >= 8:
             let p = Array(m.body.dropFirst(8))
-            if ClearTextScanner.contains(p, ClearTextScanner.marker) { deliveries.delivered(p); received += 1 }
+            if p.contains(ClearTextScanner.marker) { deliveries.delivered(p); received += 1 }
         case 0x85 where m.body.count >= 10:
             let d = m.body[6..<10].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
             lock.withLock { lastStatusDropped = max(lastStatusDropped ?? 0, d) }

@@ -113,17 +113,7 @@ struct ClearTextScanner: Sendable {
     let ledger: TortureLedger
 
     func scan(_ bytes: [UInt8], what: String) {
-        ledger.check(.noClearText, !Self.contains(bytes, Self.marker), "app payload in clear in \(what): \(hexString(bytes.prefix(48)))")
-    }
-
-    static func contains(_ hay: [UInt8], _ needle: [UInt8]) -> Bool {
-        guard hay.count >= needle.count, let first = needle.first else { return false }
-        var i = 0
-        while i <= hay.count - needle.count {
-            if hay[i] == first && hay[i..<(i + needle.count)].elementsEqual(needle) { return true }
-            i += 1
-        }
-        return false
+        ledger.check(.noClearText, !bytes.contains(Self.marker), "app payload in clear in \(what): \(hexString(bytes.prefix(48)))")
     }
 }
 
