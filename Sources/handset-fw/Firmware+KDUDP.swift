@@ -92,12 +92,11 @@ extension Firmware {
         return sent
     }
 
-    /// An SMS-only message could not go by SMS and must not go by UDP. Login and confirm are sent again by
-    /// their own timers (fresh counters); secret data and fetches are refused to the application.
+    /// Secret data or a fetch could not go by SMS and must not go by UDP: refused to the application.
     mutating func refuseSMSOnly(_ m: KDOutgoing) {
         kd.carriage.noteDropped()
         LogLine("fw: key-delegation dropped (SMS unavailable, SMS-only), type ").append(m.type.rawValue).emit()
-        if m.type == .secretData || m.type == .fetchRequest { event(.smsUnavailable) }
+        event(.smsUnavailable)
     }
 
     /// Why a SECRET or FETCH request was refused.

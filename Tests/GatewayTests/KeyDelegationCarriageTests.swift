@@ -44,17 +44,22 @@ import Testing
         for t in Self.allTypes { #expect(p.choose(t) == .sms, "\(t) before any failure") }
         #expect(p.smsFailed(.keyRequest, now: 100) == .udp)
         #expect(!p.smsAvailable)
-        for t in Self.allTypes { #expect(p.choose(t) == (KD.allowedOverUDP(t) ? .udp : .drop), "\(t) while SMS is down") }
+        for t in Self.allTypes {
+            let expected: KDCarriageDecision = KD.allowedOverUDP(t) ? .udp : (t == .login || t == .keyConfirm ? .sms : .drop)
+            #expect(p.choose(t) == expected, "\(t) while SMS is down")
+        }
         p.tick(now: 109)
         #expect(!p.smsAvailable && p.choose(.saAck) == .udp)
         p.tick(now: 110)
         #expect(p.smsAvailable && p.choose(.saAck) == .sms && p.choose(.secretData) == .sms)
     }
 
-    @Test func aFailedSMSOnlyMessageIsDroppedNotSentByUDP() {
+    @Test func aFailedSMSOnlyMessageIsNeverSentByUDP() {
         var p = KDCarriagePolicy(mode: .udpFallback)
         for t in Self.allTypes where !KD.allowedOverUDP(t) {
-            #expect(p.smsFailed(t, now: 1) == .drop, "\(t)")
+            // Login and confirm stay queued for the next tick's SMS try; the rest is refused to the application.
+            let expected: KDCarriageDecision = t == .login || t == .keyConfirm ? .wait : .drop
+            #expect(p.smsFailed(t, now: 1) == expected, "\(t)")
         }
         #expect(!p.smsAvailable && p.counters.smsFailures == 7)
     }

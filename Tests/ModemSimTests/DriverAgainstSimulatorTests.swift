@@ -489,4 +489,34 @@ import Testing
         #expect(b.events.named("sms-mo").isEmpty)
         #expect(b.sim.counters.rejectedPDUs == 0)
     }
+
+    /// Found by `handset-emu torture` (seed 1000, iteration 182): the host was killed between
+    /// AT+CIPSEND=<id>,<n> and its payload. The module counts n raw bytes (ESC is one of them), so the
+    /// restarted host's AT went into the datagram for about a minute. start() must complete the send.
+    @Test(arguments: socketProfiles)
+    func startAfterAHostDiedAtTheSocketPrompt(name: String) throws {
+        let rig = try Rig(try #require(ModemProfile.named(name)))
+        try rig.bringUp()
+        try rig.driver.activateBearer()
+        let id = try rig.driver.openUDP()
+        let peer = UDPPeerSocket()
+        let send = switch name {
+        case "simcom": "AT+CIPSEND=\(id),1200,\"127.0.0.1\",\(peer.port)\r"
+        case "quectel": "AT+QISEND=\(id),1200,\"127.0.0.1\",\(peer.port)\r"
+        default: "AT+USOST=\(id),\"127.0.0.1\",\(peer.port),1000\r"
+        }
+        try (send + "E\u{1}").utf8.withContiguousStorageIfAvailable { b in
+            try rig.driver.engine.transport.write(UnsafeRawBufferPointer(b), timeoutMs: 1000)
+        }
+        usleep(200_000)  // the prompt and two payload bytes are in; the host dies here
+        try rig.driver.start()
+        #expect(try rig.driver.signalQuality().rssi == 20)
+        // The half-sent datagram went out completed: the dead host's two bytes, then only what start() wrote
+        // while it recovered (AT, ESC, carriage returns).
+        let stray = try #require(peer.receive())
+        #expect(stray.bytes.count == (name == "ublox" ? 1000 : 1200) && Array(stray.bytes.prefix(2)) == [0x45, 0x01])
+        #expect(stray.bytes.dropFirst(2).allSatisfy { Array("AT\r\u{1B}".utf8).contains($0) })
+        try [UInt8]([9, 8, 7]).withUnsafeBytes { try rig.driver.sendUDP(socket: id, to: .init(address: 0x7F00_0001, port: UInt16(peer.port)), payload: $0) }
+        #expect(peer.receive()?.bytes == [9, 8, 7])
+    }
 }

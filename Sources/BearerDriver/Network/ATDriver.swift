@@ -35,7 +35,8 @@ public final class ATDriver<Transport: ByteTransport> {
         var attempt = 0
         while !synced && attempt < 3 {
             attempt += 1
-            if attempt > 1 { try endPrompt() }
+            if attempt == 2 { try endPrompt() }
+            if attempt == 3 { try completePendingSend() }
             do throws(ATError) {
                 try engine.run("AT", timeoutMs: 1000)
                 synced = true
@@ -61,6 +62,23 @@ public final class ATDriver<Transport: ByteTransport> {
         try engine.write(byte: 0x1B)
         try engine.write(byte: 0x0D)
         try engine.poll(timeoutMs: 100)
+    }
+
+    /// The longest payload any supported dialect accepts after a socket-send prompt (SIMCom's 1500).
+    static var longestSocketPayload: Int { 1500 }
+
+    /// A host that died between `AT+CIPSEND=<id>,<n>` (QISEND, USOST) and its payload leaves the module
+    /// counting n raw bytes, ESC included, and there is no escape from a fixed-length send. Carriage returns
+    /// complete it: the few that land in the datagram make it garbage to any ESP peer (SPI 0x0D0D0D0D is
+    /// never assigned), the rest are empty command lines, which V.250 modules ignore.
+    func completePendingSend() throws(ATError) {
+        var filler = InlineArray<100, UInt8>(repeating: 0x0D)
+        for _ in 0..<(Self.longestSocketPayload / 100) {
+            try withUnsafeBytes(of: &filler) { b throws(ATError) in try engine.write(b) }
+        }
+        // Drain the send's answer whole (poll returns early at a URC), so it is not taken for AT's.
+        let quiet = engine.transport.nowMs() + 300
+        while engine.transport.nowMs() < quiet { try engine.poll(timeoutMs: 50) }
     }
 
     /// Reads AT+CGMM (then ATI) and maps the answer to a dialect.

@@ -42,8 +42,7 @@ public enum KDCarriageDecision: Equatable, Sendable {
     case udp
     /// Keep it and try again on the next tick.
     case wait
-    /// SMS-only and SMS is unavailable: drop it (login and confirm are re-sent by their own timers with fresh
-    /// counters; secret data and fetches are refused to the application).
+    /// Secret data or a fetch while SMS is unavailable: drop it and tell the application.
     case drop
 }
 
@@ -72,9 +71,13 @@ public struct KDCarriagePolicy: Sendable {
         self.retrySeconds = retrySeconds
     }
 
+    /// Login and key-confirm have no other way and nothing can happen until they get through: they keep
+    /// trying SMS every tick, as in SMS-only mode, instead of waiting for the login timer's backoff.
+    static func staysForSMS(_ t: KDMessageType) -> Bool { t == .login || t == .keyConfirm }
+
     /// First choice for a message of type `t`.
     public func choose(_ t: KDMessageType) -> KDCarriageDecision {
-        if mode == .smsOnly || smsAvailable { return .sms }
+        if mode == .smsOnly || smsAvailable || Self.staysForSMS(t) { return .sms }
         return KD.allowedOverUDP(t) ? .udp : .drop
     }
 
@@ -84,6 +87,7 @@ public struct KDCarriagePolicy: Sendable {
         guard mode == .udpFallback else { return .wait }
         smsAvailable = false
         retryAt = now &+ retrySeconds
+        if Self.staysForSMS(t) { return .wait }
         return KD.allowedOverUDP(t) ? .udp : .drop
     }
 
