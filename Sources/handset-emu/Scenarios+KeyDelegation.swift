@@ -119,4 +119,21 @@ extension Scenario {
         return String(format: "pair 0x%08x deleted (handset SAs %d -> %d), old-SPI packet dropped, new pair 0x%08x",
                       old, before.sas, after.sas, new)
     }
+
+    /// The module loses the final result of the AT+CMGR that reads a pushed SA (the host times out). The SMS
+    /// stays stored; the firmware lists storage again on its next tick and installs the SA, then deletes it.
+    static func readRetry(_ c: ScenarioContext) throws -> String {
+        let w = c.world
+        try c.loggedIn()
+        let dropped = w.sim.faultCount(.dropFinal)
+        w.sim.setFault(FaultRule(kind: .dropFinal, value: nil, trigger: .nth(1)))
+        defer { w.sim.clearFault(.dropFinal) }
+        let sel = TrafficSelector(local: w.handsetAddress, remote: w.peer.address, localPort: 9074, remotePort: 0)
+        w.deliver(w.gateway.push(device: w.deviceID, selector: sel))
+        let installed = try c.expect(0x84, "'SA installed' after the lost +CMGR final", timeout: 30) { $0.body.first == 5 }
+        guard w.sim.faultCount(.dropFinal) > dropped else { throw ScenarioFailure("no final result was dropped") }
+        try c.within(10, "the handled SMS to be deleted") { w.sim.storedSMS == 0 }
+        return String(format: "+CMGR final lost: storage listed again next tick, SA 0x%08x installed, SMS deleted",
+                      ScenarioContext.spi(installed))
+    }
 }

@@ -25,6 +25,7 @@ struct Scenario: Sendable {
         Scenario(name: "power-cut", summary: "kill -9 at every step of the login rotation; both sides still agree", run: powerCut),
         Scenario(name: "kd-over-udp", summary: "SMS unavailable: the SA comes by UDP, secret data is refused", run: kdOverUDP),
         Scenario(name: "sa-delete", summary: "the gateway deletes a pair: both halves go, the next datagram gets a fresh SPI", run: saDelete),
+        Scenario(name: "read-retry", summary: "a pushed SA whose +CMGR lost its final result is read again next tick", run: readRetry),
     ]
 
     static func named(_ n: String) -> Scenario? { all.first { $0.name == n } }

@@ -18,7 +18,11 @@ struct Firmware: ~Copyable {
     var appFD: Int32 = -1
     var app = UDPEndpoint(address: 0, port: 0)
     var espSocket = -1
+    /// Concatenated-SMS reference of the next message. Drawn at boot: restarting at 1 could pair a new
+    /// message with parts the gateway still holds from before a reboot.
     var smsReference: UInt16 = 1
+    /// A stored SMS could not be read (+CMGR failed): list storage again on the next tick.
+    var catchUpDue = false
     var lastTick: UInt64 = 0
     var stats = FirmwareStats()
     var power: ModemPower
@@ -35,6 +39,7 @@ struct Firmware: ~Copyable {
         self.power = ModemPower(config: config.power)
         self.kd.localAddress = config.localAddress
         self.kd.carriage = KDCarriagePolicy(mode: config.kdUDP.mode, retrySeconds: config.kdUDP.smsRetry)
+        self.smsReference = max(1, UInt16(truncatingIfNeeded: self.kd.random.next64()))
     }
 
     static func nowSeconds() -> UInt64 { hs_monotonic_ms() / 1000 }
@@ -80,7 +85,7 @@ struct Firmware: ~Copyable {
         }
         guard openESPSocket() else { log("bring-up failed: socket"); return false }
         log("bearer up")
-        do throws(ATError) { try catchUpStoredSMS() } catch { log("could not list stored SMS") }
+        do throws(ATError) { try catchUpStoredSMS() } catch { catchUpDue = true; log("could not list stored SMS") }
         return true
     }
 
@@ -120,6 +125,10 @@ struct Firmware: ~Copyable {
             let now = Self.nowSeconds()
             if now != lastTick {
                 lastTick = now
+                if catchUpDue {
+                    catchUpDue = false
+                    do throws(ATError) { try catchUpStoredSMS() } catch { catchUpDue = true }
+                }
                 kd.tick(now: now, plane: &plane)
                 afterKeyDelegation()
             }
@@ -131,9 +140,11 @@ struct Firmware: ~Copyable {
 
     mutating func handle(_ e: ATEvent) throws(ATError) {
         switch e {
-        case .smsStored(let index): try handleStored(index)
+        case .smsStored(let index):
+            do { try handleStored(index) } catch { catchUpDue = true; throw error }
         case .smsReceived(_, let pdu): handlePDU(pdu, index: nil)
-        case .smsStorageFull, .urcOverflow: try catchUpStoredSMS()
+        case .smsStorageFull, .urcOverflow:
+            do { try catchUpStoredSMS() } catch { catchUpDue = true; throw error }
         case .socketData(let socket, _, let bytes) where socket == espSocket: handleModuleDatagram(bytes)
         case .socketReadable(let socket) where socket == espSocket:
             var inbound = InlineArray<2048, UInt8>(repeating: 0)

@@ -84,7 +84,7 @@ public struct KeyDelegationClient<Store: KeyStateStore>: ~Copyable {
     var nextRequestID: UInt16 = 1
     var lastLoginSent: UInt64 = 0
     var loginTries = 0
-    let random = HandsetRandom()
+    public let random = HandsetRandom()
 
     public static var retrySeconds: UInt64 { 30 }
     public static var maxRequestTries: Int { 5 }
