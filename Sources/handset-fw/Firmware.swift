@@ -144,6 +144,7 @@ struct Firmware: ~Copyable {
             do { try handleStored(index) } catch { catchUpDue = true; throw error }
         case .smsReceived(_, let pdu): handlePDU(pdu, index: nil)
         case .smsStorageFull, .urcOverflow:
+            if case .urcOverflow = e { log("unsolicited results overflowed the queue; listing stored SMS") }
             do { try catchUpStoredSMS() } catch { catchUpDue = true; throw error }
         case .socketData(let socket, _, let bytes) where socket == espSocket: handleModuleDatagram(bytes)
         case .socketReadable(let socket) where socket == espSocket:
@@ -153,6 +154,10 @@ struct Firmware: ~Copyable {
             }
             guard n >= 0 else { throw .timeout }
             withUnsafeBytes(of: inbound) { handleModuleDatagram(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        case .socketData(let socket, _, _):
+            // A socket this run did not open (left by an earlier run, or reported before bring-up ended).
+            stats.espDropped &+= 1
+            LogLine("fw: datagram on socket ").append(socket).append(" (not the ESP socket) dropped").emit()
         case .socketClosed(let socket) where socket == espSocket:
             log("ESP socket closed by the network; reopening")
             if !openESPSocket() { log("could not reopen the ESP socket") }
