@@ -49,6 +49,9 @@ final class TortureCampaign: @unchecked Sendable {
     private(set) var dropChecks = 0
     private(set) var uncountedReplays = 0
     private(set) var uncountedAt: [Int] = []
+    /// Replays lost while the driver's fixed URC queue overflowed (the firmware logs each overflow): bounded
+    /// memory dropping unsolicited results during a pending command, told apart from an unexplained loss.
+    private(set) var replaysLostInURCOverflow = 0
     private var serial = 0
     private let replayFD: Int32
     private let statePath: String
@@ -456,6 +459,7 @@ final class TortureCampaign: @unchecked Sendable {
         let before = firmwareDrops(reset: true)
         let receivedBefore = received
         let churnBefore = lock.withLock { socketChurn }
+        let overflowsBefore = urcOverflowsLogged()
         lock.withLock { replaysInFlight = Set(chosen); replaysReachedModule = 0 }
         for p in chosen {
             _ = p.withUnsafeBytes { b in
@@ -486,9 +490,20 @@ final class TortureCampaign: @unchecked Sendable {
         // track of a packet (e.g. an event discarded while it waited during a bring-up).
         dropChecks += 1
         let missing = max(reached, 0) - Int(after &- before)
-        if missing > 0 {
+        if missing > 0 && urcOverflowsLogged() > overflowsBefore {
+            replaysLostInURCOverflow += missing
+        } else if missing > 0 {
             uncountedReplays += missing
             uncountedAt.append(ledger.iteration)
+            if settings.verbose {
+                print("    \(missing) replayed packet(s) reached the module, neither delivered nor counted; firmware log tail:")
+                for l in world.firmwareOutput.split(separator: "\n").suffix(12) { print("      \(l)") }
+            }
         }
+    }
+
+    /// URC-queue overflows the firmware has logged since it last started (a restart counts as socket churn).
+    private func urcOverflowsLogged() -> Int {
+        world.firmwareOutput.split(separator: "\n").count { $0.contains("unsolicited results overflowed the queue") }
     }
 }

@@ -104,7 +104,7 @@ struct TortureCommand: ParsableCommand {
         print(String(format: "firmware kills: %d (recoveries %d, SA-table maintenance %d); login after restart: %d, mean %.2f s, max %.2f s",
                      c.restarts.kills, c.restarts.recoveries, c.restarts.maintenance, logins.count, mean, logins.max() ?? 0))
         if c.modemPowerCycles > 0 { print("modem power-cycled after a login that never came: \(c.modemPowerCycles) times") }
-        print("firmware ESP drop counter (STATUS) after replay bursts: \(c.dropChecks) checked, \(c.dropChecksSkipped) skipped (module rebooted or socket changed meanwhile); replays neither counted nor delivered: \(c.uncountedReplays)\(c.uncountedAt.isEmpty ? "" : " (iterations \(c.uncountedAt.prefix(20).map(String.init).joined(separator: ", ")))")")
+        print("firmware ESP drop counter (STATUS) after replay bursts: \(c.dropChecks) checked, \(c.dropChecksSkipped) skipped (module rebooted or socket changed meanwhile); lost in a URC-queue overflow (logged by the firmware): \(c.replaysLostInURCOverflow); replays neither counted nor delivered otherwise: \(c.uncountedReplays)\(c.uncountedAt.isEmpty ? "" : " (iterations \(c.uncountedAt.prefix(20).map(String.init).joined(separator: ", ")))")")
         print("\n  \(pad("fault", 44)) \(lpad("injected", 9))")
         for f in TortureFault.allCases { print("  \(pad(f.rawValue, 44)) \(lpad("\(c.injected[f] ?? 0)", 9))") }
         print("\n  \(pad("work", 44)) \(lpad("done", 9)) \(lpad("timed out", 10))")
