@@ -9,13 +9,15 @@ extension Firmware {
     }
 
     /// Handles everything left in storage (at bring-up, after a full-storage warning or lost URCs): messages
-    /// that arrived while the handset was off or busy are not lost.
+    /// that arrived while the handset was off or busy are not lost. If it fails, the next tick tries again.
     mutating func catchUpStoredSMS() throws(ATError) {
+        catchUpDue = true
         let list = try driver.smsList(status: 4)
         var indexes = InlineArray<32, Int>(repeating: -1)
         var n = 0
         while n < 32, let e = driver.smsListEntry(n, in: list) { indexes[n] = e.index; n += 1 }
         for i in 0..<n { try handleStored(indexes[i]) }
+        catchUpDue = false
     }
 
     /// One SMS as hex (from +CMGR or +CMT). `index` is its storage slot, nil when it was never stored.

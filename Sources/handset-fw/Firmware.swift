@@ -21,7 +21,7 @@ struct Firmware: ~Copyable {
     /// Concatenated-SMS reference of the next message. Drawn at boot: restarting at 1 could pair a new
     /// message with parts the gateway still holds from before a reboot.
     var smsReference: UInt16 = 1
-    /// A stored SMS could not be read (+CMGR failed): list storage again on the next tick.
+    /// Stored SMS could not be read or listed: list storage again on the next tick.
     var catchUpDue = false
     var lastTick: UInt64 = 0
     var stats = FirmwareStats()
@@ -85,7 +85,7 @@ struct Firmware: ~Copyable {
         }
         guard openESPSocket() else { log("bring-up failed: socket"); return false }
         log("bearer up")
-        do throws(ATError) { try catchUpStoredSMS() } catch { catchUpDue = true; log("could not list stored SMS") }
+        do throws(ATError) { try catchUpStoredSMS() } catch { log("could not list stored SMS") }
         return true
     }
 
@@ -125,10 +125,7 @@ struct Firmware: ~Copyable {
             let now = Self.nowSeconds()
             if now != lastTick {
                 lastTick = now
-                if catchUpDue {
-                    catchUpDue = false
-                    do throws(ATError) { try catchUpStoredSMS() } catch { catchUpDue = true }
-                }
+                if catchUpDue { try? catchUpStoredSMS() }
                 kd.tick(now: now, plane: &plane)
                 afterKeyDelegation()
             }
@@ -143,9 +140,10 @@ struct Firmware: ~Copyable {
         case .smsStored(let index):
             do { try handleStored(index) } catch { catchUpDue = true; throw error }
         case .smsReceived(_, let pdu): handlePDU(pdu, index: nil)
-        case .smsStorageFull, .urcOverflow:
-            if case .urcOverflow = e { log("unsolicited results overflowed the queue; listing stored SMS") }
-            do { try catchUpStoredSMS() } catch { catchUpDue = true; throw error }
+        case .smsStorageFull: try catchUpStoredSMS()
+        case .urcOverflow:
+            log("unsolicited results overflowed the queue; listing stored SMS")
+            try catchUpStoredSMS()
         case .socketData(let socket, _, let bytes) where socket == espSocket: handleModuleDatagram(bytes)
         case .socketReadable(let socket) where socket == espSocket:
             var inbound = InlineArray<2048, UInt8>(repeating: 0)

@@ -36,6 +36,14 @@ import Testing
             Issue.record("module never registered")
         }
 
+        /// A rig for `profile`, brought up with its bearer active and one UDP socket open.
+        static func withUDPSocket(_ profile: String) throws -> (Rig, Int) {
+            let rig = try Rig(try #require(ModemProfile.named(profile)))
+            try rig.bringUp()
+            try rig.driver.activateBearer()
+            return (rig, try rig.driver.openUDP())
+        }
+
         /// Reads stored SMS `index`, hands it to `handle`, and deletes it only after `handle` returned.
         func consumeSMS<T>(_ index: Int, _ handle: (borrowing SMSMessage) throws -> T) throws -> T {
             let stored = try #require(try driver.smsRead(index: index))
@@ -186,10 +194,7 @@ import Testing
 
     @Test(arguments: socketProfiles)
     func udpThroughTheModule(name: String) throws {
-        let rig = try Rig(try #require(ModemProfile.named(name)))
-        try rig.bringUp()
-        try rig.driver.activateBearer()
-        let id = try rig.driver.openUDP()
+        let (rig, id) = try Rig.withUDPSocket(name)
         let peer = UDPPeerSocket()
         let out: [UInt8] = [0x00, 0x0D, 0x0A, 0x1A, 0x40, 0xFF]
         try out.withUnsafeBytes {
@@ -306,10 +311,7 @@ import Testing
 
     @Test(arguments: socketProfiles)
     func socketClosedByTheNetworkAfterADatagram(name: String) throws {
-        let rig = try Rig(try #require(ModemProfile.named(name)))
-        try rig.bringUp()
-        try rig.driver.activateBearer()
-        let id = try rig.driver.openUDP()
+        let (rig, id) = try Rig.withUDPSocket(name)
         rig.sim.setFault(FaultRule(kind: .socketClose, value: nil, trigger: .nth(1)))
         let peer = UDPPeerSocket()
         let out: [UInt8] = [0xAA, 0x55]
@@ -327,10 +329,7 @@ import Testing
 
     @Test(arguments: socketProfiles)
     func networkClosedSocketIsReported(name: String) throws {
-        let rig = try Rig(try #require(ModemProfile.named(name)))
-        try rig.bringUp()
-        try rig.driver.activateBearer()
-        let id = try rig.driver.openUDP()
+        let (rig, id) = try Rig.withUDPSocket(name)
         rig.sim.closeSocketFromNetwork(id)
         let closed = try rig.event { if case .socketClosed(let s) = $0 { s } else { nil } }
         #expect(closed == id)
@@ -416,10 +415,7 @@ import Testing
 
     @Test(arguments: socketProfiles)
     func garbageAroundSocketDataKeepsPayloadsIntact(name: String) throws {
-        let rig = try Rig(try #require(ModemProfile.named(name)))
-        try rig.bringUp()
-        try rig.driver.activateBearer()
-        let id = try rig.driver.openUDP()
+        let (rig, id) = try Rig.withUDPSocket(name)
         rig.sim.setFault(FaultRule(kind: .garbage, value: nil, trigger: .always))
         let peer = UDPPeerSocket()
         let to = BearerDriver.UDPEndpoint(address: 0x7F00_0001, port: UInt16(peer.port))
@@ -456,10 +452,7 @@ import Testing
 
     @Test(arguments: socketProfiles)
     func delayedSocketURCStillDeliversTheDatagram(name: String) throws {
-        let rig = try Rig(try #require(ModemProfile.named(name)))
-        try rig.bringUp()
-        try rig.driver.activateBearer()
-        let id = try rig.driver.openUDP()
+        let (rig, id) = try Rig.withUDPSocket(name)
         let peer = UDPPeerSocket()
         let to = BearerDriver.UDPEndpoint(address: 0x7F00_0001, port: UInt16(peer.port))
         try [UInt8](repeating: 0x41, count: 4).withUnsafeBytes { try rig.driver.sendUDP(socket: id, to: to, payload: $0) }
@@ -495,10 +488,7 @@ import Testing
     /// restarted host's AT went into the datagram for about a minute. start() must complete the send.
     @Test(arguments: socketProfiles)
     func startAfterAHostDiedAtTheSocketPrompt(name: String) throws {
-        let rig = try Rig(try #require(ModemProfile.named(name)))
-        try rig.bringUp()
-        try rig.driver.activateBearer()
-        let id = try rig.driver.openUDP()
+        let (rig, id) = try Rig.withUDPSocket(name)
         let peer = UDPPeerSocket()
         let send = switch name {
         case "simcom": "AT+CIPSEND=\(id),1200,\"127.0.0.1\",\(peer.port)\r"
