@@ -33,6 +33,8 @@ public struct GatewayCounters: Equatable, Sendable {
     public var peerReuses = 0, unexpected = 0
     /// SMS-only types that arrived by UDP (refused before any crypto), and authentic messages that came by UDP.
     public var wrongCarriage = 0, byUDP = 0
+    /// SAs refused because the handset address asked for is not the device's own inner address.
+    public var addressRefused = 0
 }
 
 /// The reference gateway/proxy: verifies and answers key-delegation messages per docs/key-delegation.md.
@@ -199,14 +201,23 @@ public final class Gateway: @unchecked Sendable {
     /// handset that rebooted can never restart a sequence number under a key it already used.
     private func deliverSA(for selector: TrafficSelector, template: UInt16, requestID: UInt16,
                            device dev: inout DeviceRecord) -> [Downlink] {
-        let peerName = "\(selector.remote)"
-        let reused = (try? registry.notePeerContact(device: dev.deviceID, peer: peerName)) ?? false
-        if reused { counters.peerReuses += 1 }
-        guard var t = negotiator.establish(device: dev.deviceID, handset: selector.local, selector: selector,
-                                           template: template, reused: reused) else {
+        func denied() -> [Downlink] {
             let e = KDError(refType: KDMessageType.keyRequest.rawValue, refCounter: UInt64(requestID), status: .denied,
                             lastAccepted: UInt64(dev.upCounter))
             return seal(.error(e), device: &dev).map { [$0] } ?? []
+        }
+        // A device's own key proves who it is, not which address it owns: the address must be the one on record.
+        guard let own = dev.innerAddress, selector.local == own else {
+            counters.addressRefused += 1
+            log.notice("SA refused for an address the device does not own", metadata: ["device": "\(dev.deviceID)"])
+            return denied()
+        }
+        let peerName = "\(selector.remote)"
+        let reused = (try? registry.notePeerContact(device: dev.deviceID, peer: peerName)) ?? false
+        if reused { counters.peerReuses += 1 }
+        guard var t = negotiator.establish(device: dev.deviceID, handset: own, selector: selector,
+                                           template: template, reused: reused) else {
+            return denied()
         }
         t.requestID = requestID
         if t.softSeconds == 0 { t.softSeconds = softSeconds; t.hardSeconds = hardSeconds }

@@ -69,7 +69,7 @@ final class EmulatedWorld: @unchecked Sendable {
         peer.onPacket = { toPeer, bytes, handset in capture.packet(toPeer: toPeer, esp: bytes, handset: handset) }
         peer.onSA = { spi, fromHandset, key, salt in capture.sa(spi: spi, fromHandset: fromHandset, key: key, salt: salt) }
         _ = try Provisioning.create(registry: registry.path, stateDir: dir.appendingPathComponent("state").path,
-                                    msisdn: identity.ownNumber, deviceID: deviceID)
+                                    msisdn: identity.ownNumber, deviceID: deviceID, innerAddress: handsetAddress)
         try sim.start()
     }
 
@@ -128,7 +128,7 @@ final class EmulatedWorld: @unchecked Sendable {
             gateway_number = \(Self.gatewayNumber)
             apn = internet
             app_port = \(appPort)
-            local_address = 10.0.0.2
+            local_address = \(handsetAddress.dottedQuad)
             esp_local_port = 0
             kd_transport = udp-fallback
             gateway_udp = 127.0.0.1:\(kdUDP.port)
