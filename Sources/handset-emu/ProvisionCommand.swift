@@ -10,8 +10,9 @@ struct ProvisionCommand: ParsableCommand {
         abstract: "Create a device: a key file for the handset and a registry row for the gateway.",
         discussion: """
             Writes STATE_DIR/device.key (device id, a fresh 256-bit device key, counters at zero; replaced
-            atomically) and adds the same key to the gateway's SQLite registry. Copy STATE_DIR to the board's
-            state_dir. The key is never printed.
+            atomically) and adds the same key to the gateway's SQLite registry, wrapped under the key-encryption
+            key in --kek (32 random bytes, 0600, created if absent; keep it apart from the registry and give the
+            gateway the same file). Copy STATE_DIR to the board's state_dir. The key is never printed.
 
             Each device gets its own inner address: --inner-address, or else the lowest free one in
             --address-pool. The gateway grants SAs for that address only. Put it in the handset's config as
@@ -19,6 +20,7 @@ struct ProvisionCommand: ParsableCommand {
             """)
 
     @Option(help: "Gateway registry (SQLite file; created if missing).") var registry: String
+    @Option(help: "The registry's key-encryption key file (created if missing).") var kek: String
     @Option(name: .customLong("state-dir"), help: "Handset state directory to write device.key into.") var stateDir: String
     @Option(help: "The handset's phone number (MSISDN), as the SMS centre shows it.") var msisdn: String
     @Option(name: .customLong("device-id"), help: "64-bit device id in hex (default: random).") var deviceID: String?
@@ -39,7 +41,7 @@ struct ProvisionCommand: ParsableCommand {
             guard let a = IPAddress(dottedQuad: s) else { throw ValidationError("--inner-address must be A.B.C.D") }
             return a
         }
-        let dev = try Provisioning.create(registry: registry, stateDir: stateDir, msisdn: msisdn, deviceID: id,
+        let dev = try Provisioning.create(registry: registry, kek: kek, stateDir: stateDir, msisdn: msisdn, deviceID: id,
                                           innerAddress: address, pool: pool)
         let assigned = dev.innerAddress?.dottedQuad ?? "?"
         if let config { try Provisioning.setLocalAddress(assigned, inConfig: config) }
@@ -52,13 +54,13 @@ struct ProvisionCommand: ParsableCommand {
 enum Provisioning {
     struct Failure: Error, CustomStringConvertible { var description: String }
 
-    static func create(registry path: String, stateDir: String, msisdn: String, deviceID: UInt64,
+    static func create(registry path: String, kek kekPath: String, stateDir: String, msisdn: String, deviceID: UInt64,
                        innerAddress: IPAddress? = nil, pool: AddressPool = .standard) throws -> DeviceRecord {
         try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
         var key = KeyMaterial.random(32)
         defer { for i in key.indices { key[i] = 0 } }
-        let reg = try DeviceRegistry(path: path)
+        let reg = try DeviceRegistry(path: path, kek: try KeyEncryptionKey.loadOrCreate(path: kekPath))
         guard try reg.device(id: deviceID) == nil, try reg.device(msisdn: msisdn) == nil else {
             throw Failure(description: "a device with that id or number is already registered")
         }

@@ -45,10 +45,12 @@ final class EmulatedWorld: @unchecked Sendable {
         log = logger
         self.trace = trace
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("handset-emu-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         firmwareLog = dir.appendingPathComponent("firmware.log")
         capture = try Capture(pcap: pcap, keylog: keylog)
-        registry = try DeviceRegistry(path: dir.appendingPathComponent("registry.sqlite").path)
+        let kekPath = dir.appendingPathComponent("registry.kek").path
+        registry = try DeviceRegistry(path: dir.appendingPathComponent("registry.sqlite").path,
+                                      kek: try KeyEncryptionKey.loadOrCreate(path: kekPath))
         peer = try EmulatedPeer(logger: logger)
         services = EmuServices()
         gateway = Gateway(registry: registry, negotiator: peer, services: services, logger: logger)
@@ -68,7 +70,7 @@ final class EmulatedWorld: @unchecked Sendable {
         let capture = self.capture
         peer.onPacket = { toPeer, bytes, handset in capture.packet(toPeer: toPeer, esp: bytes, handset: handset) }
         peer.onSA = { spi, fromHandset, key, salt in capture.sa(spi: spi, fromHandset: fromHandset, key: key, salt: salt) }
-        _ = try Provisioning.create(registry: registry.path, stateDir: dir.appendingPathComponent("state").path,
+        _ = try Provisioning.create(registry: registry.path, kek: kekPath, stateDir: dir.appendingPathComponent("state").path,
                                     msisdn: identity.ownNumber, deviceID: deviceID, innerAddress: handsetAddress)
         try sim.start()
     }

@@ -84,7 +84,8 @@ struct World {
     init() throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("kd-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        registry = try DeviceRegistry(path: dir.appendingPathComponent("registry.sqlite").path)
+        registry = try DeviceRegistry(path: dir.appendingPathComponent("registry.sqlite").path,
+                                      kek: try KeyEncryptionKey.loadOrCreate(path: dir.appendingPathComponent("registry.kek").path))
         gateway = Gateway(registry: registry, negotiator: peer, services: peer)
         var key = [UInt8](repeating: 0, count: 32)
         for i in 0..<32 { key[i] = UInt8(i * 7 & 0xFF) }
