@@ -238,13 +238,18 @@ final class EmuServices: TrustedServices, @unchecked Sendable {
         return Array("received \(data.count) secret bytes on channel \(channel)".utf8)
     }
 
-    /// https GET through curl with the test CA (the fetch runs on the gateway, never on the handset).
+    /// https GET through curl with the test CA (the fetch runs on the gateway, never on the handset). Anything
+    /// but https is refused before curl runs (file:// would read the gateway's own files), and curl itself is
+    /// held to https, redirects included.
     func fetch(device: UInt64, url: String) -> (status: UInt16, body: [UInt8]) {
+        guard let u = URLComponents(string: url), u.scheme?.lowercased() == "https", let host = u.host, !host.isEmpty else {
+            return (400, Array("only https:// URLs may be fetched".utf8))
+        }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        var args = ["-sS", "--max-time", "10", "-w", "\n%{http_code}"]
+        var args = ["-sS", "--max-time", "10", "--proto", "=https", "--proto-redir", "=https", "-w", "\n%{http_code}"]
         if let caFile { args += ["--cacert", caFile] }
-        p.arguments = args + [url]
+        p.arguments = args + ["--url", url]
         let pipe = Pipe()
         p.standardOutput = pipe
         p.standardError = Pipe()
