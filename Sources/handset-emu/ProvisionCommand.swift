@@ -11,8 +11,8 @@ struct ProvisionCommand: ParsableCommand {
         discussion: """
             Writes STATE_DIR/device.key (device id, a fresh 256-bit device key, counters at zero; replaced
             atomically) and adds the same key to the gateway's SQLite registry, wrapped under the key-encryption
-            key in --kek (32 random bytes, 0600, created if absent; keep it apart from the registry and give the
-            gateway the same file). Copy STATE_DIR to the board's state_dir. The key is never printed.
+            key in --kek (32 random bytes, 0600, created if absent; default REGISTRY.kek. Keep it apart from the
+            registry's copies and backups, and give the gateway the same file). Copy STATE_DIR to the board's state_dir. The key is never printed.
 
             Each device gets its own inner address: --inner-address, or else the lowest free one in
             --address-pool. The gateway grants SAs for that address only. Put it in the handset's config as
@@ -20,7 +20,7 @@ struct ProvisionCommand: ParsableCommand {
             """)
 
     @Option(help: "Gateway registry (SQLite file; created if missing).") var registry: String
-    @Option(help: "The registry's key-encryption key file (created if missing).") var kek: String
+    @Option(help: "The registry's key-encryption key file (created if missing; default: REGISTRY.kek).") var kek: String?
     @Option(name: .customLong("state-dir"), help: "Handset state directory to write device.key into.") var stateDir: String
     @Option(help: "The handset's phone number (MSISDN), as the SMS centre shows it.") var msisdn: String
     @Option(name: .customLong("device-id"), help: "64-bit device id in hex (default: random).") var deviceID: String?
@@ -41,7 +41,7 @@ struct ProvisionCommand: ParsableCommand {
             guard let a = IPAddress(dottedQuad: s) else { throw ValidationError("--inner-address must be A.B.C.D") }
             return a
         }
-        let dev = try Provisioning.create(registry: registry, kek: kek, stateDir: stateDir, msisdn: msisdn, deviceID: id,
+        let dev = try Provisioning.create(registry: registry, kek: kek ?? registry + ".kek", stateDir: stateDir, msisdn: msisdn, deviceID: id,
                                           innerAddress: address, pool: pool)
         let assigned = dev.innerAddress?.dottedQuad ?? "?"
         if let config { try Provisioning.setLocalAddress(assigned, inConfig: config) }
