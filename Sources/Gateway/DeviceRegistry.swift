@@ -210,6 +210,19 @@ public final class DeviceRegistry: Sendable {
         return d
     }
 
+    /// Moves the device's sent counter on by `n`: all that `n` downlinks lost on the way leave behind at the gateway
+    /// (the torture fault `downlink-blackout`). One statement, so it never undoes a concurrent write.
+    public func skipDownlinks(device: UInt64, _ n: Int64) throws {
+        try db.write {
+            try $0.execute(sql: "UPDATE device SET downCounter = downCounter + ? WHERE id = ?",
+                           arguments: [n, Int64(bitPattern: device)])
+        }
+    }
+
+    /// Rows written through this registry since it was opened (SQLite's total_changes): tests use it to show that
+    /// refused messages write nothing.
+    public func rowsWritten() throws -> Int { try db.read { $0.totalChangesCount } }
+
     /// Records a contact with `peer`; returns true when it was already known (the negotiation is reused).
     public func notePeerContact(device: UInt64, peer: String) throws -> Bool {
         try db.write { db in
