@@ -16,9 +16,33 @@ enum TortureFault: String, CaseIterable, Sendable {
     case killLogin = "kill -9 during key rotation"
     case killSAInstall = "kill -9 during SA install"
     case replay = "replayed ESP packets injected"
+    case partialSMS = "partial concatenated SMS (first part only)"
 
     /// Drawn as an iteration's main fault (replays happen every iteration).
     static let drawn: [TortureFault] = allCases.filter { $0 != .replay }
+
+    /// Short name for `--only` (the long one works too).
+    var name: String {
+        switch self {
+        case .rebootMidCMGS: "reboot-mid-cmgs"
+        case .rebootBetweenParts: "reboot-between-parts"
+        case .garbage: "garbage"
+        case .dropFinal: "drop-final"
+        case .smsLoss: "sms-loss"
+        case .smsDuplicate: "sms-duplicate"
+        case .smsReorderParts: "sms-reorder-parts"
+        case .smsReorderMessages: "sms-reorder-messages"
+        case .socketClose: "socket-close"
+        case .killRandom: "kill-random"
+        case .killLogin: "kill-login"
+        case .killSAInstall: "kill-sa-install"
+        case .replay: "replay"
+        case .partialSMS: "partial-sms"
+        }
+    }
+
+    /// A fault by its short or long name.
+    static func named(_ s: String) -> TortureFault? { allCases.first { $0.name == s || $0.rawValue == s } }
     /// Cheap faults that may ride along with the main one.
     static let lineFaults: [TortureFault] = [.garbage, .dropFinal]
 }
