@@ -28,12 +28,13 @@ def test_lost_tty_is_reopened_with_back_off_and_no_busy_loop(tmp_path, state_dir
         fw = Firmware(conf)
         assert fw.wait_for(lambda out: "fw: bearer up" in out, 60), fw.output()
         sim.close()  # the tty is gone
-        assert fw.wait_for(lambda out: "fw: serial link lost" in out, 10), fw.output()
+        time.sleep(0.5)
         wall0, cpu0 = time.monotonic(), cpu_seconds(fw.proc.pid)
         time.sleep(6)
         wall, cpu = time.monotonic() - wall0, cpu_seconds(fw.proc.pid) - cpu0
         assert fw.proc.poll() is None, fw.output()
-        assert cpu < 0.2 * wall, f"firmware used {cpu:.2f} s CPU in {wall:.1f} s of outage\n" + fw.output()
+        assert cpu < 0.2 * wall, f"firmware used {cpu:.2f} s CPU in {wall:.1f} s of outage\n" + fw.output()[-2000:]
+        assert "fw: serial link lost" in fw.output(), fw.output()
         sim = Simulator("simcom", link=link)  # plugged in again, at the same path
         assert fw.wait_for(lambda out: out.count("fw: bearer up") >= 2, 60), fw.output()
         assert fw.stop() == 0, fw.output()
@@ -43,7 +44,7 @@ def test_lost_tty_is_reopened_with_back_off_and_no_busy_loop(tmp_path, state_dir
         sim.close()
     out = fw.output()
     assert "fw: modem error (event loop): transport hang-up errno 5" in out, out
-    # Back-off: tries after 1, 2 and 4 s failed in the 6 s outage (the path was gone), each logged once.
+    # Back-off: tries after 1, 2 and 4 s failed in the 6.5 s outage (the path was gone), each logged once.
     assert out.count("fw: serial device not back (errno 2)") in (2, 3, 4), out
     assert "next try in 2 s" in out and "next try in 4 s" in out, out
     assert "fw: serial link reopened" in out, out
