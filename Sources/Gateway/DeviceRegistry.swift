@@ -209,7 +209,6 @@ public final class DeviceRegistry: Sendable {
         }
         return d
     }
-
     /// Moves the device's sent counter on by `n`: all that `n` downlinks lost on the way leave behind at the gateway
     /// (the torture fault `downlink-blackout`). One statement, so it never undoes a concurrent write.
     public func skipDownlinks(device: UInt64, _ n: Int64) throws {

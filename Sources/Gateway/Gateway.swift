@@ -207,8 +207,7 @@ public final class Gateway: @unchecked Sendable {
 
     /// Peer-initiated exchange: the opposite party wants to reach the handset, so the gateway pushes a pair.
     public func push(device id: UInt64, selector: TrafficSelector, template: UInt16 = 0) -> [Downlink] {
-        guard lock.withLock({ load(id) }) != nil else { return [] }
-        return deliverSA(for: selector, template: template, requestID: 0, device: id)
+        deliverSA(for: selector, template: template, requestID: 0, device: id)
     }
 
     /// Tells the handset to drop a pair (the peer has already dropped its half).
@@ -219,24 +218,24 @@ public final class Gateway: @unchecked Sendable {
     /// Every transfer carries fresh SPIs and keys, retransmissions included: a key is never sent twice, so a
     /// handset that rebooted can never restart a sequence number under a key it already used.
     private func deliverSA(for selector: TrafficSelector, template: UInt16, requestID: UInt16, device id: UInt64) -> [Downlink] {
-        let denied = { (dev: inout DeviceRecord) -> KDBody in
-            .error(KDError(refType: KDMessageType.keyRequest.rawValue, refCounter: UInt64(requestID), status: .denied,
-                           lastAccepted: UInt64(dev.upCounter)))
+        func denied() -> [Downlink] {
+            answer(id) { dev in
+                .error(KDError(refType: KDMessageType.keyRequest.rawValue, refCounter: UInt64(requestID), status: .denied,
+                               lastAccepted: UInt64(dev.upCounter)))
+            }
         }
-        // A device's own key proves who it is, not which address it owns: the address must be the one on record.
         guard let dev = lock.withLock({ load(id) }) else { return [] }
+        // A device's own key proves who it is, not which address it owns: the address must be the one on record.
         guard let own = dev.innerAddress, selector.local == own else {
             count(\.addressRefused)
             log.notice("SA refused for an address the device does not own", metadata: ["device": "\(id)"])
-            return answer(id, denied)
+            return denied()
         }
         let reused: Bool
         do { reused = try registry.notePeerContact(device: id, peer: "\(selector.remote)") } catch { return storeFailed(error) }
         if reused { count(\.peerReuses) }
-        guard var t = negotiator.establish(device: id, handset: own, selector: selector,
-                                           template: template, reused: reused) else {
-            return answer(id, denied)
-        }
+        guard var t = negotiator.establish(device: id, handset: own, selector: selector, template: template,
+                                           reused: reused) else { return denied() }
         t.requestID = requestID
         if t.softSeconds == 0 { t.softSeconds = softSeconds; t.hardSeconds = hardSeconds }
         count(\.saDelivered)

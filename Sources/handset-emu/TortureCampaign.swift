@@ -22,6 +22,7 @@ final class TortureCampaign: @unchecked Sendable {
     let nonces: NonceLedger
     let deliveries: DeliveryLedger
     let scanner: ClearTextScanner
+    let storage: SMSStorageCheck
     let trigger = KDTrigger()
     private(set) var injected: [TortureFault: Int] = [:]
     private(set) var work: [TortureWork: (done: Int, timedOut: Int)] = [:]
@@ -65,6 +66,7 @@ final class TortureCampaign: @unchecked Sendable {
         nonces = NonceLedger(ledger: ledger)
         deliveries = DeliveryLedger(ledger: ledger)
         scanner = ClearTextScanner(ledger: ledger)
+        storage = SMSStorageCheck(ledger: ledger)
         statePath = world.dir.appendingPathComponent("state/device.key").path
         replayFD = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         guard replayFD >= 0 else { throw WorldError("replay socket: errno \(errno)") }
@@ -161,6 +163,7 @@ final class TortureCampaign: @unchecked Sendable {
         }
         injectReplays()
         checkAgreement()
+        checkStorageNotFull()
         if settings.verbose {
             print(String(format: "  #%d %@%@: %@ (%.2f s)", i, fault.rawValue, line.map { " + \($0.rawValue)" } ?? "",
                          finished ? "work done" : "recovered by restart", Date().timeIntervalSince(t0)))
@@ -220,9 +223,48 @@ final class TortureCampaign: @unchecked Sendable {
         case .downlinkBlackout:
             injected[fault, default: 0] += 1
             return try downlinkBlackout()
+        case .partialSMS:
+            return partialMessages()
         case .replay:
             return true
         }
+    }
+
+    /// The firmware's reassembly slots (`Firmware.reassembler`): with first parts only arriving, storage may
+    /// hold one part per slot and no more.
+    static let firmwareReassemblySlots = 4
+    /// More abandoned messages than the slots plus the 16 indexes the firmware once tracked, so evictions leak
+    /// unless every evicted part is deleted.
+    static let partialBurst = 24
+
+    /// Partial concatenated messages from the gateway's number (random 420-byte bodies: 4 parts, of which the
+    /// network carries the first only). Storage must settle at no more than one part per reassembly slot, and
+    /// SMS work must still get through.
+    private func partialMessages() -> Bool {
+        let before = world.sim.faultCount(.partialSMS)
+        world.sim.setFault(FaultRule(kind: .partialSMS, value: nil, trigger: .always))
+        for _ in 0..<Self.partialBurst {
+            let body = (0..<420).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            world.sim.deliverSMS(from: EmulatedWorld.gatewayNumber, data: body, portDst: Int(KD.smsPort), portSrc: Int(KD.smsPort))
+        }
+        let bound = Self.firmwareReassemblySlots
+        pump(10) { [world] in world.sim.pendingSMS == 0 && world.sim.storedSMS <= bound }
+        world.sim.clearFault(.partialSMS)
+        injected[.partialSMS, default: 0] += world.sim.faultCount(.partialSMS) - before
+        firedBefore[.partialSMS] = world.sim.faultCount(.partialSMS)
+        storage.check(stored: world.sim.storedSMS + world.sim.pendingSMS, bound: bound,
+                      after: "\(Self.partialBurst) partial messages (\(world.sim.pendingSMS) still waiting at the SMS centre)")
+        let ok = drive(.secret)
+        pump(2) { [world] in world.sim.storedSMS <= bound }
+        storage.check(stored: world.sim.storedSMS, bound: bound, after: "a secret over SMS following the partial messages")
+        return ok
+    }
+
+    /// Whatever the fault, storage must not stay full: SMS would stop arriving.
+    private func checkStorageNotFull() {
+        let capacity = world.sim.profile.smsSlots
+        pump(2) { [world] in world.sim.storedSMS < capacity }
+        storage.check(stored: world.sim.storedSMS, bound: capacity - 1, after: "the iteration (storage full: SMS stop arriving)")
     }
 
     // MARK: Faults

@@ -14,7 +14,7 @@ struct TortureCommand: ParsableCommand {
         discussion: """
             One emulated world (modem simulator on a pty, SMS centre, gateway, opposite party, the firmware as its
             own process) is reused for every iteration. Each iteration draws a fault from the seed:
-              \(TortureFault.drawn.map(\.rawValue).joined(separator: "\n  "))
+              \(TortureFault.drawn.map { "\($0.rawValue) (\($0.name))" }.joined(separator: "\n  "))
             (about one in seven also gets garbage or a dropped final result on the line), drives work through the
             firmware (echo over ESP, a key request for a new flow, a peer push, a long secret over SMS), replays
             earlier peer-to-handset ESP packets at the handset, and checks:
@@ -127,7 +127,7 @@ struct TortureCommand: ParsableCommand {
 }
 
 /// `--self-check`: feeds each checker the fault it exists to catch. Every invariant must report a violation;
-/// a checker that cannot fail proves nothing. Exits 1 (violations found, as a campaign would) when all five
+/// a checker that cannot fail proves nothing. Exits 1 (violations found, as a campaign would) when all six
 /// fired, 3 when one stayed silent.
 enum TortureSelfCheck {
     static func run() -> Int32 {
@@ -179,8 +179,12 @@ enum TortureSelfCheck {
         // A flood the gateway answered twice (the sent counter moved with it); a clean one must pass.
         FloodVerdict.check(ledger, handled: 100, answered: 2, refused: 98, sentBefore: 7, sentAfter: 9)
         FloodVerdict.check(ledger, handled: 100, answered: 1, refused: 99, sentBefore: 7, sentAfter: 8)
+        // Storage: parts of abandoned messages left behind; a storage within bound must pass.
+        let storage = SMSStorageCheck(ledger: ledger)
+        storage.check(stored: 4, bound: 4, after: "a self-check burst within bound")
+        storage.check(stored: 10, bound: 4, after: "a self-check burst of partial messages")
         let expected: [TortureInvariant: Int] = [.nonceUnique: 2, .noReplay: 1, .ackedKept: 2, .canLogIn: 1, .noClearText: 1,
-                                                 .replayUnanswered: 1]
+                                                 .replayUnanswered: 1, .smsStorageBounded: 1]
         var wrong: [String] = falseAlarms.map { "false alarm: \($0)" }
         for inv in TortureInvariant.allCases {
             let n = ledger.count(inv)

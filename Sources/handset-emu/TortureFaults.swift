@@ -18,6 +18,7 @@ enum TortureFault: String, CaseIterable, Sendable {
     case replayFlood = "one captured uplink replayed 100,000 times"
     case downlinkBlackout = "100,000 downlinks lost (handset offline)"
     case replay = "replayed ESP packets injected"
+    case partialSMS = "partial concatenated SMS (first part only)"
 
     /// Drawn as an iteration's main fault (replays happen every iteration).
     static let drawn: [TortureFault] = allCases.filter { $0 != .replay }
@@ -40,6 +41,7 @@ enum TortureFault: String, CaseIterable, Sendable {
         case .replayFlood: "replay-flood"
         case .downlinkBlackout: "downlink-blackout"
         case .replay: "replay"
+        case .partialSMS: "partial-sms"
         }
     }
 
