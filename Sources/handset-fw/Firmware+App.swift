@@ -56,6 +56,8 @@ extension Firmware {
         let result = withUnsafeMutableBytes(of: &wire) { out in plane.seal(payload, selector: selector, into: out) }
         switch result {
         case .packet(let n, let peer, let port):
+            // SAs with IPv6 peers are refused at install; never send to a truncated address.
+            guard !peer.isV6 else { stats.espDropped &+= 1; return event(.failed) }
             let sent = withUnsafeBytes(of: &wire) { w -> Bool in
                 do throws(ATError) {
                     try driver.sendUDP(socket: espSocket, to: UDPEndpoint(address: peer.v4, port: port),
