@@ -5,7 +5,7 @@ import HandsetCore
 typealias HandsetDataPlane = DataPlane<32, 16>
 
 /// The firmware: one thread, one loop. Radio bytes come in through the driver, key-delegation messages go to
-/// the client, ESP goes through the data plane, and applications talk to it over a loopback datagram socket.
+/// the client, ESP goes through the data plane, and applications talk to it over a local (AF_UNIX) datagram socket.
 struct Firmware: ~Copyable {
     var config: FirmwareConfig
     var plane: HandsetDataPlane
@@ -15,8 +15,7 @@ struct Firmware: ~Copyable {
     /// Storage indexes of parts held for reassembly, deleted only once their message has been handled.
     var heldParts = InlineArray<16, HeldPart>(repeating: HeldPart())
     var held = FixedRing<4, HeldDatagram>(filler: HeldDatagram())
-    var appFD: Int32 = -1
-    var app = UDPEndpoint(address: 0, port: 0)
+    var appSocket = AppSocket()
     var espSocket = -1
     /// Concatenated-SMS reference of the next message. Drawn at boot: restarting at 1 could pair a new
     /// message with parts the gateway still holds from before a reboot.
@@ -106,8 +105,12 @@ struct Firmware: ~Copyable {
 
     /// Runs until SIGTERM or SIGINT (or the process is killed).
     mutating func run() -> Int32 {
-        appFD = hs_udp_bind_loopback(config.appPort)
-        guard appFD >= 0 else { log("cannot bind the app port"); return 1 }
+        let bound = appSocket.open(path: config.appSocket, owner: config.appUID ?? hs_effective_uid(), group: config.appGroup)
+        guard bound == 0 else {
+            LogLine("fw: cannot bind the app socket (errno ").append(-bound).append(")").emit()
+            return 1
+        }
+        defer { appSocket.close() }
         openTUN()
         _ = power.open()
         guard bringUpUntilReady() else { return 0 }
