@@ -72,6 +72,9 @@ public final class DeviceRegistry: Sendable {
     }
     public func save(_ d: DeviceRecord) throws { try db.write { try d.update($0) } }
     public func allDevices() throws -> [DeviceRecord] { try db.read { try DeviceRecord.fetchAll($0) } }
+    /// Rows written through this registry since it was opened (SQLite's total_changes): tests use it to show that
+    /// refused messages write nothing.
+    public func rowsWritten() throws -> Int { try db.read { $0.totalChangesCount } }
 
     /// Records a contact with `peer`; returns true when it was already known (the negotiation is reused).
     public func notePeerContact(device: UInt64, peer: String) throws -> Bool {

@@ -157,7 +157,7 @@ final class EmulatedWorld: @unchecked Sendable {
             p.executableURL = URL(fileURLWithPath: path)
             p.arguments = ["run", config.path]
         }
-        FileManager.default.createFile(atPath: firmwareLog.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: firmwareLog.path, contents: nil)
         let out = try FileHandle(forWritingTo: firmwareLog)
         p.standardOutput = out
         p.standardError = out

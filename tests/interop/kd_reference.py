@@ -35,6 +35,18 @@ def open_(device_key: bytes, device_id: int, direction: str, message: bytes) -> 
     return h[1], counter, AESGCM(k).decrypt(nonce, message[hlen:], h)
 
 
+COUNTER_MAX = (1 << 40) - 1
+
+
+def check_counter(received: int, last_accepted: int) -> str:
+    """§3's receiving rule, from the document: strictly increasing, however far ahead, never past the end."""
+    if last_accepted >= COUNTER_MAX:
+        return "blocked"
+    if received <= last_accepted:
+        return "low"
+    return "ok"
+
+
 # §6: what an sa-transfer may cover. A selector is (remote address as int, prefix, proto, (lo, hi) local ports,
 # (lo, hi) remote ports), IPv4; a request is (remote, proto, local port, remote port) with 0 = any.
 ANY = (0, 65535)
