@@ -118,6 +118,12 @@ extension Firmware {
 
     /// After the client has run: new SAs, held datagrams, answers for the app, queued SMS.
     mutating func afterKeyDelegation() {
+        let c = kd.counters
+        if c.saOutsidePolicy &+ c.saPeerLimit &+ c.saIPv6Refused != stats.saRefusalsLogged {
+            stats.saRefusalsLogged = c.saOutsidePolicy &+ c.saPeerLimit &+ c.saIPv6Refused
+            LogLine("fw: SA transfer refused; so far: outside policy ").append(c.saOutsidePolicy)
+                .append(", peer at its push cap ").append(c.saPeerLimit).append(", IPv6 peer ").append(c.saIPv6Refused).emit()
+        }
         while let e = kd.installed.pop() {
             LogLine("fw: SA pair installed out=").append(e.outboundSPI).append(" in=").append(e.inboundSPI).emit()
             event(.saInstalled, spi: e.outboundSPI)

@@ -188,6 +188,8 @@ struct FirmwareStats {
     var smsForeign: UInt64 = 0
     var modemErrors: UInt64 = 0
     var moduleReboots: UInt64 = 0
+    /// SA transfers refused by policy (KeyDelegationClient+SAPolicy.swift) when last logged.
+    var saRefusalsLogged: UInt64 = 0
 }
 
 struct HeldPart {
