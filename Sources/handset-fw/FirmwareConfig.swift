@@ -12,7 +12,9 @@ struct FirmwareConfig {
     var dialect = Dialect.auto
     var gatewayNumber = FixedBytes<24>()
     var apn = FixedBytes<64>()
-    var appPort: UInt16 = 7001
+    var appSocket = SocketPath(repeating: 0)
+    var appUID: UInt32? = nil
+    var appGroup: Int64 = -1
     var localAddress = IPAddress(10, 0, 0, 2)
     var espLocalPort: UInt16 = 4500
     var power = ModemPowerConfig()
@@ -132,6 +134,7 @@ extension FirmwareConfig {
         guard c.gatewayNumber.count > 0 else { throw ConfigError(line: 0, reason: "gateway_number is required") }
         try c.checkTUN()
         try c.checkKDUDP()
+        try c.checkApp()
         return c
     }
 
@@ -153,9 +156,7 @@ extension FirmwareConfig {
             else { throw ConfigError(line: line, reason: "dialect: auto, simcom, quectel, ublox or generic") }
         } else if bytesEqual(k, "gateway_number") { try copyBytes(v[0], into: &gatewayNumber, line: line) }
         else if bytesEqual(k, "apn") { try copyBytes(v[0], into: &apn, line: line) }
-        else if bytesEqual(k, "app_port") {
-            guard let p = parseUInt(v[0], max: 65535), p > 0 else { throw ConfigError(line: line, reason: "bad app_port") }
-            appPort = UInt16(p)
+        else if try applyApp(k, v, line: line) {
         } else if bytesEqual(k, "esp_local_port") {
             guard let p = parseUInt(v[0], max: 65535) else { throw ConfigError(line: line, reason: "bad esp_local_port") }
             espLocalPort = UInt16(p)
