@@ -35,6 +35,8 @@ public struct GatewayCounters: Equatable, Sendable {
     public var wrongCarriage = 0, byUDP = 0
     /// Registry reads or writes that failed: the message was neither acted on nor answered.
     public var storeFailures = 0
+    /// SAs refused because the handset address asked for is not the device's own inner address.
+    public var addressRefused = 0
 }
 
 /// The reference gateway/proxy: verifies and answers key-delegation messages per docs/key-delegation.md.
@@ -205,8 +207,7 @@ public final class Gateway: @unchecked Sendable {
 
     /// Peer-initiated exchange: the opposite party wants to reach the handset, so the gateway pushes a pair.
     public func push(device id: UInt64, selector: TrafficSelector, template: UInt16 = 0) -> [Downlink] {
-        guard lock.withLock({ load(id) }) != nil else { return [] }
-        return deliverSA(for: selector, template: template, requestID: 0, device: id)
+        deliverSA(for: selector, template: template, requestID: 0, device: id)
     }
 
     /// Tells the handset to drop a pair (the peer has already dropped its half).
@@ -217,16 +218,24 @@ public final class Gateway: @unchecked Sendable {
     /// Every transfer carries fresh SPIs and keys, retransmissions included: a key is never sent twice, so a
     /// handset that rebooted can never restart a sequence number under a key it already used.
     private func deliverSA(for selector: TrafficSelector, template: UInt16, requestID: UInt16, device id: UInt64) -> [Downlink] {
-        let reused: Bool
-        do { reused = try registry.notePeerContact(device: id, peer: "\(selector.remote)") } catch { return storeFailed(error) }
-        if reused { count(\.peerReuses) }
-        guard var t = negotiator.establish(device: id, handset: selector.local, selector: selector,
-                                           template: template, reused: reused) else {
-            return answer(id) { dev in
+        func denied() -> [Downlink] {
+            answer(id) { dev in
                 .error(KDError(refType: KDMessageType.keyRequest.rawValue, refCounter: UInt64(requestID), status: .denied,
                                lastAccepted: UInt64(dev.upCounter)))
             }
         }
+        guard let dev = lock.withLock({ load(id) }) else { return [] }
+        // A device's own key proves who it is, not which address it owns: the address must be the one on record.
+        guard let own = dev.innerAddress, selector.local == own else {
+            count(\.addressRefused)
+            log.notice("SA refused for an address the device does not own", metadata: ["device": "\(id)"])
+            return denied()
+        }
+        let reused: Bool
+        do { reused = try registry.notePeerContact(device: id, peer: "\(selector.remote)") } catch { return storeFailed(error) }
+        if reused { count(\.peerReuses) }
+        guard var t = negotiator.establish(device: id, handset: own, selector: selector, template: template,
+                                           reused: reused) else { return denied() }
         t.requestID = requestID
         if t.softSeconds == 0 { t.softSeconds = softSeconds; t.hardSeconds = hardSeconds }
         count(\.saDelivered)

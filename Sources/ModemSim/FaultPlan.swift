@@ -7,7 +7,7 @@
 // An "opportunity" is: each AT command line (reboot-mid-command, garbage, drop-final, interleave-urc), each URC
 // (delay-urc), each incoming SMS (sms-full), each AT+CMGS (sms-send-fail), each UDP datagram carried (socket-close).
 // slow-link=BAUD is a mode. SMS centre faults: each SMS part carried either way (sms-loss, sms-duplicate), each
-// concatenated MT message (sms-reorder), each MT part that has a next part (reboot-between-parts), each PDU sent
+// concatenated MT message (sms-reorder, partial-sms), each MT part that has a next part (reboot-between-parts), each PDU sent
 // at the +CMGS prompt (reboot-mid-sms).
 
 public enum FaultKind: String, Sendable, CaseIterable {
@@ -22,6 +22,8 @@ public enum FaultKind: String, Sendable, CaseIterable {
     case smsLoss = "sms-loss"                     // the SMS centre loses a part (MO: after the module's +CMGS answer)
     case smsDuplicate = "sms-duplicate"           // the SMS centre carries a part twice
     case smsReorder = "sms-reorder"               // the parts of a concatenated MT message arrive last first
+    case partialSMS = "partial-sms"               // only the first part of a concatenated MT message is carried;
+                                                  // the rest never comes
     case rebootBetweenParts = "reboot-between-parts" // the module reboots after storing an MT part, before the next
     case rebootMidSMS = "reboot-mid-sms"          // the module reboots after the PDU at the +CMGS prompt, before
                                                   // answering; VALUE=1: the network got it, else a coin decides

@@ -62,9 +62,13 @@ final class SMSCentre: @unchecked Sendable {
         return (count, ref)
     }
 
-    /// The sms-reorder, sms-loss and sms-duplicate faults on one MT message's parts.
+    /// The partial-sms, sms-reorder, sms-loss and sms-duplicate faults on one MT message's parts.
     private func networkFaults(_ parts: [DeliverPart]) -> [DeliverPart] {
         var parts = parts
+        if parts.count > 1, engine.faults.fires(.partialSMS) {
+            emitFault(.partialSMS, [("parts", .int(parts.count))] + SMSCentre.headerFields(parts[0].header))
+            parts = [parts[0]]
+        }
         if parts.count > 1, engine.faults.fires(.smsReorder) {
             parts.reverse()
             emitFault(.smsReorder, [("parts", .int(parts.count))])

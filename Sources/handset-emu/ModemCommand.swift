@@ -46,6 +46,7 @@ struct ModemCommand: ParsableCommand {
           sms-loss            per SMS part either way: the centre loses it
           sms-duplicate       per SMS part either way: carried twice
           sms-reorder         per concatenated MT message: last part first
+          partial-sms         per concatenated MT message: first part only, never the rest
           reboot-between-parts per MT part with a next one: module reboots
           reboot-mid-sms[=1]  per PDU at the +CMGS prompt: module reboots
                               unanswered; =1: the network got it first

@@ -127,7 +127,8 @@ extension PDUCommand {
                 Keys: type, smsc, from (to for SMS-SUBMIT), pid, dcs, alphabet, scts, port-dst, port-src, \
                 concat-ref, concat-total, concat-seq, udh-skipped, then data (hex, for 8-bit data) or text \
                 (UTF-8; backslash, CR and LF escaped as \\\\, \\r, \\n). Absent fields print as -. SMS-SUBMIT and \
-                SMS-STATUS-REPORT are decoded too.
+                SMS-STATUS-REPORT are decoded too. User data shorter than TP-UDL is an error (8-bit data always; \
+                text unless --lenient).
                 """)
 
         @Argument(help: "The PDU as hex, SMSC field first.")
@@ -135,6 +136,9 @@ extension PDUCommand {
 
         @Flag(name: .customLong("no-smsc"), help: "The PDU has no SMSC field (some modems' +CDS).")
         var noSMSC = false
+
+        @Flag(help: "Text whose user data is shorter than TP-UDL: print what is there (with a clipped: line) and exit 0.")
+        var lenient = false
 
         func run() throws {
             let r = Array(hex.utf8).withUnsafeBytes { raw in
@@ -144,6 +148,11 @@ extension PDUCommand {
             switch r {
             case .success(let v): m = v
             case .failure(let e): throw PDUCommand.fail("malformed PDU: \(PDUCommand.describe(e))")
+            }
+            if m.clipped && !lenient {
+                let unit = m.alphabet == .gsm7 ? "septets" : "octets"
+                throw PDUCommand.fail("malformed PDU: user data shorter than TP-UDL: TP-UDL announces \(m.announcedUserData) "
+                                      + "\(unit), the PDU carries \(m.carriedUserData) (--lenient prints what is there)")
             }
             for (key, value) in Self.lines(m) { print("\(key): \(value)") }
         }

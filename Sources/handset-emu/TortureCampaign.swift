@@ -22,13 +22,16 @@ final class TortureCampaign: @unchecked Sendable {
     let nonces: NonceLedger
     let deliveries: DeliveryLedger
     let scanner: ClearTextScanner
+    let storage: SMSStorageCheck
     let trigger = KDTrigger()
     private(set) var injected: [TortureFault: Int] = [:]
     private(set) var work: [TortureWork: (done: Int, timedOut: Int)] = [:]
     private(set) var restarts = (kills: 0, recoveries: 0, maintenance: 0)
     private(set) var loginSeconds: [Double] = []
 
-    private let lock = NSLock()
+    let lock = NSLock()
+    /// The newest uplink of a type allowed by UDP (key-request, sa-ack): what `replay-flood` captures.
+    var newestUDPUplink: [UInt8]?
     private var peerToHandset: [[UInt8]] = []
     private var handsetEndpoint: sockaddr_in?
     private var confirmAcks = 0
@@ -53,7 +56,7 @@ final class TortureCampaign: @unchecked Sendable {
     /// memory dropping unsolicited results during a pending command, told apart from an unexplained loss.
     private(set) var replaysLostInURCOverflow = 0
     private var serial = 0
-    private let replayFD: Int32
+    let replayFD: Int32
     private let statePath: String
 
     init(world: EmulatedWorld, settings: Settings) throws {
@@ -63,6 +66,7 @@ final class TortureCampaign: @unchecked Sendable {
         nonces = NonceLedger(ledger: ledger)
         deliveries = DeliveryLedger(ledger: ledger)
         scanner = ClearTextScanner(ledger: ledger)
+        storage = SMSStorageCheck(ledger: ledger)
         statePath = world.dir.appendingPathComponent("state/device.key").path
         replayFD = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         guard replayFD >= 0 else { throw WorldError("replay socket: errno \(errno)") }
@@ -77,6 +81,9 @@ final class TortureCampaign: @unchecked Sendable {
             nonces.keyDelegation(up: up, bytes)
             guard bytes.count > 1 else { return }
             trigger.saw(up: up, type: bytes[1])
+            if up, let t = KDMessageType(rawValue: bytes[1]), KD.allowedOverUDP(t) {
+                self?.lock.withLock { self?.newestUDPUplink = bytes }
+            }
             guard !up, let self else { return }
             self.lock.withLock {
                 if bytes[1] == KDMessageType.confirmAck.rawValue { self.confirmAcks += 1 }
@@ -156,6 +163,7 @@ final class TortureCampaign: @unchecked Sendable {
         }
         injectReplays()
         checkAgreement()
+        checkStorageNotFull()
         if settings.verbose {
             print(String(format: "  #%d %@%@: %@ (%.2f s)", i, fault.rawValue, line.map { " + \($0.rawValue)" } ?? "",
                          finished ? "work done" : "recovered by restart", Date().timeIntervalSince(t0)))
@@ -209,9 +217,54 @@ final class TortureCampaign: @unchecked Sendable {
             injected[fault, default: 0] += 1
             try powerCut()
             return true
+        case .replayFlood:
+            injected[fault, default: 0] += 1
+            return try replayFlood()
+        case .downlinkBlackout:
+            injected[fault, default: 0] += 1
+            return try downlinkBlackout()
+        case .partialSMS:
+            return partialMessages()
         case .replay:
             return true
         }
+    }
+
+    /// The firmware's reassembly slots (`Firmware.reassembler`): with first parts only arriving, storage may
+    /// hold one part per slot and no more.
+    static let firmwareReassemblySlots = 4
+    /// More abandoned messages than the slots plus the 16 indexes the firmware once tracked, so evictions leak
+    /// unless every evicted part is deleted.
+    static let partialBurst = 24
+
+    /// Partial concatenated messages from the gateway's number (random 420-byte bodies: 4 parts, of which the
+    /// network carries the first only). Storage must settle at no more than one part per reassembly slot, and
+    /// SMS work must still get through.
+    private func partialMessages() -> Bool {
+        let before = world.sim.faultCount(.partialSMS)
+        world.sim.setFault(FaultRule(kind: .partialSMS, value: nil, trigger: .always))
+        for _ in 0..<Self.partialBurst {
+            let body = (0..<420).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+            world.sim.deliverSMS(from: EmulatedWorld.gatewayNumber, data: body, portDst: Int(KD.smsPort), portSrc: Int(KD.smsPort))
+        }
+        let bound = Self.firmwareReassemblySlots
+        pump(10) { [world] in world.sim.pendingSMS == 0 && world.sim.storedSMS <= bound }
+        world.sim.clearFault(.partialSMS)
+        injected[.partialSMS, default: 0] += world.sim.faultCount(.partialSMS) - before
+        firedBefore[.partialSMS] = world.sim.faultCount(.partialSMS)
+        storage.check(stored: world.sim.storedSMS + world.sim.pendingSMS, bound: bound,
+                      after: "\(Self.partialBurst) partial messages (\(world.sim.pendingSMS) still waiting at the SMS centre)")
+        let ok = drive(.secret)
+        pump(2) { [world] in world.sim.storedSMS <= bound }
+        storage.check(stored: world.sim.storedSMS, bound: bound, after: "a secret over SMS following the partial messages")
+        return ok
+    }
+
+    /// Whatever the fault, storage must not stay full: SMS would stop arriving.
+    private func checkStorageNotFull() {
+        let capacity = world.sim.profile.smsSlots
+        pump(2) { [world] in world.sim.storedSMS < capacity }
+        storage.check(stored: world.sim.storedSMS, bound: capacity - 1, after: "the iteration (storage full: SMS stop arriving)")
     }
 
     // MARK: Faults
@@ -271,7 +324,7 @@ final class TortureCampaign: @unchecked Sendable {
     }
 
     /// Starts `w` and waits for its outcome, seen from the outside (the app, the peer).
-    private func drive(_ w: TortureWork, timeout: Double? = nil) -> Bool {
+    func drive(_ w: TortureWork, timeout: Double? = nil) -> Bool {
         let done = kick(w)
         let ok = pump(timeout ?? settings.workTimeout, until: done)
         work[w, default: (0, 0)].done += ok ? 1 : 0
@@ -400,6 +453,8 @@ final class TortureCampaign: @unchecked Sendable {
         if !awaitLogin() { throw WorldError("no login even after a modem power cycle") }
     }
     private(set) var modemPowerCycles = 0
+    /// `replay-flood` copies the gateway's UDP listener handled, and `downlink-blackout` downlinks lost, in all.
+    var floodCopiesHandled = 0, blackoutLost = 0
 
     private func cut() {
         world.stopFirmware()

@@ -10,6 +10,8 @@ enum TortureInvariant: String, CaseIterable, Sendable {
     case ackedKept = "no acknowledged key-delegation message lost"
     case canLogIn = "the device can always log in again"
     case noClearText = "no protected flow sent in clear"
+    case replayUnanswered = "a replay flood is answered at most once"
+    case smsStorageBounded = "module SMS storage stays bounded"
 }
 
 /// Checks made and violations per invariant. Thread-safe: taps call it from the simulator's and peer's threads.
@@ -104,6 +106,16 @@ final class DeliveryLedger: @unchecked Sendable {
 
     /// One replayed packet has had its chance to be accepted (the check itself is `delivered`).
     func replayWindowPassed() { ledger.check(.noReplay, true, "") }
+}
+
+/// Module SMS storage, read from the simulator at a quiet moment: the firmware deletes every part it lets go
+/// (message handled, duplicate, timed out, evicted), so storage holds at most what it still reassembles.
+struct SMSStorageCheck: Sendable {
+    let ledger: TortureLedger
+
+    func check(stored: Int, bound: Int, after what: String) {
+        ledger.check(.smsStorageBounded, stored <= bound, "\(stored) SMS left in module storage after \(what) (bound \(bound))")
+    }
 }
 
 /// Every app payload carries `marker`; it must never appear in anything the module carries to the network

@@ -60,16 +60,16 @@ extension Firmware {
         case .packet(let n, let peer, let port):
             // SAs with IPv6 peers are refused at install; never send to a truncated address.
             guard !peer.isV6 else { stats.espDropped &+= 1; return event(.failed) }
-            let sent = withUnsafeBytes(of: &wire) { w -> Bool in
+            var failure: ATError?
+            withUnsafeBytes(of: &wire) { w in
                 do throws(ATError) {
                     try driver.sendUDP(socket: espSocket, to: UDPEndpoint(address: peer.v4, port: port),
                                        payload: UnsafeRawBufferPointer(rebasing: w[0..<n]))
-                    return true
                 } catch {
-                    return false
+                    failure = error
                 }
             }
-            if sent { stats.espOut &+= 1; event(.sent) } else { stats.modemErrors &+= 1; event(.failed) }
+            if let failure { modemError("ESP send", failure); event(.failed) } else { stats.espOut &+= 1; event(.sent) }
         case .needsKey(let rule, let template):
             // Ask for what the policy covers: a rule open on local ports gets one SA for all of them.
             var wanted = selector
@@ -161,10 +161,16 @@ extension Firmware {
             (try? plane.sas.seal(slot: slot, payload: UnsafeRawBufferPointer(start: nil, count: 0), nextHeader: IPProto.noNext, into: out)) ?? 0
         }
         guard n > 0 else { return }
+        var failure: ATError?
         withUnsafeBytes(of: &wire) { w in
-            try? driver.sendUDP(socket: espSocket, to: UDPEndpoint(address: p.peer.v4, port: p.peerPort),
-                                payload: UnsafeRawBufferPointer(rebasing: w[0..<n]))
+            do throws(ATError) {
+                try driver.sendUDP(socket: espSocket, to: UDPEndpoint(address: p.peer.v4, port: p.peerPort),
+                                   payload: UnsafeRawBufferPointer(rebasing: w[0..<n]))
+            } catch {
+                failure = error
+            }
         }
+        if let failure { modemError("SA announcement", failure) }
     }
 
     func event(_ e: AppEvent, spi: UInt32 = 0) {

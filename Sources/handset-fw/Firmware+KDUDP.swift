@@ -80,14 +80,13 @@ extension Firmware {
                 try driver.sendUDP(socket: espSocket, to: to, payload: UnsafeRawBufferPointer(rebasing: o[0..<n]))
                 return true
             } catch {
+                modemError("key-delegation UDP send", error)
                 return false
             }
         }
         if sent {
             kd.carriage.noteUDPSent()
             LogLine("fw: key-delegation sent by UDP, type ").append(m.type.rawValue).emit()
-        } else {
-            stats.modemErrors &+= 1
         }
         return sent
     }

@@ -12,12 +12,12 @@ extension Firmware {
                 return true
             }
             guard power.config.anyLine else {
-                _ = try? driver.nextEvent(timeoutMs: 5000)
+                waitForModem(ms: 5000)
                 continue
             }
             let action = power.recovery.afterFailedBringUp(modemSilent: !modemAnswersAT(), power.config)
             guard action != .none else {
-                _ = try? driver.nextEvent(timeoutMs: 5000)
+                waitForModem(ms: 5000)
                 continue
             }
             log(action == .powerKey ? "modem power: pressing the power key" : "modem power: pulsing reset")
@@ -26,7 +26,7 @@ extension Firmware {
                 waitForBoot(ms: power.config.bootMs)
             } catch {
                 // Reported once by ModemPower; carry on as if no line were wired.
-                _ = try? driver.nextEvent(timeoutMs: 5000)
+                waitForModem(ms: 5000)
             }
         }
         return false
@@ -46,12 +46,12 @@ extension Firmware {
     }
 
     /// Lets the module boot, draining its start-up URCs (RDY, +CPIN: READY, ...) meanwhile.
-    func waitForBoot(ms: UInt32) {
+    mutating func waitForBoot(ms: UInt32) {
         let end = hs_monotonic_ms() + UInt64(ms)
         while hs_stop_requested() == 0 {
             let now = hs_monotonic_ms()
             guard now < end else { return }
-            _ = try? driver.nextEvent(timeoutMs: Int(min(end - now, 1000)))
+            waitForModem(ms: Int(min(end - now, 1000)))
         }
     }
 }

@@ -12,11 +12,13 @@ extension Firmware {
     /// that arrived while the handset was off or busy are not lost. If it fails, the next tick tries again.
     mutating func catchUpStoredSMS() throws(ATError) {
         catchUpDue = true
+        // Parts already let go must not be read again as new ones.
+        flushDeletes()
         let list = try driver.smsList(status: 4)
         var indexes = InlineArray<32, Int>(repeating: -1)
         var n = 0
         while n < 32, let e = driver.smsListEntry(n, in: list) { indexes[n] = e.index; n += 1 }
-        for i in 0..<n { try handleStored(indexes[i]) }
+        for i in 0..<n where !deletes.contains(indexes[i]) { try handleStored(indexes[i]) }
         catchUpDue = false
     }
 
@@ -24,6 +26,8 @@ extension Firmware {
     mutating func handlePDU(_ hex: UnsafeRawBufferPointer, index: Int?) {
         stats.smsIn &+= 1
         let now = Self.nowSeconds()
+        // The module stored a new message here, so a delete still queued for this index already happened.
+        if let index { deletes.remove(index) }
         let msg: SMSMessage
         do {
             msg = try SMSPDU.decode(hex: hex)
@@ -38,63 +42,83 @@ extension Firmware {
             deleteStored(index)
             return
         }
+        // Every part the reassembler lets go (completed, duplicate, timed out, evicted) comes back as its
+        // storage index and is queued for deletion; parts of a completed message go only after it was handled.
+        let overflowsBefore = deletes.overflows
         let accepted = withUnsafeMutableBytes(of: &scratch) { b -> SMSReassemblyResult? in
-            do throws(SMSReassemblyError) { return try reassembler.accept(msg, now: now, into: b) } catch { return nil }
+            do throws(SMSReassemblyError) {
+                return try reassembler.accept(msg, now: now, tag: index ?? -1, into: b) { deletes.add($0) }
+            } catch {
+                return nil
+            }
         }
         guard let result = accepted else {
             deleteStored(index)
             return
         }
-        switch result {
-        case .pending:
-            if let index, let ref = msg.header.concat?.reference { holdPart(index, reference: ref) }
-        case .duplicate:
-            deleteStored(index)
-        case .complete(let whole):
+        if case .complete(let whole) = result {
             let r = withUnsafeBytes(of: &scratch) { b in
                 kd.receive(UnsafeRawBufferPointer(rebasing: b[0..<whole.count]), now: now, plane: &plane)
             }
             logReceive(r)
-            // Handled (accepted, or rejected for good): now the stored parts may go.
-            deleteStored(index)
-            if let ref = whole.reference { releaseParts(reference: ref) }
-            afterKeyDelegation()
         }
+        noteDeleteOverflow(since: overflowsBefore)
+        flushDeletes()
+        if case .complete = result { afterKeyDelegation() }
     }
 
+    /// Exact number match after normalisation (`SMSAddress.sameNumber`): a suffix match would take any
+    /// number ending in the gateway's digits for the gateway.
     func fromGateway(_ m: borrowing SMSMessage) -> Bool {
         let a = m.address
-        var digits = 0
         return config.gatewayNumber.withBytes { g in
-            // Compare digits only: the gateway may show up as national or international.
-            var gi = g.count - 1, ai = a.count - 1
-            while gi >= 0 && ai >= 0 {
-                if g[gi] == 0x2B { gi -= 1; continue }
-                if a[ai] == 0x2B { ai -= 1; continue }
-                if g[gi] != a[ai] { return false }
-                gi -= 1; ai -= 1; digits += 1
-            }
-            return digits >= 6 || (gi < 0 && ai < 0)
+            do throws(SMSPDUError) { return try SMSAddress(number: g).sameNumber(a) } catch { return false }
         }
     }
 
-    mutating func holdPart(_ index: Int, reference: UInt16) {
-        for i in 0..<16 where !heldParts[i].used {
-            heldParts[i] = HeldPart(used: true, index: index, reference: reference)
-            return
-        }
+    /// Incomplete messages past the reassembly timeout give their stored parts back (called every tick).
+    mutating func expireHeldParts(now: UInt64) {
+        let overflowsBefore = deletes.overflows
+        let n = reassembler.expire(now: now) { deletes.add($0) }
+        if n > 0 { LogLine("fw: ").append(n).append(" incomplete SMS message(s) timed out; parts deleted").emit() }
+        noteDeleteOverflow(since: overflowsBefore)
+        if !deletes.isEmpty { flushDeletes() }
     }
 
-    mutating func releaseParts(reference: UInt16) {
-        for i in 0..<16 where heldParts[i].used && heldParts[i].reference == reference {
-            deleteStored(heldParts[i].index)
-            heldParts[i].used = false
-        }
+    /// A full delete queue loses an index: a storage listing will meet the part again.
+    mutating func noteDeleteOverflow(since before: UInt64) {
+        guard deletes.overflows != before else { return }
+        log("SMS delete queue full; listing stored SMS")
+        catchUpDue = true
     }
 
-    func deleteStored(_ index: Int?) {
+    mutating func deleteStored(_ index: Int?) {
         guard let index else { return }
-        try? driver.smsDelete(index: index)
+        let before = deletes.overflows
+        deletes.add(index)
+        noteDeleteOverflow(since: before)
+        flushDeletes()
+    }
+
+    /// AT+CMGD for each queued index. An index the module calls empty (+CMS ERROR: 321) is done; any other
+    /// failure leaves it queued (moved last, so one bad index cannot block the rest) until the next tick.
+    mutating func flushDeletes() {
+        var left = deletes.count
+        while left > 0 && !deletes.isEmpty {
+            left -= 1
+            let index = deletes[0]
+            do throws(ATError) {
+                try driver.smsDelete(index: index)
+            } catch {
+                if error != .cms(321) {
+                    modemError("SMS delete", error)
+                    deletes.remove(index)
+                    deletes.add(index)
+                    return
+                }
+            }
+            deletes.remove(index)
+        }
     }
 
     func logReceive(_ r: KDReceiveResult) {
@@ -153,7 +177,10 @@ extension Firmware {
                     do throws(ATError) {
                         _ = try driver.smsSend(pduHex: UnsafeRawBufferPointer(rebasing: h[0..<hexCount]), tpduLength: tpdu)
                         return true
-                    } catch { return false }
+                    } catch {
+                        modemError("SMS send", error)
+                        return false
+                    }
                 }
                 guard sent else { log("SMS send failed"); return false }
                 stats.smsOut &+= 1

@@ -12,8 +12,9 @@ struct Firmware: ~Copyable {
     var kd: KeyDelegationClient<FileKeyStore>
     let driver: ATDriver<SerialPort>
     var reassembler = SMSReassembler<4, 4>(timeout: 600)
-    /// Storage indexes of parts held for reassembly, deleted only once their message has been handled.
-    var heldParts = InlineArray<16, HeldPart>(repeating: HeldPart())
+    /// Module storage indexes to delete: parts the reassembler let go (message handled, duplicate, timed out,
+    /// evicted) and messages not for key delegation. Held parts stay in storage until then.
+    var deletes = SMSDeleteQueue()
     var held = FixedRing<4, HeldDatagram>(filler: HeldDatagram())
     var appSocket = AppSocket()
     var espSocket = -1
@@ -59,6 +60,7 @@ struct Firmware: ~Copyable {
             log("modem ready")
             try driver.enableRegistrationEvents()
         } catch {
+            modemError("bring-up", error)
             log("bring-up failed: modem did not start")
             return false
         }
@@ -67,7 +69,7 @@ struct Firmware: ~Copyable {
             let packet = (try? driver.registration(.packet).status.isRegistered) ?? false
             let eps = (try? driver.registration(.eps).status.isRegistered) ?? false
             registered = packet || eps
-            if !registered { _ = try? driver.nextEvent(timeoutMs: 1000) }
+            if !registered { waitForModem(ms: 1000) }
         }
         guard registered else { log("bring-up failed: not registered"); return false }
         log("registered")
@@ -84,7 +86,10 @@ struct Firmware: ~Copyable {
         }
         guard openESPSocket() else { log("bring-up failed: socket"); return false }
         log("bearer up")
-        do throws(ATError) { try catchUpStoredSMS() } catch { log("could not list stored SMS") }
+        do throws(ATError) { try catchUpStoredSMS() } catch {
+            modemError("SMS list", error)
+            log("could not list stored SMS")
+        }
         return true
     }
 
@@ -121,14 +126,20 @@ struct Firmware: ~Copyable {
             do {
                 if let e = try driver.nextEvent(timeoutMs: 50) { try handle(e) }
             } catch {
-                stats.modemErrors &+= 1
+                if afterModemError("event loop", error) {
+                    log("bringing the modem up again")
+                    guard bringUpUntilReady() else { break }
+                }
             }
             pollApp()
             pollTUN()
             let now = Self.nowSeconds()
             if now != lastTick {
                 lastTick = now
-                if catchUpDue { try? catchUpStoredSMS() }
+                if catchUpDue {
+                    do throws(ATError) { try catchUpStoredSMS() } catch { modemError("SMS catch-up", error) }
+                }
+                expireHeldParts(now: now)
                 kd.tick(now: now, plane: &plane)
                 afterKeyDelegation()
             }
@@ -150,10 +161,14 @@ struct Firmware: ~Copyable {
         case .socketData(let socket, _, let bytes) where socket == espSocket: handleModuleDatagram(bytes)
         case .socketReadable(let socket) where socket == espSocket:
             var inbound = InlineArray<2048, UInt8>(repeating: 0)
+            var failure: ATError?
             let n = withUnsafeMutableBytes(of: &inbound) { b -> Int in
-                do throws(ATError) { return try driver.receiveUDP(socket: socket, into: b).count } catch { return -1 }
+                do throws(ATError) { return try driver.receiveUDP(socket: socket, into: b).count } catch {
+                    failure = error
+                    return -1
+                }
             }
-            guard n >= 0 else { throw .timeout }
+            if let failure { throw failure }
             withUnsafeBytes(of: inbound) { handleModuleDatagram(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
         case .socketData(let socket, _, _):
             // A socket this run did not open (left by an earlier run, or reported before bring-up ended).
@@ -190,12 +205,6 @@ struct FirmwareStats {
     var moduleReboots: UInt64 = 0
     /// SA transfers refused by policy (KeyDelegationClient+SAPolicy.swift) when last logged.
     var saRefusalsLogged: UInt64 = 0
-}
-
-struct HeldPart {
-    var used = false
-    var index = 0
-    var reference: UInt16 = 0
 }
 
 /// A datagram waiting for its SA (the key request is in flight).

@@ -152,6 +152,7 @@ func vector(_ source: String) -> DecodeVector { decodeVectors.first { $0.source 
         let m = try decodeHex("07912143658709F1040B918100551512F20000111010214365000BE8329BFD4697D9EC37")
         #expect(text(m) == "hellohello")
         #expect(m.clipped)
+        #expect(m.announcedUserData == 11 && m.carriedUserData == 10)
     }
 
     @Test func textNeverOverrunsTheCallerBuffer() throws {

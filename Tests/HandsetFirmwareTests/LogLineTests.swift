@@ -1,3 +1,4 @@
+import BearerDriver
 import Testing
 @testable import handset_fw
 
@@ -9,6 +10,12 @@ import Testing
                 == "fw: SA pair installed out=3735928559 in=0")
         #expect(text(LogLine("n=").append(Int64.min)) == "n=-9223372036854775808")
         #expect(text(LogLine("u=").append(UInt64.max)) == "u=18446744073709551615")
+    }
+
+    @Test func modemErrorsByKind() {
+        #expect(text(LogLine("e: ").append(ATError.cms(321))) == "e: cms 321")
+        #expect(text(LogLine("e: ").append(ATError.timeout)) == "e: timeout")
+        #expect(text(LogLine("e: ").append(ATError.transport(SerialError(kind: .hangUp, errno: 5)))) == "e: transport hang-up errno 5")
     }
 
     @Test func longLinesAreCutNotOverrun() {

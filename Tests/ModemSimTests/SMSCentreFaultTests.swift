@@ -34,6 +34,20 @@ import Testing
         #expect(b.sim.faultCount(.smsLoss) == 1)
     }
 
+    @Test func partialSMSCarriesOnlyTheFirstPartOfEachConcatenatedMessage() throws {
+        let b = try armed(.partialSMS, .always)
+        defer { b.close() }
+        #expect(b.sim.deliverSMS(from: "+15550123", text: Self.longText) == 3)
+        #expect(b.sim.deliverSMS(from: "+15550123", text: "short") == 1)  // nothing to cut
+        #expect(b.sim.deliverSMS(from: "+15550123", text: Self.longText) == 3)
+        let mt = b.events.wait(for: "sms-mt", count: 3)
+        #expect(mt.map { $0.int("concat-seq") } == [1, nil, 1])
+        #expect(mt[0].int("concat-ref") != mt[2].int("concat-ref"))
+        #expect(b.sim.storedSMS == 3)
+        #expect(b.sim.pendingSMS == 0)  // the rest never comes
+        #expect(b.sim.faultCount(.partialSMS) == 2)
+    }
+
     @Test func lostMOIsAnsweredButNeverCarried() throws {
         let b = try armed(.smsLoss)
         defer { b.close() }

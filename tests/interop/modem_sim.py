@@ -16,10 +16,10 @@ class Simulator:
     """Starts the simulator with PROFILE and waits for registration. With sms_centre, also opens the SMS centre's
     control port (see `handset-emu modem --help`)."""
 
-    def __init__(self, profile, sms_centre=False):
+    def __init__(self, profile, sms_centre=False, link=None):
         assert os.path.exists(HANDSET_EMU), "handset-emu not built at %s (run swift build)" % HANDSET_EMU
         self.dir = tempfile.mkdtemp(prefix="modemsim-")
-        self.link = os.path.join(self.dir, "tty")
+        self.link = link or os.path.join(self.dir, "tty")
         args = [HANDSET_EMU, "modem", "--profile", profile, "--link", self.link, "--boot-delay", "0.1"]
         if sms_centre:
             args += ["--sms-port", "0"]

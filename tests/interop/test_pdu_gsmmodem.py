@@ -256,3 +256,24 @@ def test_encode_rejects_bad_arguments():
     for args in (["--to", "+12x", "--data", "00"], ["--to", "+1", "--data", "0"], ["--to", "+1", "--data", "00", "--src-port", "5"]):
         p = emu("encode", *args, check=False)
         assert p.returncode != 0 and p.stdout == "" and p.stderr
+
+
+# ModemManager test_pdu_insufficient_data: TP-UDL 11 septets, 9 octets (10 septets) present. Binary data whose
+# user data is short (third case above) already fails as truncated.
+SHORT_TEXT = "07912143658709F1040B918100551512F20000111010214365000BE8329BFD4697D9EC37"
+
+
+def test_text_shorter_than_tp_udl_fails_naming_the_lengths():
+    p = emu("decode", SHORT_TEXT, check=False)
+    assert p.returncode != 0
+    assert p.stdout == ""
+    assert "user data shorter than TP-UDL" in p.stderr
+    assert "TP-UDL announces 11 septets, the PDU carries 10" in p.stderr
+
+
+def test_lenient_prints_what_it_could_read():
+    p = emu("decode", "--lenient", SHORT_TEXT)
+    out = dict(line.split(": ", 1) for line in p.stdout.splitlines())
+    assert out["text"] == "hellohello"
+    assert out["clipped"] == "user data shorter than TP-UDL"
+    assert out["from"] == "+18005551212"

@@ -10,17 +10,22 @@ public struct ATResponse {
         var n = 0
         var o = 0
         while o + 2 <= storage.count {
-            o += 2 + Int(storage[o]) | Int(storage[o + 1]) << 8
+            o += 2 + recordLength(at: o)
             n += 1
         }
         return n
+    }
+
+    /// Little-endian length of the record at `o`; parenthesised because `|` binds like `+`.
+    private func recordLength(at o: Int) -> Int {
+        Int(storage[o]) | (Int(storage[o + 1]) << 8)
     }
 
     public func line(_ index: Int) -> UnsafeRawBufferPointer? {
         var o = 0
         var n = 0
         while o + 2 <= storage.count {
-            let len = Int(storage[o]) | Int(storage[o + 1]) << 8
+            let len = recordLength(at: o)
             if n == index { return UnsafeRawBufferPointer(rebasing: storage[(o + 2)..<(o + 2 + len)]) }
             o += 2 + len
             n += 1

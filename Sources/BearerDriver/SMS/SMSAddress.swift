@@ -61,6 +61,17 @@ public struct SMSAddress: Sendable {
         return true
     }
 
+    /// The same telephone number after normalisation: the `+` lives in the type of number (0x91), so an
+    /// international and an unknown/national address with identical digits match. Never a suffix match
+    /// (`+4915550199` is not `+15550199`); alphanumeric senders match nothing.
+    public func sameNumber(_ o: borrowing SMSAddress) -> Bool {
+        guard kind != .alphanumeric, o.kind != .alphanumeric, count > 0, count == o.count else { return false }
+        for i in 0..<count {
+            guard let x = Self.semiOctet(storage[i]), let y = Self.semiOctet(o.storage[i]), x == y else { return false }
+        }
+        return true
+    }
+
     /// Copies the address as text into `out`, with a leading `+` when international. Returns bytes written.
     public func write(into out: UnsafeMutableRawBufferPointer) -> Int {
         var o = 0

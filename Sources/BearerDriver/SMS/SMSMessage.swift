@@ -48,6 +48,9 @@ public struct SMSMessage: Sendable {
     public var hasHeader: Bool { firstOctet & 0x40 != 0 && type != .statusReport }
     /// Text whose user data ended before TP-UDL said: shown as far as it goes. 8-bit data is never clipped.
     public var clipped = false
+    /// When clipped: TP-UDL as announced and what the PDU carries, both in septets (GSM 7-bit) or octets.
+    public var announcedUserData: UInt8 = 0
+    public var carriedUserData: UInt8 = 0
     public private(set) var payloadCount = 0
     var payloadStorage = InlineArray<160, UInt8>(repeating: 0)
 

@@ -142,6 +142,8 @@ extension SMSPDU {
             if (udl * 7 + 7) / 8 > available {
                 septets = available * 8 / 7
                 m.clipped = true
+                m.announcedUserData = UInt8(udl)
+                m.carriedUserData = UInt8(septets)
             }
             var skip = 0
             if m.hasHeader {
@@ -160,6 +162,8 @@ extension SMSPDU {
                 guard m.alphabet == .ucs2 else { throw .truncated }
                 octets = available
                 m.clipped = true
+                m.announcedUserData = UInt8(udl)
+                m.carriedUserData = UInt8(octets)
             }
             var skip = 0
             if m.hasHeader {

@@ -39,6 +39,11 @@ public struct SMSReassemblyCounters: Sendable, Equatable {
 /// Joins concatenated SMS parts (TS 23.040 §9.2.3.24.1) in `slots` fixed slots of `maxParts` parts each.
 /// A message is keyed by originator, reference, part count and ports. Parts may arrive in any order and
 /// more than once. `now` is the caller's monotonic clock, in any unit `timeout` uses.
+///
+/// Each part may carry a caller's `tag` (its storage index in the module, or -1). Every tag of a part accepted
+/// without an error comes back through `released` exactly once: when its message completes, when it turns out
+/// a duplicate, or when its message times out or is evicted. So a caller that deletes released tags never
+/// leaves a part in storage.
 public struct SMSReassembler<let slots: Int, let maxParts: Int> {
     struct Slot {
         var used = false
@@ -49,6 +54,7 @@ public struct SMSReassembler<let slots: Int, let maxParts: Int> {
         var alphabet: SMSAlphabet = .data8
         var firstSeen: UInt64 = 0
         var received: UInt64 = 0
+        var tags = InlineArray<maxParts, Int>(repeating: -1)
         var lengths = InlineArray<maxParts, UInt8>(repeating: 0)
         var parts = InlineArray<maxParts, InlineArray<160, UInt8>>(repeating: InlineArray(repeating: 0))
 
@@ -81,12 +87,12 @@ public struct SMSReassembler<let slots: Int, let maxParts: Int> {
         return n
     }
 
-    /// Drops messages older than `timeout`; returns how many.
+    /// Drops messages older than `timeout`, handing their parts' tags to `released`; returns how many.
     @discardableResult
-    public mutating func expire(now: UInt64) -> Int {
+    public mutating func expire(now: UInt64, released: (Int) -> Void = { _ in }) -> Int {
         var n = 0
         for i in 0..<slots where table[i].used && now &- table[i].firstSeen >= timeout {
-            table[i].used = false
+            free(slot: i, released: released)
             n += 1
         }
         counters.timedOut += n
@@ -94,15 +100,16 @@ public struct SMSReassembler<let slots: Int, let maxParts: Int> {
     }
 
     /// Takes one decoded SMS-DELIVER. A single-part message, or the part that completes one, is copied
-    /// into `out` whole and returned as `.complete`.
-    public mutating func accept(_ m: borrowing SMSMessage, now: UInt64, into out: UnsafeMutableRawBufferPointer)
-        throws(SMSReassemblyError) -> SMSReassemblyResult
+    /// into `out` whole and returned as `.complete`. Tags of parts this call lets go (the completed message's,
+    /// a duplicate's, expired or evicted messages') go to `released`; on a throw `tag` is not taken.
+    public mutating func accept(_ m: borrowing SMSMessage, now: UInt64, tag: Int = -1, into out: UnsafeMutableRawBufferPointer,
+                                released: (Int) -> Void = { _ in }) throws(SMSReassemblyError) -> SMSReassemblyResult
     {
         guard m.type == .deliver else {
             counters.rejected += 1
             throw .notADeliver
         }
-        expire(now: now)
+        expire(now: now, released: released)
         // No concat IE, or one that says 1 of 1: nothing to wait for, and no slot taken.
         guard let c = m.header.concat, c.total > 1 else {
             guard m.payloadCount <= out.count else {
@@ -111,6 +118,7 @@ public struct SMSReassembler<let slots: Int, let maxParts: Int> {
             }
             for k in 0..<m.payloadCount { out[k] = m[payload: k] }
             counters.completed += 1
+            if tag >= 0 { released(tag) }
             return .complete(SMSReassembled(count: m.payloadCount, originator: m.address, ports: m.header.ports,
                                             alphabet: m.alphabet, reference: m.header.concat?.reference, parts: 1))
         }
@@ -127,6 +135,8 @@ public struct SMSReassembler<let slots: Int, let maxParts: Int> {
         if s >= 0 {
             if table[s].received & bit != 0 {
                 counters.duplicates += 1
+                // The held part read again (a storage listing) stays held; another copy goes.
+                if tag >= 0 && tag != table[s].tags[seq] { released(tag) }
                 return .duplicate
             }
             if table[s].received | bit == full {
@@ -135,27 +145,36 @@ public struct SMSReassembler<let slots: Int, let maxParts: Int> {
                     counters.rejected += 1
                     throw .bufferTooSmall
                 }
-                store(m, seq: seq, in: s)
-                return .complete(deliver(slot: s, size: size, into: out))
+                store(m, seq: seq, tag: tag, in: s)
+                return .complete(deliver(slot: s, size: size, into: out, released: released))
             }
         } else {
-            s = freeSlot()
+            s = freeSlot(released: released)
             start(m, c, now: now, in: s)
         }
-        store(m, seq: seq, in: s)
+        store(m, seq: seq, tag: tag, in: s)
         counters.stored += 1
         return .pending
     }
 
-    private mutating func freeSlot() -> Int {
+    private mutating func freeSlot(released: (Int) -> Void) -> Int {
         var oldest = 0
         for i in 0..<slots {
             if !table[i].used { return i }
             if table[i].firstSeen < table[oldest].firstSeen { oldest = i }
         }
         counters.evicted += 1
-        table[oldest].used = false
+        free(slot: oldest, released: released)
         return oldest
+    }
+
+    /// Empties a slot, handing each held part's tag back.
+    private mutating func free(slot s: Int, released: (Int) -> Void) {
+        for k in 0..<Int(table[s].total) where table[s].received & (1 << UInt64(k)) != 0 && table[s].tags[k] >= 0 {
+            released(table[s].tags[k])
+            table[s].tags[k] = -1
+        }
+        table[s].used = false
     }
 
     private mutating func start(_ m: borrowing SMSMessage, _ c: SMSConcat, now: UInt64, in s: Int) {
@@ -169,21 +188,24 @@ public struct SMSReassembler<let slots: Int, let maxParts: Int> {
         table[s].received = 0
     }
 
-    private mutating func store(_ m: borrowing SMSMessage, seq: Int, in s: Int) {
+    private mutating func store(_ m: borrowing SMSMessage, seq: Int, tag: Int, in s: Int) {
         for k in 0..<m.payloadCount { table[s].parts[seq][k] = m[payload: k] }
         table[s].lengths[seq] = UInt8(m.payloadCount)
+        table[s].tags[seq] = tag
         table[s].received |= 1 << UInt64(seq)
     }
 
-    private mutating func deliver(slot s: Int, size: Int, into out: UnsafeMutableRawBufferPointer) -> SMSReassembled {
+    private mutating func deliver(slot s: Int, size: Int, into out: UnsafeMutableRawBufferPointer,
+                                  released: (Int) -> Void) -> SMSReassembled {
         var o = 0
         for p in 0..<Int(table[s].total) {
             for k in 0..<Int(table[s].lengths[p]) { out[o + k] = table[s].parts[p][k] }
             o += Int(table[s].lengths[p])
         }
-        table[s].used = false
         counters.completed += 1
-        return SMSReassembled(count: size, originator: table[s].originator, ports: table[s].ports,
-                              alphabet: table[s].alphabet, reference: table[s].reference, parts: table[s].total)
+        let whole = SMSReassembled(count: size, originator: table[s].originator, ports: table[s].ports,
+                                   alphabet: table[s].alphabet, reference: table[s].reference, parts: table[s].total)
+        free(slot: s, released: released)
+        return whole
     }
 }
