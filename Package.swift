@@ -36,7 +36,7 @@ let package = Package(
         .target(
             name: "Gateway",
             dependencies: [
-                "HandsetCore",
+                "HandsetCore", "CHandsetShim",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -54,7 +54,8 @@ let package = Package(
                 "HandsetCore", "CHandsetShim",
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ]),
-        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "HandsetCore"]),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "HandsetCore", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "HandsetEmuTests", dependencies: ["handset-emu", "Gateway", "HandsetCore"]),
         .testTarget(name: "BearerDriverTests", dependencies: ["BearerDriver", "CHandsetShim"]),
         .testTarget(name: "ModemSimTests", dependencies: ["ModemSim", "BearerDriver"]),
         .testTarget(name: "HandsetFirmwareTests", dependencies: ["handset-fw", "CHandsetShim"]),

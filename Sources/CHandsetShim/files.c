@@ -13,6 +13,8 @@ int hs_file_replace_atomic(const char *dir, const char *name, const uint8_t *dat
     if (snprintf(dst, sizeof dst, "%s/%s", dir, name) >= (int)sizeof dst) return -ENAMETOOLONG;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0) return -errno;
+    /* A temp file left by a crash keeps its old mode under O_CREAT; the state holds keys, so force owner-only. */
+    if (fchmod(fd, 0600) != 0) { int e = errno; close(fd); unlink(tmp); return -e; }
     int rc = hs_write_all(fd, data, len);
     if (rc == 0 && fsync(fd) != 0) rc = -errno;
     if (close(fd) != 0 && rc == 0) rc = -errno;

@@ -2,9 +2,9 @@ import Foundation
 import GRDB
 import HandsetCore
 
-/// One provisioned handset as the gateway knows it. Keys are stored as the provisioning authority holds them.
-public struct DeviceRecord: Codable, FetchableRecord, PersistableRecord, Equatable, Sendable {
-    public static let databaseTableName = "device"
+/// One provisioned handset as the gateway knows it. Keys are held in clear in memory only; the registry
+/// stores them wrapped under its key-encryption key.
+public struct DeviceRecord: Equatable, Sendable {
     public var id: Int64  // the 64-bit device id, bit pattern preserved
     public var msisdn: String
     public var epoch: Int
@@ -14,10 +14,13 @@ public struct DeviceRecord: Codable, FetchableRecord, PersistableRecord, Equatab
     public var upCounter: Int64  // last accepted from the handset
     public var downCounter: Int64  // last sent to the handset
     public var lastLogin: Date?
+    /// The only handset address this device may ask SAs for; nil (a row from before addresses) may ask for none.
+    public var innerAddress: IPAddress?
 
     public var deviceID: UInt64 { UInt64(bitPattern: id) }
 
-    public init(id: UInt64, msisdn: String, key: Data, epoch: Int = 0, upCounter: Int64 = 0, downCounter: Int64 = 0) {
+    public init(id: UInt64, msisdn: String, key: Data, epoch: Int = 0, upCounter: Int64 = 0, downCounter: Int64 = 0,
+                innerAddress: IPAddress? = nil) {
         self.id = Int64(bitPattern: id)
         self.msisdn = msisdn
         self.epoch = epoch
@@ -27,18 +30,79 @@ public struct DeviceRecord: Codable, FetchableRecord, PersistableRecord, Equatab
         self.upCounter = upCounter
         self.downCounter = downCounter
         lastLogin = nil
+        self.innerAddress = innerAddress
     }
+}
+
+public enum RegistryError: Error, Equatable, CustomStringConvertible {
+    /// Another device already has this inner address.
+    case addressInUse(String)
+    /// No address given and none left in the pool.
+    case poolExhausted
+    /// Inner addresses are IPv4 unicast only.
+    case badInnerAddress(String)
+    /// A stored inner address that does not parse: the row was edited by hand.
+    case corruptRow(device: UInt64)
+    /// The key-encryption key given is not the one this registry was written with.
+    case wrongKeyEncryptionKey
+    /// A wrapped device key does not open: tampered with, or moved from another row.
+    case keyUnwrapFailed(device: UInt64)
+    case keyWrapFailed(device: UInt64)
+    /// The KEK file is missing, unreadable, the wrong size, or readable by others.
+    case kekFile(path: String, reason: String)
+    case registryFile(path: String, reason: String)
+
+    public var description: String {
+        switch self {
+        case .addressInUse(let a): "inner address \(a) is already assigned to another device"
+        case .poolExhausted: "no free inner address left in the pool"
+        case .badInnerAddress(let a): "\(a) is not a usable inner IPv4 address"
+        case .corruptRow(let d): "registry row of device \(String(d, radix: 16)) is corrupt"
+        case .wrongKeyEncryptionKey: "the key-encryption key is not the one this registry was written with"
+        case .keyUnwrapFailed(let d): "the stored key of device \(String(d, radix: 16)) does not open under the key-encryption key"
+        case .keyWrapFailed(let d): "cannot wrap the key of device \(String(d, radix: 16))"
+        case .kekFile(let p, let r): "key-encryption key file \(p): \(r)"
+        case .registryFile(let p, let r): "registry \(p): \(r)"
+        }
+    }
+}
+
+/// The row as stored: `key` and `pendingKey` wrapped (KeyEncryptionKey.wrap).
+struct DeviceRow: Codable, FetchableRecord, PersistableRecord {
+    static let databaseTableName = "device"
+    var id: Int64
+    var msisdn: String
+    var epoch: Int
+    var key: Data
+    var pendingEpoch: Int
+    var pendingKey: Data?
+    var upCounter: Int64
+    var downCounter: Int64
+    var lastLogin: Date?
+    var innerAddress: String?
 }
 
 /// The gateway's registry: devices, and the peers each device has talked to (the reusable "IKE SA" analogue).
 /// SQLite through GRDB; every change is one transaction, so a crash never leaves a half-rotated key.
+/// At rest: the file (and its journal) is 0600, device keys are wrapped under `kek`, which lives outside the
+/// database, and deleted content is overwritten (secure_delete), so a copied file alone yields no key.
 public final class DeviceRegistry: Sendable {
     let db: DatabaseQueue
+    let kek: KeyEncryptionKey
     public let path: String
 
-    public init(path: String) throws {
+    public init(path: String, kek: KeyEncryptionKey) throws {
         self.path = path
-        db = try DatabaseQueue(path: path)
+        self.kek = kek
+        // Created 0600 before SQLite opens it; SQLite gives its journal and WAL files the same mode.
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw RegistryError.registryFile(path: path, reason: "cannot open: \(String(cString: strerror(errno)))") }
+        fchmod(fd, 0o600)
+        close(fd)
+        for suffix in ["-journal", "-wal", "-shm"] { chmod(path + suffix, 0o600) }
+        var config = Configuration()
+        config.prepareDatabase { try $0.execute(sql: "PRAGMA secure_delete = ON") }
+        db = try DatabaseQueue(path: path, configuration: config)
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
             try db.create(table: "device") { t in
@@ -60,18 +124,103 @@ public final class DeviceRegistry: Sendable {
                 t.primaryKey(["deviceID", "peer"])
             }
         }
+        // Rows from v1 get no address: they are refused every SA until provisioned again.
+        migrator.registerMigration("v2-inner-address") { db in
+            try db.alter(table: "device") { t in t.add(column: "innerAddress", .text) }
+            try db.create(index: "device_innerAddress", on: "device", columns: ["innerAddress"], unique: true)
+        }
+        // Keys stored in clear until v2 are wrapped in place; a check value tells a wrong KEK at open.
+        migrator.registerMigration("v3-wrapped-keys") { db in
+            try db.create(table: "kekCheck") { t in
+                t.column("id", .integer).primaryKey()
+                t.column("wrapped", .blob).notNull()
+            }
+            for row in try Row.fetchAll(db, sql: "SELECT id, key, pendingKey FROM device") {
+                let id: Int64 = row["id"]
+                let device = UInt64(bitPattern: id)
+                let key = try kek.wrap(row["key"], deviceID: device, slot: .current)
+                let pending = try (row["pendingKey"] as Data?).map { try kek.wrap($0, deviceID: device, slot: .pending) }
+                try db.execute(sql: "UPDATE device SET key = ?, pendingKey = ? WHERE id = ?", arguments: [key, pending, id])
+            }
+            try db.execute(sql: "INSERT INTO kekCheck (id, wrapped) VALUES (1, ?)",
+                           arguments: [try kek.wrap(Data(count: 32), deviceID: 0, slot: .check)])
+        }
         try migrator.migrate(db)
+        let check = try db.read { try Data.fetchOne($0, sql: "SELECT wrapped FROM kekCheck WHERE id = 1") }
+        do { _ = try kek.unwrap(check ?? Data(), deviceID: 0, slot: .check) } catch { throw RegistryError.wrongKeyEncryptionKey }
     }
 
-    public func add(_ d: DeviceRecord) throws { try db.write { try d.insert($0) } }
+    /// Adds a device. Without an inner address it gets the lowest free one in `pool`; two devices never share one.
+    @discardableResult
+    public func add(_ d: DeviceRecord, pool: AddressPool = .standard) throws -> DeviceRecord {
+        try db.write { db in
+            var d = d
+            if let a = d.innerAddress {
+                guard !a.isV6, a.v4 != 0, a.v4 >> 24 != 127, a.v4 >> 28 < 14 else {
+                    throw RegistryError.badInnerAddress(a.isV6 ? "IPv6" : a.dottedQuad)
+                }
+                if try Int.fetchOne(db, sql: "SELECT 1 FROM device WHERE innerAddress = ?", arguments: [a.dottedQuad]) != nil {
+                    throw RegistryError.addressInUse(a.dottedQuad)
+                }
+            } else {
+                let taken = try String.fetchAll(db, sql: "SELECT innerAddress FROM device WHERE innerAddress IS NOT NULL")
+                let used = Set(taken.compactMap { IPAddress(dottedQuad: $0)?.v4 })
+                guard let a = pool.first(notIn: used) else { throw RegistryError.poolExhausted }
+                d.innerAddress = a
+            }
+            try row(d).insert(db)
+            return d
+        }
+    }
+
     public func device(id: UInt64) throws -> DeviceRecord? {
-        try db.read { try DeviceRecord.fetchOne($0, key: Int64(bitPattern: id)) }
+        try db.read { try DeviceRow.fetchOne($0, key: Int64(bitPattern: id)) }.map(record)
     }
     public func device(msisdn: String) throws -> DeviceRecord? {
-        try db.read { try DeviceRecord.filter(Column("msisdn") == msisdn).fetchOne($0) }
+        try db.read { try DeviceRow.filter(Column("msisdn") == msisdn).fetchOne($0) }.map(record)
     }
-    public func save(_ d: DeviceRecord) throws { try db.write { try d.update($0) } }
-    public func allDevices() throws -> [DeviceRecord] { try db.read { try DeviceRecord.fetchAll($0) } }
+    public func device(innerAddress: IPAddress) throws -> DeviceRecord? {
+        try db.read { try DeviceRow.filter(Column("innerAddress") == innerAddress.dottedQuad).fetchOne($0) }.map(record)
+    }
+    public func save(_ d: DeviceRecord) throws {
+        let r = try row(d)
+        try db.write { try r.update($0) }
+    }
+    public func allDevices() throws -> [DeviceRecord] { try db.read { try DeviceRow.fetchAll($0) }.map(record) }
+
+    /// Wraps both keys afresh (a new random nonce each time).
+    func row(_ d: DeviceRecord) throws(RegistryError) -> DeviceRow {
+        DeviceRow(id: d.id, msisdn: d.msisdn, epoch: d.epoch, key: try kek.wrap(d.key, deviceID: d.deviceID, slot: .current),
+                  pendingEpoch: d.pendingEpoch,
+                  pendingKey: try d.pendingKey.map { k throws(RegistryError) in try kek.wrap(k, deviceID: d.deviceID, slot: .pending) },
+                  upCounter: d.upCounter, downCounter: d.downCounter, lastLogin: d.lastLogin, innerAddress: d.innerAddress?.dottedQuad)
+    }
+
+    func record(_ r: DeviceRow) throws(RegistryError) -> DeviceRecord {
+        let id = UInt64(bitPattern: r.id)
+        var d = DeviceRecord(id: id, msisdn: r.msisdn, key: try kek.unwrap(r.key, deviceID: id, slot: .current), epoch: r.epoch,
+                             upCounter: r.upCounter, downCounter: r.downCounter)
+        d.pendingEpoch = r.pendingEpoch
+        d.pendingKey = try r.pendingKey.map { k throws(RegistryError) in try kek.unwrap(k, deviceID: id, slot: .pending) }
+        d.lastLogin = r.lastLogin
+        if let s = r.innerAddress {
+            guard let a = IPAddress(dottedQuad: s) else { throw RegistryError.corruptRow(device: d.deviceID) }
+            d.innerAddress = a
+        }
+        return d
+    }
+    /// Moves the device's sent counter on by `n`: all that `n` downlinks lost on the way leave behind at the gateway
+    /// (the torture fault `downlink-blackout`). One statement, so it never undoes a concurrent write.
+    public func skipDownlinks(device: UInt64, _ n: Int64) throws {
+        try db.write {
+            try $0.execute(sql: "UPDATE device SET downCounter = downCounter + ? WHERE id = ?",
+                           arguments: [n, Int64(bitPattern: device)])
+        }
+    }
+
+    /// Rows written through this registry since it was opened (SQLite's total_changes): tests use it to show that
+    /// refused messages write nothing.
+    public func rowsWritten() throws -> Int { try db.read { $0.totalChangesCount } }
 
     /// Records a contact with `peer`; returns true when it was already known (the negotiation is reused).
     public func notePeerContact(device: UInt64, peer: String) throws -> Bool {

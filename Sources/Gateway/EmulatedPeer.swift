@@ -15,7 +15,14 @@ public final class EmulatedPeer: PeerNegotiator, @unchecked Sendable {
     let lock = NSLock()
     var plane = DataPlane<64, 4>(defaultAction: .discard)
     let fd: Int32
-    var endpoints: [IPAddress: sockaddr_in] = [:]
+    /// Everything the peer holds for one handset, by device: its address, its pairs, where it was last seen.
+    struct Handset {
+        var address: IPAddress
+        /// By the handset's outbound SPI (the peer's inbound): the handset's inbound SPI.
+        var pairs: [UInt32: UInt32] = [:]
+        var endpoint: sockaddr_in?
+    }
+    var handsets: [UInt64: Handset] = [:]
     var running = true
     var log: Logger
     /// Every ESP datagram on the Internet side, for --pcap: (from handset?, bytes, peer's UDP endpoint).
@@ -24,8 +31,6 @@ public final class EmulatedPeer: PeerNegotiator, @unchecked Sendable {
     public var onSA: (@Sendable (_ spi: UInt32, _ fromHandset: Bool, _ key: [UInt8], _ salt: UInt32) -> Void)?
     public private(set) var stats = PeerStats()
     var nextSPI: UInt32 = 0x5000_0000
-    /// Pairs installed, by the handset's outbound SPI (the peer's inbound): the handset's inbound SPI.
-    var pairs: [UInt32: UInt32] = [:]
 
     public struct PeerStats: Sendable {
         public var packetsIn = 0, packetsOut = 0, bytesIn = 0, bytesOut = 0, dropped = 0, dummies = 0
@@ -55,11 +60,17 @@ public final class EmulatedPeer: PeerNegotiator, @unchecked Sendable {
 
     public enum PeerError: Error { case socket(Int32) }
 
+    /// The device that owns `address`, if any holds it.
+    private func owner(of address: IPAddress) -> UInt64? { handsets.first { $0.value.address == address }?.key }
+    private func endpoint(of address: IPAddress) -> sockaddr_in? { owner(of: address).flatMap { handsets[$0]?.endpoint } }
+
     public func stop() { lock.withLock { running = false } }
 
     public var counters: PeerStats { lock.withLock { stats } }
     public var installedSAs: Int { lock.withLock { plane.sas.count } }
-    public func knowsEndpoint(of handset: IPAddress) -> Bool { lock.withLock { endpoints[handset] != nil } }
+    public func knowsEndpoint(of handset: IPAddress) -> Bool { lock.withLock { endpoint(of: handset) != nil } }
+    /// SAs (both directions) the peer holds for one device.
+    public func installedSAs(device: UInt64) -> Int { lock.withLock { (handsets[device]?.pairs.count ?? 0) * 2 } }
 
     // MARK: negotiation (called by the gateway)
 
@@ -67,6 +78,11 @@ public final class EmulatedPeer: PeerNegotiator, @unchecked Sendable {
                           reused: Bool) -> KDSATransfer? {
         lock.lock()
         defer { lock.unlock() }
+        // One address, one device: a second device never gets SAs that would take the first one's traffic.
+        if let other = owner(of: handset), other != device {
+            log.error("peer refuses an SA for an address another device holds", metadata: ["device": "\(device)"])
+            return nil
+        }
         if reused { stats.reuses += 1 } else { stats.negotiations += 1 }
         let k1 = KeyMaterial.random(32), k2 = KeyMaterial.random(32)
         let s1 = UInt32.random(in: 0...UInt32.max), s2 = UInt32.random(in: 0...UInt32.max)
@@ -88,7 +104,11 @@ public final class EmulatedPeer: PeerNegotiator, @unchecked Sendable {
             log.error("peer could not install SAs: \(error)")
             return nil
         }
-        pairs[toPeer] = toHandset
+        if handsets[device]?.address != handset {
+            drop(device)
+            handsets[device] = Handset(address: handset)
+        }
+        handsets[device]!.pairs[toPeer] = toHandset
         onSA?(toPeer, true, k1, s1)
         onSA?(toHandset, false, k2, s2)
         return k1.withUnsafeBytes { a in k2.withUnsafeBytes { b in
@@ -98,11 +118,16 @@ public final class EmulatedPeer: PeerNegotiator, @unchecked Sendable {
         } }
     }
 
+    /// Drops that device's SAs and endpoint only; other devices keep theirs.
     public func forget(device: UInt64) {
-        lock.withLock {
-            plane.sas.reset()
-            endpoints.removeAll()
-            pairs.removeAll()
+        lock.withLock { drop(device) }
+    }
+
+    private func drop(_ device: UInt64) {
+        guard let h = handsets.removeValue(forKey: device) else { return }
+        for (toPeer, toHandset) in h.pairs {
+            try? plane.sas.delete(spi: toPeer, direction: .inbound)
+            try? plane.sas.delete(spi: toHandset, direction: .outbound)
         }
     }
 
@@ -110,7 +135,8 @@ public final class EmulatedPeer: PeerNegotiator, @unchecked Sendable {
     /// (outbound, inbound) for the gateway's sa-delete, or nil when no such pair is installed.
     public func endPair(handsetOutboundSPI spi: UInt32) -> (outbound: UInt32, inbound: UInt32)? {
         lock.withLock {
-            guard let back = pairs.removeValue(forKey: spi) else { return nil }
+            guard let device = handsets.first(where: { $0.value.pairs[spi] != nil })?.key,
+                  let back = handsets[device]?.pairs.removeValue(forKey: spi) else { return nil }
             try? plane.sas.delete(spi: spi, direction: .inbound)
             try? plane.sas.delete(spi: back, direction: .outbound)
             return (spi, back)
@@ -139,13 +165,13 @@ public final class EmulatedPeer: PeerNegotiator, @unchecked Sendable {
     /// Sends an already sealed packet to the handset's learned endpoint.
     public func sendSealed(_ packet: [UInt8], to handset: IPAddress) -> Bool {
         lock.withLock {
-            guard let dst = endpoints[handset] else { return false }
+            guard let dst = endpoint(of: handset) else { return false }
             return transmit(packet, count: packet.count, to: dst)
         }
     }
 
     private func sendLocked(_ payload: [UInt8], sel: TrafficSelector) -> Bool {
-        guard let dst = endpoints[sel.remote] else { return false }
+        guard let dst = endpoint(of: sel.remote) else { return false }
         var out = [UInt8](repeating: 0, count: 2048)
         let r = payload.withUnsafeBytes { p in out.withUnsafeMutableBytes { plane.seal(p, selector: sel, into: $0) } }
         guard case .packet(let n, _, _) = r else { return false }
@@ -221,7 +247,7 @@ public final class EmulatedPeer: PeerNegotiator, @unchecked Sendable {
 
     /// NAT-T: the handset is wherever its last authenticated packet came from.
     private func learn(spi: UInt32, from: sockaddr_in) {
-        guard let s = plane.sas.snapshot(spi: spi, direction: .inbound) else { return }
-        endpoints[s.params.peer] = from
+        guard let device = handsets.first(where: { $0.value.pairs[spi] != nil })?.key else { return }
+        handsets[device]?.endpoint = from
     }
 }

@@ -33,17 +33,31 @@ public struct GatewayCounters: Equatable, Sendable {
     public var peerReuses = 0, unexpected = 0
     /// SMS-only types that arrived by UDP (refused before any crypto), and authentic messages that came by UDP.
     public var wrongCarriage = 0, byUDP = 0
+    /// Registry reads or writes that failed: the message was neither acted on nor answered.
+    public var storeFailures = 0
+    /// SAs refused because the handset address asked for is not the device's own inner address.
+    public var addressRefused = 0
 }
 
 /// The reference gateway/proxy: verifies and answers key-delegation messages per docs/key-delegation.md.
-/// Every state change is committed to the registry before the answer is sealed.
+///
+/// Every state change is committed to the registry before anything is acted on or sealed; a failed write stops
+/// the message there, unanswered. A bad counter is refused before any crypto, and nothing refused is answered:
+/// a replay costs a dictionary lookup (or one registry read, the first time), a forgery one registry read and one
+/// AEAD open; neither writes, sends an SMS or spends a downlink counter (docs/key-delegation.md §3).
+/// `lock` covers each registry read-modify-write and nothing else: never the peer, a fetch or the network.
 public final class Gateway: @unchecked Sendable {
     let registry: DeviceRegistry
     let negotiator: PeerNegotiator
     let services: TrustedServices?
-    var log: Logger
-    let lock = NSLock()
-    public private(set) var counters = GatewayCounters()
+    let log: Logger
+    private let lock = NSLock()
+    private let countersLock = NSLock()
+    private var tally = GatewayCounters()
+    /// Last accepted uplink counter per device, as last seen in the registry. It can only lag the registry (counters
+    /// only grow), so a counter at or below it is a replay for certain: refused with no registry read at all.
+    private var acceptedUp: [UInt64: Int64] = [:]
+    public var counters: GatewayCounters { countersLock.withLock { tally } }
     /// SA lifetimes handed out (seconds); the emulator's rekey scenario shortens them.
     public var softSeconds: UInt32 = 3000
     public var hardSeconds: UInt32 = 3600
@@ -56,162 +70,217 @@ public final class Gateway: @unchecked Sendable {
         self.log = logger
     }
 
+    private func noteAccepted(_ dev: DeviceRecord) {
+        countersLock.withLock { acceptedUp[dev.deviceID] = max(acceptedUp[dev.deviceID] ?? 0, dev.upCounter) }
+    }
+
+    private func count(_ field: WritableKeyPath<GatewayCounters, Int>) {
+        countersLock.withLock { tally[keyPath: field] += 1 }
+    }
+
     /// Handles one uplink message from a handset and returns the answers to send. Answers go back by the
     /// carriage the message came by, except SMS-only types, which always go by SMS.
     public func handleUplink(_ wire: [UInt8], via carriage: KDCarriage = .sms) -> [Downlink] {
-        lock.lock()
-        defer { lock.unlock() }
-        counters.received += 1
+        count(\.received)
         guard let h = wire.withUnsafeBytes({ KDHeader.parse($0, direction: .up) }) else {
-            counters.malformed += 1
+            count(\.malformed)
             return []
         }
         guard carriage == .sms || KD.allowedOverUDP(h.type) else {
             // Never acted on, authentic or not, and not answered: nothing here is trusted yet.
-            counters.wrongCarriage += 1
+            count(\.wrongCarriage)
             log.notice("SMS-only message arrived by UDP", metadata: ["type": "\(h.type)"])
             return []
         }
-        return handleUplink(wire, header: h, via: carriage).map { d in
+        if let seen = countersLock.withLock({ acceptedUp[h.deviceID] }), h.counter <= UInt64(seen) {
+            count(\.counterErrors)
+            return []
+        }
+        guard let (plain, underPending) = admit(wire, header: h) else { return [] }
+        if carriage == .udp { count(\.byUDP) }
+        // The body points into `plain`: act on it inside this scope.
+        let answers = plain.withUnsafeBytes { p -> [Downlink] in
+            guard let body = KDBody.decode(h.type, p) else {
+                count(\.malformed)  // authentic but malformed: its counter stays spent
+                return []
+            }
+            return act(body, device: h.deviceID, underPending: underPending)
+        }
+        return answers.map { d in
             var d = d
             if carriage == .udp && KD.allowedOverUDP(d.type) { d.carriage = .udp }
             return d
         }
     }
 
-    private func handleUplink(_ wire: [UInt8], header h: KDHeader, via carriage: KDCarriage) -> [Downlink] {
-        guard var dev = try? registry.device(id: h.deviceID) else {
-            counters.unknownDevice += 1
-            log.notice("message from unknown device", metadata: ["device": "\(h.deviceID)"])
-            return []
-        }
+    /// The checks of §2–§3, then the accepted counter is committed. Returns the plaintext, or nil for anything
+    /// refused.
+    private func admit(_ wire: [UInt8], header h: KDHeader) -> (plain: [UInt8], underPending: Bool)? {
+        lock.lock()
+        defer { lock.unlock() }
+        guard var dev = load(h.deviceID) else { return nil }
         let underPending: Bool
         if h.epoch == UInt16(dev.epoch) {
             underPending = false
         } else if dev.pendingEpoch != 0, h.epoch == UInt16(dev.pendingEpoch), dev.pendingKey != nil {
             underPending = true
         } else {
-            counters.unknownEpoch += 1
-            return []
+            count(\.unknownEpoch)
+            return nil
+        }
+        // On the clear header, before any crypto: a replay is refused for the price of a comparison, and is
+        // never answered, so it spends no downlink counter and sends no SMS.
+        guard kdCheckCounter(h.counter, lastAccepted: UInt64(dev.upCounter)) == .ok else {
+            count(\.counterErrors)
+            noteAccepted(dev)
+            return nil
         }
         guard let plain = open(wire, header: h, device: dev, pending: underPending) else {
-            counters.integrityFailures += 1
+            count(\.integrityFailures)
             log.notice("integrity failure", metadata: ["device": "\(h.deviceID)"])
-            return []
-        }
-        if carriage == .udp { counters.byUDP += 1 }
-        let verdict = kdCheckCounter(h.counter, lastAccepted: UInt64(dev.upCounter))
-        guard verdict == .ok else {
-            counters.counterErrors += 1
-            let e = KDError(refType: h.type.rawValue, refCounter: h.counter, status: verdict,
-                            lastAccepted: UInt64(dev.upCounter))
-            return seal(.error(e), device: &dev).map { [$0] } ?? []
+            return nil
         }
         dev.upCounter = Int64(h.counter)
-        return plain.withUnsafeBytes { p -> [Downlink] in
-            guard let body = KDBody.decode(h.type, p) else {
-                counters.malformed += 1
-                try? registry.save(dev)
-                return []
-            }
-            return act(body, header: h, underPending: underPending, device: &dev)
-        }
+        guard store(dev) else { return nil }
+        noteAccepted(dev)
+        return (plain, underPending)
     }
 
-    private func act(_ body: KDBody, header h: KDHeader, underPending: Bool, device dev: inout DeviceRecord) -> [Downlink] {
+    private func act(_ body: KDBody, device id: UInt64, underPending: Bool) -> [Downlink] {
         switch body {
         case .login(let m) where !underPending:
-            counters.logins += 1
-            negotiator.forget(device: dev.deviceID)
-            try? registry.forgetPeers(device: dev.deviceID)
+            count(\.logins)
+            negotiator.forget(device: id)
+            do { try registry.forgetPeers(device: id) } catch { return storeFailed(error) }
             let newKey = KeyMaterial.random(32)
-            dev.pendingEpoch = Int(KD.nextEpoch(UInt16(dev.epoch)))
-            dev.pendingKey = Data(newKey)
-            dev.lastLogin = Date()
-            let ack = newKey.withUnsafeBytes {
-                KDLoginAck(hello: m.hello, newEpoch: UInt16(dev.pendingEpoch), newKey: KeyBytes($0),
-                           gatewayTime: UInt32(truncatingIfNeeded: Int(Date().timeIntervalSince1970)))
+            return answer(id) { dev in
+                dev.pendingEpoch = Int(KD.nextEpoch(UInt16(dev.epoch)))
+                dev.pendingKey = Data(newKey)
+                dev.lastLogin = Date()
+                return newKey.withUnsafeBytes {
+                    .loginAck(KDLoginAck(hello: m.hello, newEpoch: UInt16(dev.pendingEpoch), newKey: KeyBytes($0),
+                                         gatewayTime: UInt32(truncatingIfNeeded: Int(Date().timeIntervalSince1970))))
+                }
             }
-            return seal(.loginAck(ack), device: &dev).map { [$0] } ?? []
         case .keyConfirm where underPending:
             // Phase 2: the handset proved it holds the new key. Only now is the old one dropped.
-            dev.epoch = dev.pendingEpoch
-            dev.key = dev.pendingKey ?? dev.key
-            dev.pendingEpoch = 0
-            dev.pendingKey = nil
-            counters.rotations += 1
-            return seal(.confirmAck(epoch: UInt16(dev.epoch)), device: &dev).map { [$0] } ?? []
+            let ack = answer(id) { dev in
+                if dev.pendingEpoch != 0, let k = dev.pendingKey {
+                    dev.epoch = dev.pendingEpoch
+                    dev.key = k
+                    dev.pendingEpoch = 0
+                    dev.pendingKey = nil
+                }
+                return .confirmAck(epoch: UInt16(dev.epoch))
+            }
+            if !ack.isEmpty { count(\.rotations) }
+            return ack
         case .keyConfirm:
             // The confirm-ack was lost and the handset asks again under the (already promoted) key.
-            return seal(.confirmAck(epoch: UInt16(dev.epoch)), device: &dev).map { [$0] } ?? []
+            return answer(id) { .confirmAck(epoch: UInt16($0.epoch)) }
         case .keyRequest(let r) where !underPending:
-            return deliverSA(for: r.selector, template: r.template, requestID: r.requestID, device: &dev)
+            return deliverSA(for: r.selector, template: r.template, requestID: r.requestID, device: id)
         case .saAck(let a):
             log.info("SA acknowledged", metadata: ["spi": "\(a.outboundSPI)", "status": "\(a.status)"])
-            try? registry.save(dev)
             return []
         case .secretData(let channel, let data) where !underPending:
-            counters.secrets += 1
-            guard let reply = services?.secret(device: dev.deviceID, channel: channel, data: Array(data)) else {
-                try? registry.save(dev)
-                return []
-            }
-            return reply.withUnsafeBytes { seal(.secretData(channel: channel, data: $0), device: &dev).map { [$0] } ?? [] }
-        case .fetchRequest(let id, let url) where !underPending:
-            counters.fetches += 1
-            let (status, body) = services?.fetch(device: dev.deviceID, url: String(decoding: url, as: UTF8.self))
+            count(\.secrets)
+            guard let reply = services?.secret(device: id, channel: channel, data: Array(data)) else { return [] }
+            return answer(id) { _ in reply.withUnsafeBytes { .secretData(channel: channel, data: $0) } }
+        case .fetchRequest(let rid, let url) where !underPending:
+            count(\.fetches)
+            let (status, body) = services?.fetch(device: id, url: String(decoding: url, as: UTF8.self))
                 ?? (502, Array("no fetch service".utf8))
             let room = KD.maxMessage - KD.downlinkHeader - KD.tagLength - 5
             let part = Array(body.prefix(room))
-            return part.withUnsafeBytes {
-                seal(.fetchResponse(requestID: id, httpStatus: status, truncated: body.count > room, body: $0),
-                     device: &dev).map { [$0] } ?? []
+            return answer(id) { _ in
+                part.withUnsafeBytes { .fetchResponse(requestID: rid, httpStatus: status, truncated: body.count > room, body: $0) }
             }
         case .error(let e):
             log.notice("handset reported an error", metadata: ["status": "\(e.status)"])
-            if e.status == .counterLow, Int64(e.lastAccepted) > dev.downCounter { dev.downCounter = Int64(e.lastAccepted) }
-            try? registry.save(dev)
             return []
         default:
-            counters.unexpected += 1
-            try? registry.save(dev)
+            count(\.unexpected)
             return []
         }
     }
 
     /// Peer-initiated exchange: the opposite party wants to reach the handset, so the gateway pushes a pair.
     public func push(device id: UInt64, selector: TrafficSelector, template: UInt16 = 0) -> [Downlink] {
-        lock.lock()
-        defer { lock.unlock() }
-        guard var dev = try? registry.device(id: id) else { return [] }
-        return deliverSA(for: selector, template: template, requestID: 0, device: &dev)
+        deliverSA(for: selector, template: template, requestID: 0, device: id)
     }
 
     /// Tells the handset to drop a pair (the peer has already dropped its half).
     public func deleteSA(device id: UInt64, outboundSPI: UInt32, inboundSPI: UInt32) -> [Downlink] {
-        lock.lock()
-        defer { lock.unlock() }
-        guard var dev = try? registry.device(id: id) else { return [] }
-        return seal(.saDelete(KDSADelete(outboundSPI: outboundSPI, inboundSPI: inboundSPI)), device: &dev).map { [$0] } ?? []
+        answer(id) { _ in .saDelete(KDSADelete(outboundSPI: outboundSPI, inboundSPI: inboundSPI)) }
     }
 
     /// Every transfer carries fresh SPIs and keys, retransmissions included: a key is never sent twice, so a
     /// handset that rebooted can never restart a sequence number under a key it already used.
-    private func deliverSA(for selector: TrafficSelector, template: UInt16, requestID: UInt16,
-                           device dev: inout DeviceRecord) -> [Downlink] {
-        let peerName = "\(selector.remote)"
-        let reused = (try? registry.notePeerContact(device: dev.deviceID, peer: peerName)) ?? false
-        if reused { counters.peerReuses += 1 }
-        guard var t = negotiator.establish(device: dev.deviceID, handset: selector.local, selector: selector,
-                                           template: template, reused: reused) else {
-            let e = KDError(refType: KDMessageType.keyRequest.rawValue, refCounter: UInt64(requestID), status: .denied,
-                            lastAccepted: UInt64(dev.upCounter))
-            return seal(.error(e), device: &dev).map { [$0] } ?? []
+    private func deliverSA(for selector: TrafficSelector, template: UInt16, requestID: UInt16, device id: UInt64) -> [Downlink] {
+        func denied() -> [Downlink] {
+            answer(id) { dev in
+                .error(KDError(refType: KDMessageType.keyRequest.rawValue, refCounter: UInt64(requestID), status: .denied,
+                               lastAccepted: UInt64(dev.upCounter)))
+            }
         }
+        guard let dev = lock.withLock({ load(id) }) else { return [] }
+        // A device's own key proves who it is, not which address it owns: the address must be the one on record.
+        guard let own = dev.innerAddress, selector.local == own else {
+            count(\.addressRefused)
+            log.notice("SA refused for an address the device does not own", metadata: ["device": "\(id)"])
+            return denied()
+        }
+        let reused: Bool
+        do { reused = try registry.notePeerContact(device: id, peer: "\(selector.remote)") } catch { return storeFailed(error) }
+        if reused { count(\.peerReuses) }
+        guard var t = negotiator.establish(device: id, handset: own, selector: selector, template: template,
+                                           reused: reused) else { return denied() }
         t.requestID = requestID
         if t.softSeconds == 0 { t.softSeconds = softSeconds; t.hardSeconds = hardSeconds }
-        counters.saDelivered += 1
-        return seal(.saTransfer(t), device: &dev).map { [$0] } ?? []
+        count(\.saDelivered)
+        return answer(id) { _ in .saTransfer(t) }
+    }
+
+    // MARK: Registry
+
+    /// Reads a device; a read failure is counted apart from an unknown device. Call with `lock` held.
+    private func load(_ id: UInt64) -> DeviceRecord? {
+        do {
+            guard let dev = try registry.device(id: id) else {
+                count(\.unknownDevice)
+                log.notice("message from unknown device", metadata: ["device": "\(id)"])
+                return nil
+            }
+            return dev
+        } catch {
+            _ = storeFailed(error)
+            return nil
+        }
+    }
+
+    /// Writes a device. Call with `lock` held.
+    private func store(_ dev: DeviceRecord) -> Bool {
+        do { try registry.save(dev); return true } catch { _ = storeFailed(error); return false }
+    }
+
+    private func storeFailed(_ error: Error) -> [Downlink] {
+        count(\.storeFailures)
+        log.error("registry failed; message not acted on", metadata: ["error": "\(error)"])
+        return []
+    }
+
+    /// One answer: applies `change` to a fresh read of the device and reserves the next downlink counter in the
+    /// same write, then seals under the device's (possibly just promoted) current epoch. Nothing is sealed unless
+    /// the write succeeded, so no (key, nonce) pair is used twice.
+    private func answer(_ id: UInt64, _ change: (inout DeviceRecord) -> KDBody) -> [Downlink] {
+        lock.lock()
+        defer { lock.unlock() }
+        guard var dev = load(id) else { return [] }
+        let body = change(&dev)
+        dev.downCounter += 1
+        guard store(dev) else { return [] }
+        return seal(body, device: dev).map { [$0] } ?? []
     }
 
     /// Derives the device's delivery keys for one use; they are wiped when the closure returns.
@@ -231,14 +300,8 @@ public final class Gateway: @unchecked Sendable {
         }
     }
 
-    /// Seals under the device's current epoch, persisting the downlink counter (and any other change to `dev`)
-    /// before the message exists.
-    private func seal(_ body: KDBody, device dev: inout DeviceRecord) -> Downlink? {
-        dev.downCounter += 1
-        do { try registry.save(dev) } catch {
-            log.error("registry write failed: \(error)")
-            return nil
-        }
+    /// Seals under the device's current epoch with its (already persisted) downlink counter.
+    private func seal(_ body: KDBody, device dev: DeviceRecord) -> Downlink? {
         var plain = [UInt8](repeating: 0, count: KD.maxMessage)
         let n = plain.withUnsafeMutableBytes { b -> Int in
             var w = WireWriter(b)

@@ -87,7 +87,7 @@ struct BenchCommand: ParsableCommand {
             Self.fail("no answer from \(device) at \(baud) baud: \(error)")
             throw ExitCode(3)
         }
-        var report = BenchReport(driver: driver)
+        let report = BenchReport(driver: driver)
         report.line("device", device)
         report.line("dialect", "\(driver.dialect.name)")
         report.identity()

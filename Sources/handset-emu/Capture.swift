@@ -26,9 +26,13 @@ final class Capture: @unchecked Sendable {
         self.pcap?.write(Data(header))
     }
 
+    /// Owner-only (0600), a file that already existed included: the keylog holds SA keys.
     static func create(_ path: String) throws -> FileHandle {
-        guard FileManager.default.createFile(atPath: path, contents: nil) else { throw WorldError("cannot create \(path)") }
-        return try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw WorldError("cannot create \(path): \(String(cString: strerror(errno)))") }
+        let handle = FileHandle(fileDescriptor: fd, closeOnDealloc: true)
+        guard fchmod(fd, 0o600) == 0 else { throw WorldError("cannot chmod \(path): \(String(cString: strerror(errno)))") }
+        return handle
     }
 
     func packet(toPeer: Bool, esp: [UInt8], handset: sockaddr_in) {

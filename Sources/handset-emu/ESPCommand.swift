@@ -312,7 +312,7 @@ func formatIP(_ a: IPAddress) -> String {
         var v4 = in_addr(s_addr: a.v4.bigEndian)
         _ = inet_ntop(AF_INET, &v4, &buf, socklen_t(buf.count))
     }
-    return String(cString: buf)
+    return String(decoding: buf.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
 // MARK: - helpers

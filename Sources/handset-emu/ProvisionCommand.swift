@@ -10,14 +10,24 @@ struct ProvisionCommand: ParsableCommand {
         abstract: "Create a device: a key file for the handset and a registry row for the gateway.",
         discussion: """
             Writes STATE_DIR/device.key (device id, a fresh 256-bit device key, counters at zero; replaced
-            atomically) and adds the same key to the gateway's SQLite registry. Copy STATE_DIR to the board's
-            state_dir. The key is never printed.
+            atomically) and adds the same key to the gateway's SQLite registry, wrapped under the key-encryption
+            key in --kek (32 random bytes, 0600, created if absent; default REGISTRY.kek. Keep it apart from the
+            registry's copies and backups, and give the gateway the same file). Copy STATE_DIR to the board's state_dir. The key is never printed.
+
+            Each device gets its own inner address: --inner-address, or else the lowest free one in
+            --address-pool. The gateway grants SAs for that address only. Put it in the handset's config as
+            local_address (--config does that for you).
             """)
 
     @Option(help: "Gateway registry (SQLite file; created if missing).") var registry: String
+    @Option(help: "The registry's key-encryption key file (created if missing; default: REGISTRY.kek).") var kek: String?
     @Option(name: .customLong("state-dir"), help: "Handset state directory to write device.key into.") var stateDir: String
     @Option(help: "The handset's phone number (MSISDN), as the SMS centre shows it.") var msisdn: String
     @Option(name: .customLong("device-id"), help: "64-bit device id in hex (default: random).") var deviceID: String?
+    @Option(name: .customLong("inner-address"), help: "The device's inner IPv4 address (default: next free in the pool).")
+    var innerAddress: String?
+    @Option(name: .customLong("address-pool"), help: "Pool for inner addresses, A.B.C.D/N.") var addressPool = "10.77.0.0/16"
+    @Option(help: "Handset config file whose local_address line is set to the device's inner address.") var config: String?
 
     func run() throws {
         let id = try deviceID.map { s -> UInt64 in
@@ -26,23 +36,36 @@ struct ProvisionCommand: ParsableCommand {
             }
             return v
         } ?? UInt64.random(in: 1...UInt64.max)
-        let result = try Provisioning.create(registry: registry, stateDir: stateDir, msisdn: msisdn, deviceID: id)
-        print("device-id: \(String(result, radix: 16))")
+        guard let pool = AddressPool(cidr: addressPool) else { throw ValidationError("--address-pool must be A.B.C.D/N (N 8...30)") }
+        let address = try innerAddress.map { s -> IPAddress in
+            guard let a = IPAddress(dottedQuad: s) else { throw ValidationError("--inner-address must be A.B.C.D") }
+            return a
+        }
+        let dev = try Provisioning.create(registry: registry, kek: kek ?? registry + ".kek", stateDir: stateDir, msisdn: msisdn, deviceID: id,
+                                          innerAddress: address, pool: pool)
+        let assigned = dev.innerAddress?.dottedQuad ?? "?"
+        if let config { try Provisioning.setLocalAddress(assigned, inConfig: config) }
+        print("device-id: \(String(dev.deviceID, radix: 16))")
         print("key-file: \(stateDir)/device.key")
+        print("local_address = \(assigned)")
     }
 }
 
 enum Provisioning {
     struct Failure: Error, CustomStringConvertible { var description: String }
 
-    static func create(registry path: String, stateDir: String, msisdn: String, deviceID: UInt64) throws -> UInt64 {
+    static func create(registry path: String, kek kekPath: String, stateDir: String, msisdn: String, deviceID: UInt64,
+                       innerAddress: IPAddress? = nil, pool: AddressPool = .standard) throws -> DeviceRecord {
         try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
         var key = KeyMaterial.random(32)
         defer { for i in key.indices { key[i] = 0 } }
-        let reg = try DeviceRegistry(path: path)
+        let reg = try DeviceRegistry(path: path, kek: try KeyEncryptionKey.loadOrCreate(path: kekPath))
         guard try reg.device(id: deviceID) == nil, try reg.device(msisdn: msisdn) == nil else {
             throw Failure(description: "a device with that id or number is already registered")
+        }
+        if let a = innerAddress, try reg.device(innerAddress: a) != nil {
+            throw Failure(description: "inner address \(a.dottedQuad) is already assigned to another device")
         }
         let deviceKey = key.withUnsafeBytes { KeyBytes($0) }
         guard var store = stateDir.withCString({ FileKeyStore(directory: $0) }) else {
@@ -53,7 +76,22 @@ enum Provisioning {
         } catch {
             throw Failure(description: "cannot write \(stateDir)/device.key: \(error)")
         }
-        try reg.add(DeviceRecord(id: deviceID, msisdn: msisdn, key: Data(key)))
-        return deviceID
+        return try reg.add(DeviceRecord(id: deviceID, msisdn: msisdn, key: Data(key), innerAddress: innerAddress), pool: pool)
+    }
+
+    /// Replaces (or appends) the `local_address` line of a handset config file, atomically.
+    static func setLocalAddress(_ address: String, inConfig path: String) throws {
+        let old = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        var lines = old.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        if lines.last == "" { lines.removeLast() }
+        let line = "local_address = \(address)"
+        let isLocal = { (l: String) in l.split(separator: "=").first?.trimmingCharacters(in: .whitespaces) == "local_address" }
+        if let i = lines.firstIndex(where: isLocal) {
+            lines[i] = line
+            lines.removeAll { isLocal($0) && $0 != line }
+        } else {
+            lines.append(line)
+        }
+        try (lines.joined(separator: "\n") + "\n").write(toFile: path, atomically: true, encoding: .utf8)
     }
 }

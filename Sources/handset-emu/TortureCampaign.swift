@@ -29,7 +29,9 @@ final class TortureCampaign: @unchecked Sendable {
     private(set) var restarts = (kills: 0, recoveries: 0, maintenance: 0)
     private(set) var loginSeconds: [Double] = []
 
-    private let lock = NSLock()
+    let lock = NSLock()
+    /// The newest uplink of a type allowed by UDP (key-request, sa-ack): what `replay-flood` captures.
+    var newestUDPUplink: [UInt8]?
     private var peerToHandset: [[UInt8]] = []
     private var handsetEndpoint: sockaddr_in?
     private var confirmAcks = 0
@@ -54,7 +56,7 @@ final class TortureCampaign: @unchecked Sendable {
     /// memory dropping unsolicited results during a pending command, told apart from an unexplained loss.
     private(set) var replaysLostInURCOverflow = 0
     private var serial = 0
-    private let replayFD: Int32
+    let replayFD: Int32
     private let statePath: String
 
     init(world: EmulatedWorld, settings: Settings) throws {
@@ -79,6 +81,9 @@ final class TortureCampaign: @unchecked Sendable {
             nonces.keyDelegation(up: up, bytes)
             guard bytes.count > 1 else { return }
             trigger.saw(up: up, type: bytes[1])
+            if up, let t = KDMessageType(rawValue: bytes[1]), KD.allowedOverUDP(t) {
+                self?.lock.withLock { self?.newestUDPUplink = bytes }
+            }
             guard !up, let self else { return }
             self.lock.withLock {
                 if bytes[1] == KDMessageType.confirmAck.rawValue { self.confirmAcks += 1 }
@@ -212,6 +217,12 @@ final class TortureCampaign: @unchecked Sendable {
             injected[fault, default: 0] += 1
             try powerCut()
             return true
+        case .replayFlood:
+            injected[fault, default: 0] += 1
+            return try replayFlood()
+        case .downlinkBlackout:
+            injected[fault, default: 0] += 1
+            return try downlinkBlackout()
         case .partialSMS:
             return partialMessages()
         case .replay:
@@ -313,7 +324,7 @@ final class TortureCampaign: @unchecked Sendable {
     }
 
     /// Starts `w` and waits for its outcome, seen from the outside (the app, the peer).
-    private func drive(_ w: TortureWork, timeout: Double? = nil) -> Bool {
+    func drive(_ w: TortureWork, timeout: Double? = nil) -> Bool {
         let done = kick(w)
         let ok = pump(timeout ?? settings.workTimeout, until: done)
         work[w, default: (0, 0)].done += ok ? 1 : 0
@@ -442,6 +453,8 @@ final class TortureCampaign: @unchecked Sendable {
         if !awaitLogin() { throw WorldError("no login even after a modem power cycle") }
     }
     private(set) var modemPowerCycles = 0
+    /// `replay-flood` copies the gateway's UDP listener handled, and `downlink-blackout` downlinks lost, in all.
+    var floodCopiesHandled = 0, blackoutLost = 0
 
     private func cut() {
         world.stopFirmware()

@@ -15,13 +15,15 @@ enum TortureFault: String, CaseIterable, Sendable {
     case killRandom = "kill -9 at a random moment"
     case killLogin = "kill -9 during key rotation"
     case killSAInstall = "kill -9 during SA install"
+    case replayFlood = "one captured uplink replayed 100,000 times"
+    case downlinkBlackout = "100,000 downlinks lost (handset offline)"
     case replay = "replayed ESP packets injected"
     case partialSMS = "partial concatenated SMS (first part only)"
 
     /// Drawn as an iteration's main fault (replays happen every iteration).
     static let drawn: [TortureFault] = allCases.filter { $0 != .replay }
 
-    /// Short name for `--only` (the long one works too).
+    /// The short name `--only` also takes.
     var name: String {
         switch self {
         case .rebootMidCMGS: "reboot-mid-cmgs"
@@ -36,13 +38,18 @@ enum TortureFault: String, CaseIterable, Sendable {
         case .killRandom: "kill-random"
         case .killLogin: "kill-login"
         case .killSAInstall: "kill-sa-install"
+        case .replayFlood: "replay-flood"
+        case .downlinkBlackout: "downlink-blackout"
         case .replay: "replay"
         case .partialSMS: "partial-sms"
         }
     }
 
-    /// A fault by its short or long name.
-    static func named(_ s: String) -> TortureFault? { allCases.first { $0.name == s || $0.rawValue == s } }
+    /// A fault by its short name or its description.
+    init?(named s: String) {
+        guard let f = Self.allCases.first(where: { $0.name == s || $0.rawValue == s }) else { return nil }
+        self = f
+    }
     /// Cheap faults that may ride along with the main one.
     static let lineFaults: [TortureFault] = [.garbage, .dropFinal]
 }

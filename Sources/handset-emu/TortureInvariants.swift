@@ -10,6 +10,7 @@ enum TortureInvariant: String, CaseIterable, Sendable {
     case ackedKept = "no acknowledged key-delegation message lost"
     case canLogIn = "the device can always log in again"
     case noClearText = "no protected flow sent in clear"
+    case replayUnanswered = "a replay flood is answered at most once"
     case smsStorageBounded = "module SMS storage stays bounded"
 }
 

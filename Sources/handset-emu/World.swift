@@ -45,10 +45,12 @@ final class EmulatedWorld: @unchecked Sendable {
         log = logger
         self.trace = trace
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("handset-emu-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         firmwareLog = dir.appendingPathComponent("firmware.log")
         capture = try Capture(pcap: pcap, keylog: keylog)
-        registry = try DeviceRegistry(path: dir.appendingPathComponent("registry.sqlite").path)
+        let kekPath = dir.appendingPathComponent("registry.kek").path
+        registry = try DeviceRegistry(path: dir.appendingPathComponent("registry.sqlite").path,
+                                      kek: try KeyEncryptionKey.loadOrCreate(path: kekPath))
         peer = try EmulatedPeer(logger: logger)
         services = EmuServices()
         gateway = Gateway(registry: registry, negotiator: peer, services: services, logger: logger)
@@ -68,8 +70,8 @@ final class EmulatedWorld: @unchecked Sendable {
         let capture = self.capture
         peer.onPacket = { toPeer, bytes, handset in capture.packet(toPeer: toPeer, esp: bytes, handset: handset) }
         peer.onSA = { spi, fromHandset, key, salt in capture.sa(spi: spi, fromHandset: fromHandset, key: key, salt: salt) }
-        _ = try Provisioning.create(registry: registry.path, stateDir: dir.appendingPathComponent("state").path,
-                                    msisdn: identity.ownNumber, deviceID: deviceID)
+        _ = try Provisioning.create(registry: registry.path, kek: kekPath, stateDir: dir.appendingPathComponent("state").path,
+                                    msisdn: identity.ownNumber, deviceID: deviceID, innerAddress: handsetAddress)
         try sim.start()
     }
 
@@ -128,7 +130,7 @@ final class EmulatedWorld: @unchecked Sendable {
             gateway_number = \(Self.gatewayNumber)
             apn = internet
             app_port = \(appPort)
-            local_address = 10.0.0.2
+            local_address = \(handsetAddress.dottedQuad)
             esp_local_port = 0
             kd_transport = udp-fallback
             gateway_udp = 127.0.0.1:\(kdUDP.port)
@@ -156,7 +158,7 @@ final class EmulatedWorld: @unchecked Sendable {
             p.executableURL = URL(fileURLWithPath: path)
             p.arguments = ["run", config.path]
         }
-        FileManager.default.createFile(atPath: firmwareLog.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: firmwareLog.path, contents: nil)
         let out = try FileHandle(forWritingTo: firmwareLog)
         p.standardOutput = out
         p.standardError = out
@@ -236,13 +238,18 @@ final class EmuServices: TrustedServices, @unchecked Sendable {
         return Array("received \(data.count) secret bytes on channel \(channel)".utf8)
     }
 
-    /// https GET through curl with the test CA (the fetch runs on the gateway, never on the handset).
+    /// https GET through curl with the test CA (the fetch runs on the gateway, never on the handset). Anything
+    /// but https is refused before curl runs (file:// would read the gateway's own files), and curl itself is
+    /// held to https, redirects included.
     func fetch(device: UInt64, url: String) -> (status: UInt16, body: [UInt8]) {
+        guard let u = URLComponents(string: url), u.scheme?.lowercased() == "https", let host = u.host, !host.isEmpty else {
+            return (400, Array("only https:// URLs may be fetched".utf8))
+        }
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/bin/curl")
-        var args = ["-sS", "--max-time", "10", "-w", "\n%{http_code}"]
+        var args = ["-sS", "--max-time", "10", "--proto", "=https", "--proto-redir", "=https", "-w", "\n%{http_code}"]
         if let caFile { args += ["--cacert", caFile] }
-        p.arguments = args + [url]
+        p.arguments = args + ["--url", url]
         let pipe = Pipe()
         p.standardOutput = pipe
         p.standardError = Pipe()

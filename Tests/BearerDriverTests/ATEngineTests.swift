@@ -143,7 +143,7 @@ import Testing
                             payloadStep(payload, "\r\n+USOST: 0,8\r\n\r\nOK\r\n")])
         var c = ATCommand("AT+USOST=")
         c.int(0); c.quoted(ipv4: 0x0A00_0001); c.int(4500); c.int(8)
-        try payload.withUnsafeBytes { p in try e.run(c, payload: ATPayload(bytes: p, prompt: 0x40, delayMs: 50)) }
+        _ = try payload.withUnsafeBytes { p in try e.run(c, payload: ATPayload(bytes: p, prompt: 0x40, delayMs: 50)) }
         #expect(e.transport.finished)
         #expect(e.transport.paused == 50)
     }

@@ -30,6 +30,8 @@ final class TestPeer: PeerNegotiator, TrustedServices, @unchecked Sendable {
     var nextSPI: UInt32 = 0x1000
     var forgotten = 0
     var establishCalls = 0
+    /// Each device's pairs (handset outbound, handset inbound SPI): a login forgets that device's only.
+    var pairs: [UInt64: [(UInt32, UInt32)]] = [:]
 
     init() {
         try! plane.spd.append(SPDRule(SelectorPattern(remote: IPAddress(10, 0, 0, 0), prefix: 8), .protect(template: 1)))
@@ -42,6 +44,7 @@ final class TestPeer: PeerNegotiator, TrustedServices, @unchecked Sendable {
         for i in 0..<32 { k1[i] = UInt8.random(in: 0...255); k2[i] = UInt8.random(in: 0...255) }
         let (outSPI, inSPI) = (nextSPI, nextSPI + 1)
         nextSPI += 2
+        pairs[device, default: []].append((outSPI, inSPI))
         let sel = SelectorPattern(remote: handset, prefix: 32, proto: IPProto.udp)
         func p(_ spi: UInt32, _ d: SADirection, _ salt: UInt32) -> SAParameters {
             SAParameters(spi: spi, direction: d, algorithm: .aesGCM, keyLength: 32, salt: salt, local: address,
@@ -57,7 +60,13 @@ final class TestPeer: PeerNegotiator, TrustedServices, @unchecked Sendable {
         } }
     }
 
-    func forget(device: UInt64) { forgotten += 1; plane.sas.reset() }
+    func forget(device: UInt64) {
+        forgotten += 1
+        for (outSPI, inSPI) in pairs.removeValue(forKey: device) ?? [] {
+            try? plane.sas.delete(spi: outSPI, direction: .inbound)
+            try? plane.sas.delete(spi: inSPI, direction: .outbound)
+        }
+    }
 
     func secret(device: UInt64, channel: UInt16, data: [UInt8]) -> [UInt8]? { Array("ack:".utf8) + data }
     func fetch(device: UInt64, url: String) -> (status: UInt16, body: [UInt8]) { (200, Array("fetched \(url)".utf8)) }
@@ -75,11 +84,12 @@ struct World {
     init() throws {
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("kd-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        registry = try DeviceRegistry(path: dir.appendingPathComponent("registry.sqlite").path)
+        registry = try DeviceRegistry(path: dir.appendingPathComponent("registry.sqlite").path,
+                                      kek: try KeyEncryptionKey.loadOrCreate(path: dir.appendingPathComponent("registry.kek").path))
         gateway = Gateway(registry: registry, negotiator: peer, services: peer)
         var key = [UInt8](repeating: 0, count: 32)
         for i in 0..<32 { key[i] = UInt8(i * 7 & 0xFF) }
-        try registry.add(DeviceRecord(id: deviceID, msisdn: "+15550001", key: Data(key)))
+        try registry.add(DeviceRecord(id: deviceID, msisdn: "+15550001", key: Data(key), innerAddress: IPAddress(10, 0, 0, 2)))
         var st = FlashStore(flash: flash)
         // (A typed-throws closure here crashes the 6.3.1 compiler in IRGen; build the key first.)
         let deviceKey = key.withUnsafeBytes { KeyBytes($0) }

@@ -13,7 +13,8 @@ import Testing
         var fields: [String: [String]] = [:]
         for line in text.split(separator: "\n") {
             let parts = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
-            guard parts.count >= 2, ["device", "epoch", "K_up", "K_down", "body", "message"].contains(parts[0]) else { continue }
+            guard parts.count >= 2, ["device", "epoch", "K_up", "K_down", "body", "message", "rule"].contains(parts[0]) else { continue }
+            if parts[0] == "rule" { fields["rule", default: []].append(parts.dropFirst().joined(separator: " ")); continue }
             let key = parts[0] == "device" ? "device " + parts[1] : parts[0]
             let value = (parts[0] == "device" ? parts.dropFirst(2) : parts.dropFirst()).joined()
             fields[key, default: []].append(value)
@@ -37,6 +38,17 @@ import Testing
 
     @Test func documentHasTheVectors() {
         #expect(Self.doc["K_up"]?.count == 1 && Self.doc["message"]?.count == 2)
+    }
+
+    @Test func counterRuleMatchesTheDocument() throws {
+        let rows = try #require(Self.doc["rule"])
+        #expect(rows.count >= 8)
+        let names: [KDStatus: String] = [.ok: "ok", .counterLow: "low", .counterBlocked: "blocked"]
+        for row in rows {
+            let f = row.split(separator: " ").map(String.init)
+            let last = try #require(UInt64(f[0], radix: 16)), received = try #require(UInt64(f[1], radix: 16))
+            #expect(names[kdCheckCounter(received, lastAccepted: last)] == f[2], "\(row)")
+        }
     }
 
     @Test(arguments: [(KDDirection.up, "K_up"), (.down, "K_down")])

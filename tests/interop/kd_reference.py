@@ -33,3 +33,15 @@ def open_(device_key: bytes, device_id: int, direction: str, message: bytes) -> 
     k = derive(device_key, device_id, epoch, direction)
     nonce = bytes(7) + counter.to_bytes(5, "big")
     return h[1], counter, AESGCM(k).decrypt(nonce, message[hlen:], h)
+
+
+COUNTER_MAX = (1 << 40) - 1
+
+
+def check_counter(received: int, last_accepted: int) -> str:
+    """§3's receiving rule, from the document: strictly increasing, however far ahead, never past the end."""
+    if last_accepted >= COUNTER_MAX:
+        return "blocked"
+    if received <= last_accepted:
+        return "low"
+    return "ok"

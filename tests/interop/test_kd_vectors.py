@@ -32,3 +32,10 @@ def test_sa_pair_fits_one_sms():
     # §4: a 103-octet IPv4 sa-transfer body sealed downlink, plus the 7-octet port UDH, within 140 octets.
     sealed = kd.seal(DEVICE_KEY, DEVICE_ID, 1, "down", 0x11, 1, bytes(103))
     assert len(sealed) == 128 and len(sealed) + 7 <= 140
+
+
+def test_counter_rule():
+    rows = re.findall(r"^rule\s+([0-9a-f]{10})\s+([0-9a-f]{10})\s+(\w+)$", DOC, re.M)
+    assert len(rows) >= 8
+    for last, received, verdict in rows:
+        assert kd.check_counter(int(received, 16), int(last, 16)) == verdict, (last, received)

@@ -15,8 +15,6 @@ public enum KD {
     /// The epoch after `e`. 0 is skipped when the 16-bit epoch wraps: it marks "no rotation pending" in the
     /// handset's state. Both sides must use this one rule.
     public static func nextEpoch(_ e: UInt16) -> UInt16 { e == UInt16.max ? 1 : e + 1 }
-    /// A counter more than this far ahead of the last accepted one is refused as "counter high".
-    public static let counterMaxGap: UInt64 = 1 << 16
 }
 
 public enum KDDirection: UInt8, Sendable {
@@ -44,6 +42,7 @@ public enum KDMessageType: UInt8, Sendable {
 public enum KDStatus: UInt8, Error, Equatable, Sendable {
     case ok = 0
     case counterLow = 1
+    /// No longer sent: version 1 drafts refused counters far ahead (docs/key-delegation.md §3).
     case counterHigh = 2
     case counterBlocked = 3
     case integrityFailure = 4
@@ -86,10 +85,11 @@ public struct KDHeader: Equatable, Sendable {
     }
 }
 
-/// The receiver's counter rule (after TS 102 225): strictly increasing, not too far ahead, never past the end.
+/// The receiver's counter rule (docs/key-delegation.md §3): strictly increasing, however far ahead, never past
+/// the end. There is no upper bound on the gap: only the key holder can produce an authentic counter, and a bound
+/// turns a long run of lost messages into a permanent lockout.
 public func kdCheckCounter(_ received: UInt64, lastAccepted: UInt64) -> KDStatus {
     if lastAccepted >= KD.counterMax { return .counterBlocked }
     if received <= lastAccepted { return .counterLow }
-    if received - lastAccepted > KD.counterMaxGap || received > KD.counterMax { return .counterHigh }
     return .ok
 }

@@ -5,8 +5,8 @@ public enum KDReceiveResult: Equatable, Sendable {
 
 extension KeyDelegationClient {
     /// Handles one downlink message: a reassembled SMS payload on port KD.smsPort, or (`via: .udp`) a datagram
-    /// with the non-ESP marker already removed. The order is: clear header, carriage rule, AEAD, counter rule,
-    /// body decode, persist the counter, act. A rejection changes nothing but a counter.
+    /// with the non-ESP marker already removed. The order is: clear header, carriage rule, epoch, counter rule,
+    /// AEAD, body decode, persist the counter, act. A rejection changes nothing but a counter.
     public mutating func receive<let sas: Int, let rules: Int>(_ wire: UnsafeRawBufferPointer, via carriage: KDCarriage = .sms,
                                                                now: UInt64,
                                                                plane: inout DataPlane<sas, rules>) -> KDReceiveResult {
@@ -39,6 +39,13 @@ extension KeyDelegationClient {
             counters.unknownEpoch &+= 1
             return .rejected(.unknownEpoch)
         }
+        // Checked on the clear header, before any crypto: refusing a counter changes nothing whether the message is
+        // authentic or not, so a replay costs a comparison. No answer: it must not make the handset spend an SMS.
+        let verdict = kdCheckCounter(h.counter, lastAccepted: state.downCounter)
+        guard verdict == .ok else {
+            if verdict == .counterLow { counters.counterLow &+= 1 } else { counters.counterBlocked &+= 1 }
+            return .rejected(verdict)
+        }
         var plain = FixedBytes<512>()
         var opened = false
         plain.fill { out in
@@ -50,16 +57,6 @@ extension KeyDelegationClient {
         guard opened else {
             counters.integrityFailures &+= 1
             return .rejected(.integrityFailure)
-        }
-        let verdict = kdCheckCounter(h.counter, lastAccepted: state.downCounter)
-        guard verdict == .ok else {
-            switch verdict {
-            case .counterLow: counters.counterLow &+= 1
-            case .counterHigh: counters.counterHigh &+= 1
-            default: counters.counterBlocked &+= 1
-            }
-            // No answer: a replayed gateway message must not make the handset spend an SMS or a counter.
-            return .rejected(verdict)
         }
         return plain.withBytes { p -> KDReceiveResult in
             guard let body = KDBody.decode(h.type, p) else {
@@ -115,15 +112,11 @@ extension KeyDelegationClient {
         case .fetchResponse(let id, let status, let truncated, let data):
             guard commit(next) else { return .rejected(.busy) }
             deliver(.fetchResponse, id: id, status: status, truncated: truncated, data)
-        case .error(let e):
+        case .error:
+            // Only ever an answer to an authentic, fresh request (denied, busy, ...): the gateway never answers a
+            // bad counter, so there is nothing to resynchronise.
             guard commit(next) else { return .rejected(.busy) }
             counters.errorsFromGateway &+= 1
-            // The gateway saw an uplink counter it did not expect: jump past what it last accepted.
-            if e.status == .counterLow, e.lastAccepted > state.upCounter {
-                var jump = state
-                jump.upCounter = e.lastAccepted
-                _ = commit(jump)
-            }
         case .login, .keyConfirm, .keyRequest, .saAck, .fetchRequest:
             return unexpected(next)
         }

@@ -39,7 +39,6 @@ public struct KDCounters: Equatable, Sendable {
     public var malformed: UInt64 = 0
     public var integrityFailures: UInt64 = 0
     public var counterLow: UInt64 = 0
-    public var counterHigh: UInt64 = 0
     public var counterBlocked: UInt64 = 0
     public var unknownEpoch: UInt64 = 0
     public var unexpected: UInt64 = 0
