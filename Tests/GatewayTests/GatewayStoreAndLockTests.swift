@@ -7,17 +7,9 @@ import Testing
 /// Issue 12 item 9: a registry failure stops a message before it is acted on or answered, and no lock is held
 /// across the peer or a fetch.
 @Suite struct GatewayStoreAndLockTests {
-    func loggedIn(_ w: World) throws -> KeyDelegationClient<FlashStore> {
-        var c = try w.handset()
-        var plane = HandsetPlane()
-        c.boot(now: 0)
-        exchange(&c, w.gateway, plane: &plane)
-        return c
-    }
-
     @Test func aFailedRegistryWriteStopsTheMessageUnanswered() throws {
         let w = try World()
-        var c = try loggedIn(w)
+        var c = try w.loggedInHandset()
         c.requestKey(template: 1, selector: TrafficSelector(local: c.localAddress, remote: w.peer.address,
                                                             localPort: 0, remotePort: 7), now: 1)
         let request = c.drain()[0]
@@ -37,7 +29,7 @@ import Testing
 
     @Test func aSlowFetchForOneDeviceDoesNotHoldUpAnotherDevicesLogin() throws {
         let w = try World()
-        var a = try loggedIn(w)
+        var a = try w.loggedInHandset()
         // Device B, logging in while A's fetch is in progress.
         let flash = Flash()
         let key = [UInt8](repeating: 0x5B, count: 32)

@@ -111,6 +111,15 @@ struct World {
         c.localAddress = IPAddress(10, 0, 0, 2)
         return c
     }
+
+    /// A handset booted and logged in against the gateway (its SA table thrown away).
+    func loggedInHandset() throws -> KeyDelegationClient<FlashStore> {
+        var c = try handset()
+        var plane = HandsetPlane()
+        c.boot(now: 0)
+        exchange(&c, gateway, plane: &plane)
+        return c
+    }
 }
 
 typealias HandsetPlane = DataPlane<16, 4>
