@@ -64,7 +64,55 @@ import Testing
     }
 }
 
+/// Two gateway processes sharing one registry file (two connections here): every counter is spent once.
+@Suite struct SharedRegistryTests {
+    func second(_ w: World) throws -> Gateway {
+        let kek = try KeyEncryptionKey.loadOrCreate(path: w.dir.appendingPathComponent("registry.kek").path)
+        let registry = try DeviceRegistry(path: w.dir.appendingPathComponent("registry.sqlite").path, kek: kek)
+        return Gateway(registry: registry, negotiator: TestPeer(), services: nil)
+    }
+
+    @Test func twoGatewaysNeverSealUnderOneCounter() throws {
+        let w = try World()
+        _ = try w.loggedInHandset()
+        let other = try second(w)
+        let start = try #require(try w.registry.device(id: w.deviceID)).downCounter
+        let counters = Outcome()
+        DispatchQueue.concurrentPerform(iterations: 2) { i in
+            let g = i == 0 ? w.gateway : other
+            for n in 0..<150 {
+                for d in g.deleteSA(device: w.deviceID, outboundSPI: UInt32(n), inboundSPI: UInt32(n)) {
+                    let h = d.bytes.withUnsafeBytes { KDHeader.parse($0, direction: .down) }
+                    counters.add(h?.counter ?? 0)
+                }
+            }
+        }
+        #expect(counters.seen.count == 300 && Set(counters.seen).count == 300)
+        #expect(try w.registry.device(id: w.deviceID)?.downCounter == start + 300)
+    }
+
+    @Test func oneUplinkDeliveredToTwoGatewaysAtOnceIsAcceptedOnce() throws {
+        let w = try World()
+        var c = try w.loggedInHandset()
+        let other = try second(w)
+        let answers = Outcome()
+        for n in 0..<6 {  // within the handset's 8 pending requests (answers are not delivered back)
+            c.requestKey(template: 1, selector: TrafficSelector(local: c.localAddress, remote: w.peer.address,
+                                                                localPort: UInt16(1000 + n), remotePort: 7), now: 1)
+            let up = c.drain()[0]
+            DispatchQueue.concurrentPerform(iterations: 2) { i in
+                answers.add(UInt64((i == 0 ? w.gateway : other).handleUplink(up).count))
+            }
+        }
+        #expect(answers.seen.reduce(0, +) == 6)  // one answer per uplink, from whichever gateway won
+    }
+}
+
 final class Outcome: @unchecked Sendable {
+    private let lock = NSLock()
+    private var values: [UInt64] = []
+    var seen: [UInt64] { lock.withLock { values } }
+    func add(_ v: UInt64) { lock.withLock { values.append(v) } }
     var released = false
     var answers: [KDMessageType] = []
 }
