@@ -20,7 +20,7 @@ struct BenchCommand: ParsableCommand {
 
         Examples:
           handset-emu bench --device /dev/ttyUSB0
-          handset-emu bench --device /dev/ttyUSB0 --profile simcom --sms +15550100000
+          handset-emu bench --device /dev/ttyUSB0 --profile simcom --trace
         """)
 
     @Option(help: "Serial device of the modem (e.g. /dev/ttyUSB0, or a simulator's --link path).")

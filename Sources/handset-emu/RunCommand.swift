@@ -56,8 +56,7 @@ struct RunCommand: ParsableCommand {
             return h
         }
         let logger = Logger(label: "emu")
-        let fwPath = firmware ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-            .deletingLastPathComponent().appendingPathComponent("handset-fw").path
+        let fwPath = firmware ?? firmwareBesideThisTool()
         guard FileManager.default.isExecutableFile(atPath: fwPath) else {
             throw ValidationError("firmware not found at \(fwPath) (build it with `swift build`, or pass --firmware)")
         }
