@@ -41,6 +41,11 @@ int hs_errno(void) { return errno; }
 
 void hs_exit(int code) { exit(code); }
 
+const char *hs_strerror(int err) {
+    const char *s = strerror(err);
+    return s ? s : "unknown error";
+}
+
 static int saved_argc;
 static char **saved_argv;
 

@@ -9,13 +9,18 @@ struct BenchCommand: ParsableCommand {
         commandName: "bench",
         abstract: "Probe a real (or simulated) modem and print identity, SIM, registration, signal and SMS centre.",
         discussion: """
-        Opens DEVICE with the firmware's driver (ATDriver over termios), syncs on AT,
-        detects the dialect (or uses --profile) and prints one `key: value` line per
-        item. Items the module does not answer read `unavailable (<error>)`.
-        --udp HOST:PORT opens a module UDP socket, sends one datagram and reports
-        whether an answer came back within --udp-timeout seconds. --sms NUMBER
-        sends a short 8-bit SMS in PDU mode. Exit status: 0 report complete,
-        1 a requested UDP/SMS test failed, 2 DEVICE cannot be opened, 3 no answer.
+        Opens DEVICE with the firmware's driver (ATDriver over termios), syncs on AT, detects the dialect (or uses \
+        --profile) and prints one `key: value` line per item. Items the module does not answer read \
+        `unavailable (<error>)`.
+
+        --udp HOST:PORT opens a module UDP socket, sends one datagram and reports whether an answer came back \
+        within --udp-timeout seconds. --sms NUMBER sends a short 8-bit SMS in PDU mode.
+
+        Exit status: 0 report complete, 1 a requested UDP/SMS test failed, 2 DEVICE cannot be opened, 3 no answer.
+
+        Examples:
+          handset-emu bench --device /dev/ttyUSB0
+          handset-emu bench --device /dev/ttyUSB0 --profile simcom --trace
         """)
 
     @Option(help: "Serial device of the modem (e.g. /dev/ttyUSB0, or a simulator's --link path).")

@@ -12,6 +12,10 @@ struct ESPCommand: ParsableCommand {
             seal/open work on the bare ESP packet (SPI through ICV). seal-udp/open-udp go through the handset's \
             data plane: the ESP payload is a UDP datagram (transport) or an IP packet holding one (tunnel), and \
             the ESP packet is what travels as the UDP payload to port 4500 (RFC 3948). Keys are never printed.
+
+            Example (AES-128-GCM, SPI 0x1001, sequence number 1, UDP payload "hello"):
+              handset-emu esp seal --alg aes-gcm-16 --salt 01020304 --spi 0x1001 \\
+                --key 000102030405060708090a0b0c0d0e0f --seq 1 --next-header 17 68656c6c6f
             """,
         subcommands: [Seal.self, Open.self, SealUDP.self, OpenUDP.self])
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Foundation
 
 /// Host-side tool: runs the emulated world, and the small tools bench testers and interop debuggers use.
 /// Each subcommand lives in its own file; register it in `subcommands` below.
@@ -10,4 +11,11 @@ struct HandsetEmu: ParsableCommand {
         subcommands: [RunCommand.self, ProvisionCommand.self, ESPCommand.self, PDUCommand.self, ModemCommand.self, BenchCommand.self,
                       TortureCommand.self]
     )
+}
+
+/// `handset-fw` in this executable's directory. From /proc/self/exe: run from PATH, argv[0] has no directory.
+func firmwareBesideThisTool() -> String {
+    let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    return URL(fileURLWithPath: me).resolvingSymlinksInPath().deletingLastPathComponent()
+        .appendingPathComponent("handset-fw").path
 }

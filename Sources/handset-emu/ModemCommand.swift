@@ -9,16 +9,14 @@ struct ModemCommand: ParsableCommand {
         commandName: "modem",
         abstract: "Run a simulated SIMCom, Quectel, u-blox or generic modem on a pseudo-terminal.",
         discussion: """
-        PATH becomes a symlink to the pty slave; open it like a serial port (any
-        baud). The module speaks AT (TS 27.007/27.005 and the vendor's socket
-        commands). Module UDP sockets are bridged to real UDP sockets on
-        127.0.0.1. stdout carries one JSON line per network event: boot,
-        registration, sms-mo, sms-mo-complete, sms-mt, sms-mt-refused,
-        socket-open, udp-tx, udp-rx, socket-close, fault (and sms-centre with
-        the control port). Logs go to stderr. Runs until SIGINT or SIGTERM.
+        PATH becomes a symlink to the pty slave; open it like a serial port (any baud). The module speaks AT \
+        (TS 27.007/27.005 and the vendor's socket commands). Module UDP sockets are bridged to real UDP sockets on \
+        127.0.0.1. stdout carries one JSON line per network event: boot, registration, sms-mo, sms-mo-complete, \
+        sms-mt, sms-mt-refused, socket-open, udp-tx, udp-rx, socket-close, fault (and sms-centre with the control \
+        port). Logs go to stderr. Runs until SIGINT or SIGTERM.
 
-        SMS CENTRE (--sms-port N): UDP on 127.0.0.1:N, one JSON object per
-        datagram, one JSON reply ({"ok":true,...} or {"ok":false,"error":..}):
+        SMS CENTRE (--sms-port N): UDP on 127.0.0.1:N, one JSON object per datagram, one JSON reply \
+        ({"ok":true,...} or {"ok":false,"error":..}):
           {"op":"send","from":"+15550123","text":"hello"}
               text: GSM 7-bit, else UCS-2; long texts arrive concatenated
           {"op":"send","from":"+1555","data":"C0FFEE","port":2948,"srcPort":9}
@@ -46,12 +44,17 @@ struct ModemCommand: ParsableCommand {
           sms-loss            per SMS part either way: the centre loses it
           sms-duplicate       per SMS part either way: carried twice
           sms-reorder         per concatenated MT message: last part first
-          partial-sms         per concatenated MT message: first part only, never the rest
+          partial-sms         per concatenated MT message: first part only,
+                              never the rest
           reboot-between-parts per MT part with a next one: module reboots
           reboot-mid-sms[=1]  per PDU at the +CMGS prompt: module reboots
                               unanswered; =1: the network got it first
           slow-link=BAUD      output paced at BAUD (10 bits per byte)
-        Example: --faults 'garbage@0.1,drop-final#5,slow-link=9600'
+
+        Examples:
+          handset-emu modem --link /tmp/modem   # until Ctrl-C
+          handset-emu modem --link /tmp/modem \\
+            --faults 'garbage@0.1,drop-final#5,slow-link=9600'   # until Ctrl-C
         """)
 
     @Option(help: "Module profile: simcom, quectel, ublox or generic.")

@@ -42,6 +42,10 @@ extension PDUCommand {
                 after the AT+CMGS=<length> prompt. Data longer than one part (140 octets of user data, UDH \
                 included) is split, with a concatenation IE in every part. Ports and references up to 255 use \
                 the 8-bit IEs (0x04, 0x00), larger ones the 16-bit IEs (0x05, 0x08).
+
+                Examples:
+                  handset-emu pdu encode --to +15550100000 --port 16400 --data C0FFEE
+                  handset-emu pdu encode --to +15550100000 --data C0FFEE --cmgs
                 """)
 
         @Option(help: "Destination number: +<digits> (international) or <digits> (unknown type), at most 20 digits.")
@@ -129,6 +133,9 @@ extension PDUCommand {
                 (UTF-8; backslash, CR and LF escaped as \\\\, \\r, \\n). Absent fields print as -. SMS-SUBMIT and \
                 SMS-STATUS-REPORT are decoded too. User data shorter than TP-UDL is an error (8-bit data always; \
                 text unless --lenient).
+
+                Example (python-gsmmodem's Test2 SMS-DELIVER, with an empty SMSC field):
+                  handset-emu pdu decode 00040B917228214365F700003130805120618005D4F29C2E03
                 """)
 
         @Argument(help: "The PDU as hex, SMSC field first.")

@@ -9,14 +9,21 @@ struct ProvisionCommand: ParsableCommand {
         commandName: "provision",
         abstract: "Create a device: a key file for the handset and a registry row for the gateway.",
         discussion: """
-            Writes STATE_DIR/device.key (device id, a fresh 256-bit device key, counters at zero; replaced
-            atomically) and adds the same key to the gateway's SQLite registry, wrapped under the key-encryption
-            key in --kek (32 random bytes, 0600, created if absent; default REGISTRY.kek. Keep it apart from the
-            registry's copies and backups, and give the gateway the same file). Copy STATE_DIR to the board's state_dir. The key is never printed.
+            Writes STATE_DIR/device.key (device id, a fresh 256-bit device key, counters at zero; replaced \
+            atomically) and adds the same key to the gateway's SQLite registry, wrapped under the key-encryption \
+            key in --kek (32 random bytes, 0600, created if absent; default REGISTRY.kek. Keep it apart from the \
+            registry's copies and backups, and give the gateway the same file). Copy STATE_DIR to the board's \
+            state_dir. The key is never printed.
 
-            Each device gets its own inner address: --inner-address, or else the lowest free one in
-            --address-pool. The gateway grants SAs for that address only. Put it in the handset's config as
+            Each device gets its own inner address: --inner-address, or else the lowest free one in \
+            --address-pool. The gateway grants SAs for that address only. Put it in the handset's config as \
             local_address (--config does that for you).
+
+            Examples:
+              handset-emu provision --registry reg.sqlite --state-dir state \\
+                --msisdn +15550100001
+              handset-emu provision --registry reg.sqlite --kek reg.kek --state-dir s2 \\
+                --msisdn +15550100002 --config handset.conf
             """)
 
     @Option(help: "Gateway registry (SQLite file; created if missing).") var registry: String

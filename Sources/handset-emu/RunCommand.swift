@@ -10,11 +10,18 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Run the handset firmware against a simulated modem, network, gateway and peer.",
         discussion: """
-            Starts the modem simulator (a real pty), the SMS centre, the gateway (SQLite registry), the opposite
-            party (ESP-in-UDP on 127.0.0.1) and the firmware as a separate process, then drives the scenarios and
+            Starts the modem simulator (a real pty), the SMS centre, the gateway (SQLite registry), the opposite \
+            party (ESP-in-UDP on 127.0.0.1) and the firmware as a separate process, then drives the scenarios and \
             prints a summary. Exits 0 only if every scenario succeeded (77 if none failed but one was skipped).
+
             --tun (root only) adds the tun scenario: an ordinary program's UDP through the firmware's TUN interface.
+
             Scenarios: \(Scenario.all.map(\.name).joined(separator: ", ")) (default: all, in that order).
+
+            Examples:
+              handset-emu run --scenario login --scenario sa-cache
+              handset-emu run --scenario rekey --duration 5 --rate 5
+              handset-emu run --scenario login --profile quectel --faults garbage@0.05
             """)
 
     @Option(help: "Scenario to run (repeatable). Default: all.") var scenario: [String] = []
@@ -49,8 +56,7 @@ struct RunCommand: ParsableCommand {
             return h
         }
         let logger = Logger(label: "emu")
-        let fwPath = firmware ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-            .deletingLastPathComponent().appendingPathComponent("handset-fw").path
+        let fwPath = firmware ?? firmwareBesideThisTool()
         guard FileManager.default.isExecutableFile(atPath: fwPath) else {
             throw ValidationError("firmware not found at \(fwPath) (build it with `swift build`, or pass --firmware)")
         }

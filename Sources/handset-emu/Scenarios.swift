@@ -76,6 +76,8 @@ extension Scenario {
     }
 
     static func handsetInitiated(_ c: ScenarioContext) throws -> String {
+        // Run alone (--scenario handset-initiated), nothing has waited for the firmware to come up yet.
+        try c.within(90, "the firmware to log in") { c.world.gateway.counters.rotations >= 1 }
         let before = c.world.gateway.counters.saDelivered
         c.app.datagram(to: EmulatedPeer.echoPort, from: 5000, Array("ping".utf8))
         _ = try c.expect(0x84, "'waiting for key'") { $0.body.first == 2 }

@@ -12,19 +12,24 @@ struct TortureCommand: ParsableCommand {
         commandName: "torture",
         abstract: "Run a seeded fault campaign against the firmware and check its invariants.",
         discussion: """
-            One emulated world (modem simulator on a pty, SMS centre, gateway, opposite party, the firmware as its
+            One emulated world (modem simulator on a pty, SMS centre, gateway, opposite party, the firmware as its \
             own process) is reused for every iteration. Each iteration draws a fault from the seed:
               \(TortureFault.drawn.map { "\($0.rawValue) (\($0.name))" }.joined(separator: "\n  "))
-            (about one in seven also gets garbage or a dropped final result on the line), drives work through the
-            firmware (echo over ESP, a key request for a new flow, a peer push, a long secret over SMS), replays
+            (about one in seven also gets garbage or a dropped final result on the line), drives work through the \
+            firmware (echo over ESP, a key request for a new flow, a peer push, a long secret over SMS), replays \
             earlier peer-to-handset ESP packets at the handset, and checks:
               \(TortureInvariant.allCases.map(\.rawValue).joined(separator: "\n  "))
-            Measured outside the firmware: every ESP packet and key-delegation message on the wire, every datagram
-            the simulator's socket bridge carries and every SMS (scanned for the app payload marker), what the
-            app receives, the gateway's registry against the handset's state file, and login after each kill -9.
-            Work that does not finish (a lost SMS would wait for the firmware's 30 s retry) is recovered by a
-            restart. Prints a table of faults injected and invariants checked; exits 1 on any violation, with the
+
+            Measured outside the firmware: every ESP packet and key-delegation message on the wire, every datagram \
+            the simulator's socket bridge carries and every SMS (scanned for the app payload marker), what the \
+            app receives, the gateway's registry against the handset's state file, and login after each kill -9. \
+            Work that does not finish (a lost SMS would wait for the firmware's 30 s retry) is recovered by a \
+            restart. Prints a table of faults injected and invariants checked; exits 1 on any violation, with the \
             seed and iteration to reproduce it.
+
+            Examples:
+              handset-emu torture --seed 7 --iterations 3
+              handset-emu torture --seed 7 --iterations 2 --only replay-flood --verbose
             """)
 
     @Option(help: "Seed for the fault sequence.") var seed: UInt64 = 1
@@ -58,8 +63,7 @@ struct TortureCommand: ParsableCommand {
             h.logLevel = .error
             return h
         }
-        let fwPath = firmware ?? URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-            .deletingLastPathComponent().appendingPathComponent("handset-fw").path
+        let fwPath = firmware ?? firmwareBesideThisTool()
         guard FileManager.default.isExecutableFile(atPath: fwPath) else {
             throw ValidationError("firmware not found at \(fwPath) (build it with `swift build`, or pass --firmware)")
         }

@@ -58,7 +58,7 @@ extension Firmware {
                     return try SerialPort(path: p.baseAddress!.assumingMemoryBound(to: CChar.self), baud: config.baud,
                                           rtscts: config.rtscts)
                 } catch {
-                    LogLine("fw: serial device not back (errno ").append(error.errno).append("); next try in ")
+                    LogLine("fw: serial device not back: ").append(errno: error.errno).append("; next try in ")
                         .append(min(backoff * 2, Self.reopenMaxMs) / 1000).append(" s").emit()
                     return nil
                 }
@@ -107,7 +107,7 @@ extension LogLine {
         case .invalidArgument: return append("invalid argument")
         case .socketError(let n): return append("socket error ").append(n)
         case .noSuchSocket: return append("no such socket")
-        case .transport(let s): return append("transport ").append(s.kind).append(" errno ").append(s.errno)
+        case .transport(let s): return append("transport ").append(s.kind).append(": ").append(errno: s.errno)
         }
     }
 

@@ -78,7 +78,7 @@ extension Firmware {
         var name = config.tun.name
         let fd = withUnsafeBytes(of: &name) { n in hs_tun_open(n.baseAddress!.assumingMemoryBound(to: CChar.self)) }
         guard fd >= 0 else {
-            LogLine("fw: TUN unavailable (needs root/CAP_NET_ADMIN and /dev/net/tun); running without it, errno ").append(-fd).emit()
+            LogLine("fw: TUN unavailable (needs root/CAP_NET_ADMIN and /dev/net/tun); running without it: ").append(errno: -fd).emit()
             return
         }
         tun.fd = fd
@@ -87,7 +87,7 @@ extension Firmware {
             hs_tun_configure(n.baseAddress!.assumingMemoryBound(to: CChar.self), config.tun.address.v4,
                              Int32(config.tun.prefix), Int32(config.tun.mtu))
         }
-        if rc < 0 { LogLine("fw: TUN open, but setting its address failed, errno ").append(-rc).emit() } else { log("TUN up") }
+        if rc < 0 { LogLine("fw: TUN open, but setting its address failed: ").append(errno: -rc).emit() } else { log("TUN up") }
     }
 
     /// Reads what programs sent into the interface; a bounded number per loop turn, so the modem is not starved.
@@ -100,7 +100,7 @@ extension Firmware {
             }
             if n < 0 {
                 // The interface was deleted under us (`ip link del`, its namespace removed): carry on without it.
-                LogLine("fw: TUN gone; running without it, errno ").append(-n).emit()
+                LogLine("fw: TUN gone; running without it: ").append(errno: Int32(-n)).emit()
                 closeTUN()
             }
             guard n > 0 else { return }

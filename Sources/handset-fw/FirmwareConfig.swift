@@ -23,8 +23,22 @@ struct FirmwareConfig {
 }
 
 struct ConfigError: Error {
-    var line: Int
-    var reason: StaticString
+    var line: Int  // 0: the file as a whole (a required key missing)
+    var reason: StaticString  // names the allowed values
+    var key = FixedBytes<32>()  // the line's key, as written (cut at 32 bytes)
+    var unknownKey = false
+
+    static func unknown(line: Int) -> ConfigError { ConfigError(line: line, reason: "unknown key", unknownKey: true) }
+}
+
+extension FirmwareConfig {
+    /// Every key `parse` knows, for the unknown-key message; FirmwareConfigTests checks it against docs/firmware.md.
+    static let keys: [StaticString] = [
+        "state_dir", "serial", "baud", "flow_control", "dialect", "gateway_number", "apn", "app_socket", "app_uid", "app_group", "local_address",
+        "esp_local_port", "power_key_gpio", "reset_gpio", "gpio_active_low", "power_key_ms", "reset_ms",
+        "modem_boot_ms", "recovery_after", "kd_transport", "gateway_udp", "kd_sms_retry", "tun", "tun_address",
+        "tun_mtu", "rule", "default",
+    ]
 }
 
 /// One line's tokens, split on blanks, as byte views into the file buffer.
@@ -122,10 +136,21 @@ extension FirmwareConfig {
             for i in start..<stop where text[i] == 0x3D && eq < 0 { eq = i }
             let key = Tokens(text, from: start, to: eq < 0 ? stop : eq)
             if key.count > 0 {
-                guard eq >= 0, key.count == 1 else { throw ConfigError(line: lineNo, reason: "expected key = value") }
-                let v = Tokens(text, from: eq + 1, to: stop)
-                guard v.count > 0 else { throw ConfigError(line: lineNo, reason: "missing value") }
-                try c.apply(key[0], v, line: lineNo, spd: &spd)
+                do throws(ConfigError) {
+                    guard eq >= 0, key.count == 1 else { throw ConfigError(line: lineNo, reason: "expected key = value") }
+                    let v = Tokens(text, from: eq + 1, to: stop)
+                    guard v.count > 0 else { throw ConfigError(line: lineNo, reason: "missing value") }
+                    try c.apply(key[0], v, line: lineNo, spd: &spd)
+                } catch {
+                    var e = error
+                    let k = key[0]
+                    e.key.fill { o in
+                        let n = min(k.count, o.count)
+                        o.baseAddress!.copyMemory(from: k.baseAddress!, byteCount: n)
+                        return n
+                    }
+                    throw e
+                }
             }
             start = end + 1
         }
@@ -145,7 +170,12 @@ extension FirmwareConfig {
         else if bytesEqual(k, "baud") {
             guard let b = parseUInt(v[0], max: 921_600), b >= 9600 else { throw ConfigError(line: line, reason: "baud must be 9600...921600") }
             baud = UInt32(b)
-        } else if bytesEqual(k, "flow_control") { rtscts = bytesEqual(v[0], "rtscts") }
+        } else if bytesEqual(k, "flow_control") {
+            guard bytesEqual(v[0], "rtscts") || bytesEqual(v[0], "none") else {
+                throw ConfigError(line: line, reason: "flow_control: rtscts or none")
+            }
+            rtscts = bytesEqual(v[0], "rtscts")
+        }
         else if bytesEqual(k, "dialect") {
             let d = v[0]
             if bytesEqual(d, "auto") { dialect = .auto }
@@ -158,10 +188,10 @@ extension FirmwareConfig {
         else if bytesEqual(k, "apn") { try copyBytes(v[0], into: &apn, line: line) }
         else if try applyApp(k, v, line: line) {
         } else if bytesEqual(k, "esp_local_port") {
-            guard let p = parseUInt(v[0], max: 65535) else { throw ConfigError(line: line, reason: "bad esp_local_port") }
+            guard let p = parseUInt(v[0], max: 65535) else { throw ConfigError(line: line, reason: "esp_local_port: 0...65535") }
             espLocalPort = UInt16(p)
         } else if bytesEqual(k, "local_address") {
-            guard let a = parseIPv4(v[0]) else { throw ConfigError(line: line, reason: "bad local_address") }
+            guard let a = parseIPv4(v[0]) else { throw ConfigError(line: line, reason: "local_address: an IPv4 address A.B.C.D") }
             localAddress = a
         } else if try applyPower(k, v, line: line) {
         } else if bytesEqual(k, "default") {
@@ -171,7 +201,7 @@ extension FirmwareConfig {
         } else if try applyTUN(k, v, line: line) {
         } else if try applyKDUDP(k, v, line: line) {
         } else {
-            throw ConfigError(line: line, reason: "unknown key")
+            throw ConfigError.unknown(line: line)
         }
     }
 

@@ -28,6 +28,25 @@ struct LogLine {
         return line
     }
 
+    /// Raw bytes (a config key, a path read from a file).
+    func append(bytes b: UnsafeRawBufferPointer) -> LogLine {
+        var line = self
+        for c in b { line.put(c) }
+        return line
+    }
+
+    func append(cString p: UnsafePointer<CChar>) -> LogLine {
+        var line = self
+        var i = 0
+        while p[i] != 0 { line.put(UInt8(bitPattern: p[i])); i += 1 }
+        return line
+    }
+
+    /// The system's message and the number: `No such file or directory (errno 2)`.
+    func append(errno e: Int32) -> LogLine {
+        append(cString: hs_strerror(e)).append(" (errno ").append(e).append(")")
+    }
+
     private mutating func put(_ b: UInt8) {
         guard count < 159 else { return }  // long lines are cut, never overrun
         bytes[count] = b

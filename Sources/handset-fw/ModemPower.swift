@@ -192,19 +192,19 @@ struct ModemPower: ~Copyable {
         switch e {
         case .powerKey(let g) where !keyReported:
             keyReported = true; reported += 1
-            print("fw: power key gpio unavailable (\(Self.describe(g))); running without it")
+            Self.describe(LogLine("fw: power key gpio unavailable ("), g).append("); running without it").emit()
         case .reset(let g) where !resetReported:
             resetReported = true; reported += 1
-            print("fw: reset gpio unavailable (\(Self.describe(g))); running without it")
+            Self.describe(LogLine("fw: reset gpio unavailable ("), g).append("); running without it").emit()
         default: break
         }
         return e
     }
 
-    private static func describe(_ g: GPIOError) -> String {
+    private static func describe(_ line: LogLine, _ g: GPIOError) -> LogLine {
         switch g {
-        case .request(let e): return "request: errno \(e)"
-        case .set(let e): return "set: errno \(e)"
+        case .request(let e): return line.append("request: ").append(errno: e)
+        case .set(let e): return line.append("set: ").append(errno: e)
         }
     }
 }

@@ -18,16 +18,35 @@ func firmwareMain() -> Int32 {
         guard rc == 0 else { print("handset-fw: cannot disable core dumps (errno \(-rc))"); return 1 }
         return runFirmware(configPath: hs_argv(2)!)
     }
-    print("usage: handset-fw selftest | run CONFIG   (see docs/firmware.md)")
+    if args.count == 2 && (args.isEqual(1, "--help") || args.isEqual(1, "-h") || args.isEqual(1, "help")) {
+        print(help)
+        return 0
+    }
+    print("usage: handset-fw selftest | run CONFIG   (handset-fw --help; docs/firmware.md)")
     return 2
 }
+
+let help: StaticString = """
+    usage: handset-fw selftest | run CONFIG
+
+      selftest     known-answer tests of the crypto and codecs; prints "N passed, M failed", exits 0 if none failed
+      run CONFIG   the firmware: CONFIG holds `key = value` lines (docs/firmware.md, Configuration); runs until
+                   SIGTERM or SIGINT
+
+    Examples:
+      handset-fw selftest
+      handset-fw run /etc/handset/handset.conf   # illustrative: needs a provisioned state_dir and the modem's serial port
+    """
 
 func runFirmware(configPath: UnsafePointer<CChar>) -> Int32 {
     var text = InlineArray<4096, UInt8>(repeating: 0)
     let n = withUnsafeMutableBytes(of: &text) { b in
         Int(hs_file_read(configPath, b.baseAddress!.assumingMemoryBound(to: UInt8.self), b.count))
     }
-    guard n >= 0 else { print("handset-fw: cannot read the config file (errno \(-n))"); return 1 }
+    guard n >= 0 else {
+        LogLine("handset-fw: cannot read the config file ").append(cString: configPath).append(": ").append(errno: Int32(-n)).emit()
+        return 1
+    }
     var plane = HandsetDataPlane()
     var failure = ConfigError(line: 0, reason: "")
     let parsed = withUnsafeBytes(of: text) { b -> FirmwareConfig? in
@@ -39,7 +58,7 @@ func runFirmware(configPath: UnsafePointer<CChar>) -> Int32 {
         }
     }
     guard let config = parsed else {
-        print("handset-fw: config line \(failure.line): \(failure.reason)")
+        reportConfigError(failure, path: configPath)
         return 1
     }
     var dir = config.stateDir
@@ -57,15 +76,20 @@ func runFirmware(configPath: UnsafePointer<CChar>) -> Int32 {
     guard kd.keysUsable else { print("handset-fw: device key could not be set up"); return 1 }
     if let reason = refusalToStart(random: kd.random) { print("handset-fw: \(reason)"); return 1 }
     var serialPath = config.serial
+    var serialFailure = SerialError(kind: .other, errno: 0)
     let opened = withUnsafeBytes(of: &serialPath) { p -> SerialPort? in
         do throws(SerialError) {
             return try SerialPort(path: p.baseAddress!.assumingMemoryBound(to: CChar.self), baud: config.baud, rtscts: config.rtscts)
         } catch {
+            serialFailure = error
             return nil
         }
     }
     guard let port = opened else {
-        print("handset-fw: cannot open the serial device")
+        withUnsafeBytes(of: &serialPath) { p in
+            LogLine("handset-fw: cannot open the serial device ").append(cString: p.baseAddress!.assumingMemoryBound(to: CChar.self))
+                .append(": ").append(errno: serialFailure.errno).emit()
+        }
         return 1
     }
     _ = hs_stop_signals_install()
@@ -78,6 +102,26 @@ func runFirmware(configPath: UnsafePointer<CChar>) -> Int32 {
     }
     hs_heap_report()
     return status
+}
+
+/// `FILE:LINE: KEY: allowed values`, and for an unknown key the keys there are.
+func reportConfigError(_ e: ConfigError, path: UnsafePointer<CChar>) {
+    var line = LogLine("handset-fw: ").append(cString: path)
+    if e.line > 0 { line = line.append(":").append(e.line) }
+    line = line.append(": ")
+    // Most reasons start with their key ("baud must be ...", "dialect: auto, ..."): the key is not said twice.
+    let saysKey = e.key.withBytes { k -> Bool in
+        guard k.count > 0, k.count < e.reason.utf8CodeUnitCount else { return false }
+        for i in 0..<k.count where k[i] != e.reason.utf8Start[i] { return false }
+        return e.reason.utf8Start[k.count] == 0x3A || e.reason.utf8Start[k.count] == 0x20  // ':' or ' '
+    }
+    if e.key.count > 0 && !saysKey { line = e.key.withBytes { line.append(bytes: $0) }.append(": ") }
+    line.append(e.reason).emit()
+    if e.unknownKey {
+        print("handset-fw: the keys are:", terminator: "")
+        for k in FirmwareConfig.keys { print(" ", terminator: ""); print(k, terminator: "") }
+        print(" (docs/firmware.md, Configuration)")
+    }
 }
 
 hs_exit(firmwareMain())

@@ -76,7 +76,7 @@ func loopbackTable(_ c: AllocCase) -> SATable<4> {
         let p = SAParameters(spi: 0x0000_4A11, direction: dir, algorithm: c.algorithm, keyLength: c.keyLength,
                              icvLength: c.icvLength, salt: 0x0102_0304, local: local,
                              selector: SelectorPattern(remote: remote, prefix: 32), peer: remote)
-        key.withUnsafeBytes { try! t.install(p, key: $0) }
+        _ = key.withUnsafeBytes { try! t.install(p, key: $0) }
     }
     return t
 }
@@ -98,8 +98,8 @@ struct AllocPlanes: ~Copyable {
         }
         try! handset.spd.append(SPDRule(SelectorPattern(remote: g, prefix: 32), .protect(template: 1)))
         try! peer.spd.append(SPDRule(SelectorPattern(remote: h, prefix: 32), .protect(template: 1)))
-        key.withUnsafeBytes { try! handset.sas.install(params(.outbound, local: h, remote: g), key: $0) }
-        key.withUnsafeBytes { try! peer.sas.install(params(.inbound, local: g, remote: h), key: $0) }
+        _ = key.withUnsafeBytes { try! handset.sas.install(params(.outbound, local: h, remote: g), key: $0) }
+        _ = key.withUnsafeBytes { try! peer.sas.install(params(.inbound, local: g, remote: h), key: $0) }
     }
 }
 

@@ -21,10 +21,10 @@ struct Pair: ~Copyable {
         }
         try! handset.spd.append(SPDRule(SelectorPattern(remote: peerIP, prefix: peerIP.bitWidth), .protect(template: 1)))
         try! peer.spd.append(SPDRule(SelectorPattern(remote: handsetIP, prefix: handsetIP.bitWidth), .protect(template: 1)))
-        k1.withUnsafeBytes { try! handset.sas.install(params(0x1001, .outbound, local: handsetIP, remote: peerIP), key: $0) }
-        k2.withUnsafeBytes { try! handset.sas.install(params(0x2001, .inbound, local: handsetIP, remote: peerIP), key: $0) }
-        k2.withUnsafeBytes { try! peer.sas.install(params(0x2001, .outbound, local: peerIP, remote: handsetIP), key: $0) }
-        k1.withUnsafeBytes { try! peer.sas.install(params(0x1001, .inbound, local: peerIP, remote: handsetIP), key: $0) }
+        _ = k1.withUnsafeBytes { try! handset.sas.install(params(0x1001, .outbound, local: handsetIP, remote: peerIP), key: $0) }
+        _ = k2.withUnsafeBytes { try! handset.sas.install(params(0x2001, .inbound, local: handsetIP, remote: peerIP), key: $0) }
+        _ = k2.withUnsafeBytes { try! peer.sas.install(params(0x2001, .outbound, local: peerIP, remote: handsetIP), key: $0) }
+        _ = k1.withUnsafeBytes { try! peer.sas.install(params(0x1001, .inbound, local: peerIP, remote: handsetIP), key: $0) }
     }
 
     var fromHandset: TrafficSelector { TrafficSelector(local: handsetIP, remote: peerIP, localPort: 5000, remotePort: 7) }

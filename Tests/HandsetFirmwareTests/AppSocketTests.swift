@@ -80,7 +80,7 @@ import Testing
     }
 
     @Test func anotherFileAtThePathIsLeftAlone() throws {
-        FileManager.default.createFile(atPath: "\(dir)/app.sock", contents: Data("keep".utf8))
+        _ = FileManager.default.createFile(atPath: "\(dir)/app.sock", contents: Data("keep".utf8))
         var s = AppSocket()
         #expect(s.open(path: path("app.sock"), owner: geteuid(), group: -1) == -EEXIST)
         #expect(FileManager.default.contents(atPath: "\(dir)/app.sock") == Data("keep".utf8))

@@ -15,7 +15,15 @@ import Testing
     @Test func modemErrorsByKind() {
         #expect(text(LogLine("e: ").append(ATError.cms(321))) == "e: cms 321")
         #expect(text(LogLine("e: ").append(ATError.timeout)) == "e: timeout")
-        #expect(text(LogLine("e: ").append(ATError.transport(SerialError(kind: .hangUp, errno: 5)))) == "e: transport hang-up errno 5")
+        #expect(text(LogLine("e: ").append(ATError.transport(SerialError(kind: .hangUp, errno: 5)))) == "e: transport hang-up: Input/output error (errno 5)")
+    }
+
+    /// strerror's text as glibc has it (the firmware links the board's glibc too), then the number.
+    @Test func systemErrorsCarryTheSystemsMessage() {
+        #expect(text(LogLine("open: ").append(errno: 2)) == "open: No such file or directory (errno 2)")
+        #expect(text(LogLine("tun: ").append(errno: 13)) == "tun: Permission denied (errno 13)")
+        #expect(text(LogLine("f ").append(cString: "a.conf").append(":").append(bytes: UnsafeRawBufferPointer(start: nil, count: 0)))
+                == "f a.conf:")
     }
 
     @Test func longLinesAreCutNotOverrun() {

@@ -19,7 +19,7 @@ from modem_sim import HANDSET_EMU, Simulator
 REPO = Path(__file__).resolve().parents[2]
 FIRMWARE = os.environ.get("HANDSET_FIRMWARE", str(REPO / ".build/debug/handset-fw"))
 QEMU = os.environ.get("HANDSET_QEMU")
-NO_CHIP = "(request: errno 2)"  # ENOENT: /dev/gpiochip0 does not exist here
+NO_CHIP = "(request: No such file or directory (errno 2))"  # ENOENT: /dev/gpiochip0 does not exist here
 
 
 def firmware_command(config):

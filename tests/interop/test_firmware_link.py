@@ -43,9 +43,9 @@ def test_lost_tty_is_reopened_with_back_off_and_no_busy_loop(tmp_path, state_dir
             fw.proc.kill()
         sim.close()
     out = fw.output()
-    assert "fw: modem error (event loop): transport hang-up errno 5" in out, out
+    assert "fw: modem error (event loop): transport hang-up: Input/output error (errno 5)" in out, out
     # Back-off: tries after 1, 2 and 4 s failed in the 6.5 s outage (the path was gone), each logged once.
-    assert out.count("fw: serial device not back (errno 2)") in (2, 3, 4), out
+    assert out.count("fw: serial device not back: No such file or directory (errno 2)") in (2, 3, 4), out
     assert "next try in 2 s" in out and "next try in 4 s" in out, out
     assert "fw: serial link reopened" in out, out
     print(f"outage CPU: {cpu:.3f} s over {wall:.1f} s wall ({100 * cpu / wall:.1f}%)")

@@ -70,6 +70,8 @@ uint64_t hs_realtime_s(void);
 /* Writes all of buf to fd 1 or 2; returns 0 or -errno. */
 int hs_write_all(int fd, const void *buf, size_t len);
 int hs_errno(void);
+/* The C library's message for an errno value ("No such file or directory"), for logs; never NULL. */
+const char *hs_strerror(int err);
 /* Line-buffers stdout, so a log survives the process being killed. */
 void hs_stdout_line_buffered(void);
 /* Process arguments, captured at start-up (Embedded Swift has no CommandLine). */
