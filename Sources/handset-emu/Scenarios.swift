@@ -123,6 +123,8 @@ extension Scenario {
 
     static func saCache(_ c: ScenarioContext) throws -> String {
         let w = c.world
+        // The relationship to reuse: made here when no earlier scenario contacted the party since the login.
+        _ = try c.echo("hello", port: EmulatedPeer.echoPort, sport: 5003)
         let reuses = w.gateway.counters.peerReuses
         let spis = w.capture.summary.spis
         let reply = try c.echo("account 42", port: EmulatedPeer.balancePort, sport: 5002)
