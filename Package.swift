@@ -30,9 +30,10 @@ let package = Package(
                           swiftSettings: handsetSwift),
 
         // Host side: full Swift.
+        .target(name: "SMPP"),
         .target(
             name: "ModemSim",
-            dependencies: ["BearerDriver", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["BearerDriver", "SMPP", .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "Gateway",
             dependencies: [
@@ -57,7 +58,8 @@ let package = Package(
         .testTarget(name: "GatewayTests", dependencies: ["Gateway", "HandsetCore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "HandsetEmuTests", dependencies: ["handset-emu", "Gateway", "HandsetCore"]),
         .testTarget(name: "BearerDriverTests", dependencies: ["BearerDriver", "CHandsetShim"]),
-        .testTarget(name: "ModemSimTests", dependencies: ["ModemSim", "BearerDriver"]),
+        .testTarget(name: "ModemSimTests", dependencies: ["ModemSim", "BearerDriver", "SMPP"]),
+        .testTarget(name: "SMPPTests", dependencies: ["SMPP"]),
         .testTarget(name: "HandsetFirmwareTests", dependencies: ["handset-fw", "CHandsetShim"]),
     ]
 )
