@@ -8,7 +8,7 @@ public struct ESMEConfig: Sendable {
     public var systemID: String
     public var password: String
     public var systemType = ""
-    public var sourceAddr = ""
+    public var sourceAddr = ""             // "+" first: international (TON 1)
     public var portDst = 16400
     public var portSrc = 16400
     public var window = 8
@@ -183,7 +183,8 @@ public final class ESMEClient: @unchecked Sendable {
             }
             guard let part else { return }
             var m = SMPPShortMessage()
-            m.sourceTON = 0; m.sourceNPI = 1; m.sourceAddr = config.sourceAddr
+            m.sourceTON = config.sourceAddr.hasPrefix("+") ? 1 : 0; m.sourceNPI = 1
+            m.sourceAddr = config.sourceAddr.filter { $0 != "+" }
             m.destTON = part.destination.hasPrefix("+") ? 1 : 0; m.destNPI = 1
             m.destAddr = part.destination.filter { $0 != "+" }
             m.esmClass = SMPPShortMessage.udhi
