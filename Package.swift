@@ -44,7 +44,7 @@ let package = Package(
         .executableTarget(
             name: "handset-emu",
             dependencies: [
-                "HandsetCore", "BearerDriver", "ModemSim", "Gateway",
+                "HandsetCore", "BearerDriver", "ModemSim", "Gateway", "SMPP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
