@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "handset-fw", targets: ["handset-fw"]),
         .library(name: "HandsetCore", targets: ["HandsetCore"]),
         .library(name: "BearerDriver", targets: ["BearerDriver"]),
+        .library(name: "SMPP", targets: ["SMPP"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),

@@ -101,4 +101,34 @@ private func waitUntil(_ seconds: Double = 5, _ condition: () -> Bool) -> Bool {
         #expect(b.events.wait(for: "sms-mo").count == 1)
         #expect(b.sim.smppCounters.delivers == 0 && client.counters.delivered == 0)
     }
+
+    @Test func badPDUsGetGenericNackAndTheCentreStaysUp() throws {
+        let b = try Bench(.simcom, smpp: SMPPOptions())
+        defer { b.close() }
+        #expect(b.ready())
+        let s = try SMPPSocket.connect(host: "127.0.0.1", port: try #require(b.sim.smppPort))
+        defer { s.close() }
+        func reply() throws -> SMPPPDU? {
+            guard s.readable(timeoutMs: 3000) else { return nil }
+            return try SMPPPDU.decode(s.readPDU())
+        }
+        try s.send(SMPPPDU(.submitSM(SMPPShortMessage()), sequence: 1)) // before any bind
+        #expect(try reply() == SMPPPDU(.submitSMResp(messageID: ""), sequence: 1, status: SMPPStatus.incorrectBindStatus))
+        try s.write([0, 0, 0, 16, 0, 0, 1, 0x99, 0, 0, 0, 0, 0, 0, 0, 2]) // unknown command_id
+        #expect(try reply() == SMPPPDU(.genericNack, sequence: 2, status: SMPPStatus.invalidCommandID))
+        try s.write([0, 0, 0, 18, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 3, 0x41, 0x42]) // bind, system_id without NUL
+        #expect(try reply() == SMPPPDU(.genericNack, sequence: 3, status: SMPPStatus.invalidMessageLength))
+        // command_length over 64 KiB: refused before reading on; the stream is lost, so the link goes.
+        try s.write([0, 1, 0, 1, 0, 0, 0, 0x15, 0, 0, 0, 0, 0, 0, 0, 4])
+        #expect(try reply() == SMPPPDU(.genericNack, sequence: 0, status: SMPPStatus.invalidCommandLength))
+        #expect(s.readable(timeoutMs: 3000))
+        #expect(throws: SMPPSocketError.closed) { try s.readPDU() }
+        let c = b.sim.smppCounters
+        #expect(c.notBound == 1 && c.genericNacksSent == 3)
+        #expect(c.malformed == [.unknownCommand(0x199): 1, .unterminatedCString("system_id"): 1, .badLength(0x10001): 1])
+        let client = try esme(b)
+        client.start()
+        defer { client.stop() }
+        #expect(waitUntil { client.isBound }) // the centre still serves
+    }
 }
