@@ -94,7 +94,8 @@ final class SMPPService: @unchecked Sendable {
             let pdu: SMPPPDU
             do { pdu = try SMPPPDU.decode(bytes) } catch {
                 let seq = (try? SMPPPDU.header(bytes))?.sequence ?? 0
-                let status = if case .unknownCommand = error { SMPPStatus.invalidCommandID } else { SMPPStatus.invalidMessageLength }
+                let status = if case .unknownCommand = error { SMPPStatus.invalidCommandID }
+                             else { SMPPStatus.invalidMessageLength }
                 queue.sync { counters.malformed[error, default: 0] += 1; counters.genericNacksSent += 1 }
                 try? s.socket.send(SMPPPDU(.genericNack, sequence: seq, status: status))
                 continue
@@ -112,7 +113,9 @@ final class SMPPService: @unchecked Sendable {
         let seq = pdu.sequence
         switch pdu.body {
         case .bindTransceiver(let b):
-            if s.bound { return SMPPPDU(.bindTransceiverResp(systemID: "smsc"), sequence: seq, status: SMPPStatus.alreadyBound) }
+            if s.bound {
+                return SMPPPDU(.bindTransceiverResp(systemID: "smsc"), sequence: seq, status: SMPPStatus.alreadyBound)
+            }
             if let password, b.password != password {
                 counters.bindsRefused += 1
                 return SMPPPDU(.bindTransceiverResp(systemID: ""), sequence: seq, status: SMPPStatus.invalidPassword)

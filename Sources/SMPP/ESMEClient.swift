@@ -232,16 +232,22 @@ public final class ESMEClient: @unchecked Sendable {
         case .enquireLinkResp, .unbindResp:
             break
         case .deliverSM(let m):
-            try socket.send(SMPPPDU(.deliverSMResp(messageID: ""), sequence: pdu.sequence))
-            if m.isDeliveryReceipt { locked { _counters.deliveryReceipts += 1 }; return }
-            do {
-                let (udh, payload) = try PortAddressedSMS.parse(m.userData, udhi: m.hasUDH)
-                locked { _counters.delivered += 1 }
-                onDeliver(InboundSMS(originator: (m.sourceTON == 1 ? "+" : "") + m.sourceAddr, destination: m.destAddr,
-                                     dataCoding: m.dataCoding, udh: udh, payload: payload))
-            } catch {
-                locked { _counters.badUDH += 1 }
+            if m.isDeliveryReceipt {
+                try socket.send(SMPPPDU(.deliverSMResp(messageID: ""), sequence: pdu.sequence))
+                locked { _counters.deliveryReceipts += 1 }
+                return
             }
+            guard let (udh, payload) = try? PortAddressedSMS.parse(m.userData, udhi: m.hasUDH) else {
+                // A header that overruns its data will not parse on a retry either: reject it for good.
+                try socket.send(SMPPPDU(.deliverSMResp(messageID: ""), sequence: pdu.sequence,
+                                        status: SMPPStatus.rejectedForGood))
+                locked { _counters.badUDH += 1 }
+                return
+            }
+            try socket.send(SMPPPDU(.deliverSMResp(messageID: ""), sequence: pdu.sequence))
+            locked { _counters.delivered += 1 }
+            onDeliver(InboundSMS(originator: (m.sourceTON == 1 ? "+" : "") + m.sourceAddr, destination: m.destAddr,
+                                 dataCoding: m.dataCoding, udh: udh, payload: payload))
         case .submitSMResp:
             submitAnswered(pdu)
         case .genericNack:

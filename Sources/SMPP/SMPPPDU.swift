@@ -38,6 +38,7 @@ public enum SMPPStatus {
     public static let invalidSystemID: UInt32 = 0x0F
     public static let messageQueueFull: UInt32 = 0x14
     public static let throttled: UInt32 = 0x58
+    public static let rejectedForGood: UInt32 = 0x64   // ESME_RX_R_APPN: the ESME rejects the message permanently
 }
 
 public enum SMPPLimits {

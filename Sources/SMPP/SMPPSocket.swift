@@ -27,7 +27,9 @@ public final class SMPPSocket: @unchecked Sendable {
             Glibc.close(fd); throw .system("inet_pton", EINVAL)
         }
         let rc = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard rc == 0 else { let e = errno; Glibc.close(fd); throw .system("connect", e) }
         var one: Int32 = 1

@@ -69,7 +69,8 @@ struct ESMECommand: ParsableCommand {
         emitLine("{\"event\":\"done\",\"ok\":\(ok),\"parts\":\(parts),\"acked\":\(c.submitsAcked),\"failed\":\(c.submitsFailed),"
               + "\"throttled\":\(c.throttled),\"resent\":\(c.resent),\"delivered\":\(c.delivered),"
               + "\"receipts\":\(c.deliveryReceipts),\"malformed\":\(c.malformedTotal),\"nacks-sent\":\(c.genericNacksSent),"
-              + "\"binds\":\(c.binds),\"bind-failures\":\(c.bindFailures),\"reconnects\":\(c.reconnects),\"connect-failures\":\(c.connectFailures)}")
+              + "\"binds\":\(c.binds),\"bind-failures\":\(c.bindFailures),\"reconnects\":\(c.reconnects),"
+              + "\"connect-failures\":\(c.connectFailures)}")
         if !ok { throw ExitCode(1) }
     }
 }

@@ -111,6 +111,10 @@ func eventually(_ seconds: Double = 5, _ condition: () -> Bool) -> Bool {
         #expect(try smsc.read(s) == SMPPPDU(.genericNack, sequence: 43, status: SMPPStatus.invalidMessageLength))
         try s.send(SMPPPDU(.enquireLink, sequence: 44))
         #expect(try smsc.read(s) == SMPPPDU(.enquireLinkResp, sequence: 44))
+        // UDHI set but the UDH overruns the data: rejected for good (ESME_RX_R_APPN), not handed on.
+        m.shortMessage = [0x06, 0x05, 0x04, 0x40]
+        try s.send(SMPPPDU(.deliverSM(m), sequence: 45))
+        #expect(try smsc.read(s) == SMPPPDU(.deliverSMResp(messageID: ""), sequence: 45, status: SMPPStatus.rejectedForGood))
         // smpplib's delivery receipt vector: answered and counted, not handed on as data.
         let receipt = try SMPPPDU.decode(Array(hexString: SMPPPDUTests.receipt))
         try s.send(receipt)
@@ -119,7 +123,28 @@ func eventually(_ seconds: Double = 5, _ condition: () -> Bool) -> Bool {
         let c = esme.counters
         #expect(c.malformed[.unknownCommand(0x99)] == 1 && c.malformed[.truncated] == 1)
         #expect(c.genericNacksSent == 2 && c.enquireLinksAnswered == 1 && c.delivered == 1 && inbox.all.count == 1)
+        #expect(c.badUDH == 1)
         #expect(esme.isBound) // bad PDUs do not cost the session
+    }
+
+    @Test func unansweredSubmitCostsTheLinkAndIsResent() throws {
+        let smsc = try ScriptedSMSC()
+        let esme = client(smsc) { $0.responseTimeout = 0.3 }
+        esme.start()
+        defer { esme.stop() }
+        let (s1, _) = try smsc.acceptBound()
+        try esme.send(to: "15550100001", payload: [9, 9])
+        let lost = try #require(try smsc.read(s1))
+        guard case .submitSM(let first) = lost.body else { Issue.record("want submit_sm, got \(lost)"); return }
+        // No submit_sm_resp: after the response timeout the ESME gives up on this link, re-binds and resends.
+        let (s2, _) = try smsc.acceptBound()
+        defer { s2.close(); s1.close() }
+        let again = try #require(try smsc.read(s2))
+        #expect(again.body == .submitSM(first))
+        try s2.send(SMPPPDU(.submitSMResp(messageID: "x"), sequence: again.sequence))
+        #expect(eventually { esme.counters.submitsAcked == 1 })
+        let c = esme.counters
+        #expect(c.responseTimeouts == 1 && c.resent == 1 && c.binds == 2)
     }
 
     @Test func sendsEnquireLinkWhenIdle() throws {
