@@ -9,6 +9,8 @@ import tempfile
 import threading
 import time
 
+import serial
+
 HANDSET_EMU = os.environ.get("HANDSET_EMU", ".build/debug/handset-emu")
 
 
@@ -67,3 +69,26 @@ class Simulator:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class AT:
+    """A bare AT client on the simulator's pty."""
+
+    def __init__(self, path):
+        self.port = serial.Serial(path, 115200, timeout=0.1)
+
+    def command(self, line, until=(b"OK\r\n", b"ERROR"), timeout=5):
+        self.port.write(line.encode() + b"\r")
+        return self.read(until, timeout)
+
+    def read(self, until, timeout=5):
+        out = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            out += self.port.read(256)
+            if any(u in out for u in until):
+                return out.decode(errors="replace")
+        raise AssertionError("no %r in %r" % (until, out))
+
+    def close(self):
+        self.port.close()

@@ -7,39 +7,15 @@ SMS-DELIVER. Then the module sends a binary SMS-SUBMIT with AT+CMGS, and smpplib
 import time
 
 import pytest
-import serial
 import smpplib.client
 import smpplib.consts
 from gsmmodem.pdu import decodeSmsPdu
 
-from modem_sim import Simulator
+from modem_sim import AT, Simulator
 
 MODULE_NUMBER = "15550100001"    # SubscriberIdentity.ownNumber
 GATEWAY_NUMBER = "15550199"
 PORT_UDH = bytes([0x06, 0x05, 0x04, 0x40, 0x10, 0x40, 0x10])  # IEI 0x05: ports 16400 -> 16400
-
-
-class AT:
-    """A bare AT client on the simulator's pty."""
-
-    def __init__(self, path):
-        self.port = serial.Serial(path, 115200, timeout=0.1)
-
-    def command(self, line, until=(b"OK\r\n", b"ERROR"), timeout=5):
-        self.port.write(line.encode() + b"\r")
-        return self.read(until, timeout)
-
-    def read(self, until, timeout=5):
-        out = b""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            out += self.port.read(256)
-            if any(u in out for u in until):
-                return out.decode(errors="replace")
-        raise AssertionError("no %r in %r" % (until, out))
-
-    def close(self):
-        self.port.close()
 
 
 @pytest.fixture
