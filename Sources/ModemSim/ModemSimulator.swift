@@ -149,6 +149,9 @@ public final class ModemSimulator: @unchecked Sendable {
     /// What the SMS centre's SMPP side has seen (zero without SMPP).
     public var smppCounters: SMPPServiceCounters { queue.sync { centre.smpp?.counters ?? SMPPServiceCounters() } }
 
+    /// MO SMS the SMS centre holds for want of a bound ESME.
+    public var smppHeld: Int { queue.sync { centre.smpp?.heldCount ?? 0 } }
+
     /// ESMEs bound to the SMS centre now.
     public var smppBoundSessions: Int { queue.sync { centre.smpp?.boundSessions ?? 0 } }
 

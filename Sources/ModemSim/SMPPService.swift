@@ -9,6 +9,7 @@ import Glibc
 public struct SMPPServiceCounters: Sendable, Equatable {
     public var connections = 0, binds = 0, bindsRefused = 0
     public var submits = 0, submitsRefused = 0, delivers = 0, deliverResps = 0, enquireLinks = 0
+    public var held = 0, heldDropped = 0    // MO kept while no ESME was bound; the oldest dropped past the cap
     public var genericNacksSent = 0, genericNacksReceived = 0, notBound = 0
     public var malformed: [SMPPError: Int] = [:]
 }
@@ -25,6 +26,11 @@ final class SMPPService: @unchecked Sendable {
     private let password: String?
     /// Called on `queue`; returns the command_status for the submit_sm_resp.
     var onSubmit: (SMPPShortMessage) -> UInt32 = { _ in SMPPStatus.systemError }
+    /// Called on `queue` after each successful bind, with the ESME's system_id.
+    var onBind: (String) -> Void = { _ in }
+    /// MO waiting for an ESME to bind (store and forward, as a real SMSC would).
+    private var held: [SMPPShortMessage] = []
+    static let heldCapacity = 64
     private(set) var counters = SMPPServiceCounters()   // on `queue`
     private var sessions: [Session] = []               // on `queue`
     private var listenFD: Int32 = -1
@@ -55,17 +61,37 @@ final class SMPPService: @unchecked Sendable {
         sessions.removeAll()
     }
 
-    /// Offers `m` as deliver_sm to every bound session (on `queue`); returns how many got it.
+    /// Offers `m` as deliver_sm to every bound session (on `queue`); returns how many got it. With none bound it is
+    /// held (at most `heldCapacity`, oldest dropped first) until an ESME binds.
     @discardableResult
     func deliver(_ m: SMPPShortMessage) -> Int {
         var sent = 0
         for s in sessions where s.bound {
-            nextSequence = nextSequence >= 0x7FFF_FFFF ? 1 : nextSequence + 1
-            if (try? s.socket.send(SMPPPDU(.deliverSM(m), sequence: nextSequence))) != nil { sent += 1 }
+            if send(m, to: s) { sent += 1 }
         }
         counters.delivers += sent
+        if sent == 0 {
+            if held.count == Self.heldCapacity { held.removeFirst(); counters.heldDropped += 1 }
+            held.append(m)
+            counters.held += 1
+        }
         return sent
     }
+
+    private func send(_ m: SMPPShortMessage, to s: Session) -> Bool {
+        nextSequence = nextSequence >= 0x7FFF_FFFF ? 1 : nextSequence + 1
+        return (try? s.socket.send(SMPPPDU(.deliverSM(m), sequence: nextSequence))) != nil
+    }
+
+    /// After a bind_transceiver_resp went out: what waited goes to this ESME, oldest first.
+    private func flushHeld(to s: Session) {
+        while let m = held.first, s.bound, send(m, to: s) {
+            held.removeFirst()
+            counters.delivers += 1
+        }
+    }
+
+    var heldCount: Int { held.count }
 
     var boundSessions: Int { sessions.filter(\.bound).count }
 
@@ -102,6 +128,9 @@ final class SMPPService: @unchecked Sendable {
             }
             let reply = queue.sync { answer(pdu, s) }
             if let reply { try? s.socket.send(reply) }
+            if case .bindTransceiverResp = reply?.body, reply?.status == SMPPStatus.ok {
+                queue.sync { onBind(s.systemID); flushHeld(to: s) }
+            }
             if case .unbind = pdu.body { break }
         }
         queue.sync { sessions.removeAll { $0 === s } }

@@ -9,6 +9,7 @@ extension SMSCentre {
     func listenSMPP(port: Int, password: String?) throws(SMPPSocketError) -> Int {
         let service = SMPPService(queue: engine.queue, password: password)
         service.onSubmit = { [weak self] m in self?.acceptSubmit(m) ?? SMPPStatus.systemError }
+        service.onBind = { [weak self] id in self?.emit(NetworkEvent("smpp-bind", [("system-id", .string(id))])) }
         let bound = try service.listen(port: port)
         smpp = service
         return bound
@@ -72,6 +73,7 @@ extension SMSCentre {
             m.shortMessage = []
         }
         let sent = smpp.deliver(m)
-        emit(NetworkEvent("smpp-deliver", [("to", .string(decoded.destination)), ("esmes", .int(sent))]))
+        emit(NetworkEvent("smpp-deliver", [("to", .string(decoded.destination)), ("esmes", .int(sent)),
+                                           ("held", .int(smpp.heldCount))]))
     }
 }

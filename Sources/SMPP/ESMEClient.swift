@@ -146,10 +146,7 @@ public final class ESMEClient: @unchecked Sendable {
         var lastLink = now()
         do {
             while true {
-                guard locked({ running }) else {
-                    try? socket.send(SMPPPDU(.unbind, sequence: nextSequence()))
-                    return
-                }
+                guard locked({ running }) else { return unbind(socket) }
                 let t = now()
                 if t - lastLink >= config.enquireLinkInterval {
                     try socket.send(SMPPPDU(.enquireLink, sequence: nextSequence()))
@@ -172,6 +169,18 @@ public final class ESMEClient: @unchecked Sendable {
                 try handle(pdu, socket)
             }
         } catch {}
+    }
+
+    /// §4.2: unbind, then wait briefly for unbind_resp; responses still in flight are requeued by the caller.
+    private func unbind(_ socket: SMPPSocket) {
+        let seq = nextSequence()
+        guard (try? socket.send(SMPPPDU(.unbind, sequence: seq))) != nil else { return }
+        let deadline = now() + 1
+        while now() < deadline, socket.readable(timeoutMs: 50) {
+            guard let pdu = try? receive(socket) else { continue }
+            if case .unbindResp = pdu.body, pdu.sequence == seq { return }
+            try? handle(pdu, socket)
+        }
     }
 
     private func fillWindow(_ socket: SMPPSocket, at t: Double) throws(SMPPSocketError) {

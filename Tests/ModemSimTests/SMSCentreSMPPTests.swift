@@ -75,6 +75,26 @@ private func waitUntil(_ seconds: Double = 5, _ condition: () -> Bool) -> Bool {
         #expect(waitUntil { b.sim.smppCounters.deliverResps == 1 }) // the ESME answered
     }
 
+    @Test func moWaitsForAnESMEToBind() throws {
+        let b = try Bench(.simcom, smpp: SMPPOptions())
+        defer { b.close() }
+        #expect(b.ready())
+        let c = b.client
+        #expect(c.command("AT+CMGF=0") == "\r\nOK\r\n")
+        #expect(c.commandToPrompt("AT+CMGS=23", prompt: "> ") == "\r\n> ")
+        c.write(SMSCentreTests.submit)
+        #expect(c.command("\u{1A}").contains("+CMGS: "))
+        #expect(waitUntil { b.sim.smppHeld == 1 }) // nobody bound yet
+        let inbox = SMPPInbox()
+        let client = try esme(b, inbox: inbox)
+        client.start()
+        defer { client.stop() }
+        #expect(waitUntil { inbox.all.count == 1 })
+        #expect(inbox.all.first?.payload == Array("hellohello".utf8))
+        #expect(b.sim.smppHeld == 0 && b.sim.smppCounters.delivers == 1)
+        #expect(b.events.named("smpp-bind").first?.string("system-id") == "gateway")
+    }
+
     @Test func refusalsAreAnsweredAndCounted() throws {
         let b = try Bench(.simcom, smpp: SMPPOptions(password: "pw", gatewayNumber: "+15550199"))
         defer { b.close() }

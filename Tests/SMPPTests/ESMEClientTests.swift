@@ -147,6 +147,22 @@ func eventually(_ seconds: Double = 5, _ condition: () -> Bool) -> Bool {
         #expect(c.responseTimeouts == 1 && c.resent == 1 && c.binds == 2)
     }
 
+    @Test func stopUnbinds() throws {
+        let smsc = try ScriptedSMSC()
+        let esme = client(smsc)
+        esme.start()
+        let (s, _) = try smsc.acceptBound()
+        defer { s.close() }
+        #expect(eventually { esme.isBound })
+        let stopped = DispatchSemaphore(value: 0)
+        Thread { esme.stop(); stopped.signal() }.start()
+        let pdu = try #require(try smsc.read(s))
+        #expect(pdu.body == .unbind)
+        try s.send(SMPPPDU(.unbindResp, sequence: pdu.sequence))
+        #expect(stopped.wait(timeout: .now() + 2) == .success)
+        #expect(!esme.isBound)
+    }
+
     @Test func sendsEnquireLinkWhenIdle() throws {
         let smsc = try ScriptedSMSC()
         let esme = client(smsc) { $0.enquireLinkInterval = 0.2 }
