@@ -84,6 +84,29 @@ func eventually(_ seconds: Double = 5, _ condition: () -> Bool) -> Bool {
         #expect(c.throttled == 1 && c.resent == 1 && c.submitsSent == 4 && c.submitsFailed == 0)
     }
 
+    @Test func backOffDoublesWhileThrottledAndResetsAfterSuccess() throws {
+        let smsc = try ScriptedSMSC()
+        let esme = client(smsc) { $0.throttleBackoff = 0.15 }
+        esme.start()
+        defer { esme.stop() }
+        let (s, _) = try smsc.acceptBound()
+        defer { s.close() }
+        try esme.send(to: "15550100001", payload: [1])
+        var gaps: [Double] = []
+        var last = Date()
+        for status in [SMPPStatus.throttled, SMPPStatus.throttled, SMPPStatus.ok] {
+            let pdu = try #require(try smsc.read(s))
+            gaps.append(Date().timeIntervalSince(last))
+            try s.send(SMPPPDU(.submitSMResp(messageID: ""), sequence: pdu.sequence, status: status))
+            last = Date()
+        }
+        #expect(gaps[1] >= 0.14 && gaps[2] >= 0.29) // 0.15 s, then 0.3 s
+        try esme.send(to: "15550100001", payload: [2])
+        _ = try #require(try smsc.read(s))
+        #expect(Date().timeIntervalSince(last) < 0.14) // success cleared the back-off
+        #expect(esme.counters.throttled == 2)
+    }
+
     @Test func deliverEnquireLinkAndBadPDUs() throws {
         let smsc = try ScriptedSMSC()
         let inbox = Inbox()

@@ -29,6 +29,17 @@ import Testing
         #expect(try PortAddressedSMS.parts([UInt8](repeating: 1, count: 134), portDst: 1, portSrc: 1, reference: 0).count == 2)
     }
 
+    @Test func parsesEightBitConcatAndPortsTogether() throws {
+        // The module's own concatenation (IEI 0x00, 8-bit reference; TS 23.040 §9.2.3.24.1) next to 16-bit ports,
+        // and an unknown IEI (0x24, national language) that is skipped.
+        let ud: [UInt8] = [0x0D, 0x00, 0x03, 0xCC, 0x02, 0x01, 0x05, 0x04, 0x40, 0x10, 0x23, 0xF0, 0x24, 0x00, 0x99]
+        let (h, body) = try PortAddressedSMS.parse(ud, udhi: true)
+        #expect(h.concatRef == 0xCC && h.concatTotal == 2 && h.concatSeq == 1)
+        #expect(h.portDst == 16400 && h.portSrc == 9200)
+        #expect(body == [0x99])
+        #expect(try PortAddressedSMS.parse([0x41, 0x42], udhi: false).1 == [0x41, 0x42])
+    }
+
     @Test func badHeadersAreTyped() {
         #expect(throws: UDHError.missingHeader) { try PortAddressedSMS.parse([], udhi: true) }
         #expect(throws: UDHError.headerOverrun) { try PortAddressedSMS.parse([0x06, 0x05, 0x04], udhi: true) }
