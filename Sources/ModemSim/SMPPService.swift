@@ -99,7 +99,13 @@ final class SMPPService: @unchecked Sendable {
         while queue.sync(execute: { accepting }) {
             guard let socket = SMPPSocket.accept(listening: fd, timeoutMs: 100) else { continue }
             let session = Session(socket: socket)
-            queue.sync { sessions.append(session); counters.connections += 1 }
+            let open = queue.sync { () -> Bool in
+                guard accepting else { return false } // close() ran while accept() waited: nobody would shut it
+                sessions.append(session)
+                counters.connections += 1
+                return true
+            }
+            guard open else { socket.close(); break }
             let t = Thread { [self] in readLoop(session) }
             t.name = "smsc-smpp-session"
             t.start()
