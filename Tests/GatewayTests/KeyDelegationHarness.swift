@@ -74,7 +74,12 @@ final class TestPeer: PeerNegotiator, TrustedServices, @unchecked Sendable {
     }
 
     func secret(device: UInt64, channel: UInt16, data: [UInt8]) -> [UInt8]? { Array("ack:".utf8) + data }
-    func fetch(device: UInt64, url: String) -> (status: UInt16, body: [UInt8]) { (200, Array("fetched \(url)".utf8)) }
+    /// Runs inside `fetch` before it answers (a test holds the fetch there).
+    var duringFetch: (() -> Void)?
+    func fetch(device: UInt64, url: String) -> (status: UInt16, body: [UInt8]) {
+        duringFetch?()
+        return (200, Array("fetched \(url)".utf8))
+    }
 }
 
 /// A provisioned device plus a gateway on a fresh SQLite registry.
@@ -104,6 +109,15 @@ struct World {
     func handset() throws -> KeyDelegationClient<FlashStore> {
         var c = try KeyDelegationClient(store: FlashStore(flash: flash))
         c.localAddress = IPAddress(10, 0, 0, 2)
+        return c
+    }
+
+    /// A handset booted and logged in against the gateway (its SA table thrown away).
+    func loggedInHandset() throws -> KeyDelegationClient<FlashStore> {
+        var c = try handset()
+        var plane = HandsetPlane()
+        c.boot(now: 0)
+        exchange(&c, gateway, plane: &plane)
         return c
     }
 }
