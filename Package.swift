@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "handset-fw", targets: ["handset-fw"]),
         .library(name: "HandsetCore", targets: ["HandsetCore"]),
         .library(name: "BearerDriver", targets: ["BearerDriver"]),
+        .library(name: "SMPP", targets: ["SMPP"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -30,9 +31,10 @@ let package = Package(
                           swiftSettings: handsetSwift),
 
         // Host side: full Swift.
+        .target(name: "SMPP"),
         .target(
             name: "ModemSim",
-            dependencies: ["BearerDriver", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["BearerDriver", "SMPP", .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "Gateway",
             dependencies: [
@@ -43,7 +45,7 @@ let package = Package(
         .executableTarget(
             name: "handset-emu",
             dependencies: [
-                "HandsetCore", "BearerDriver", "ModemSim", "Gateway",
+                "HandsetCore", "BearerDriver", "ModemSim", "Gateway", "SMPP",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -57,7 +59,8 @@ let package = Package(
         .testTarget(name: "GatewayTests", dependencies: ["Gateway", "HandsetCore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "HandsetEmuTests", dependencies: ["handset-emu", "Gateway", "HandsetCore"]),
         .testTarget(name: "BearerDriverTests", dependencies: ["BearerDriver", "CHandsetShim"]),
-        .testTarget(name: "ModemSimTests", dependencies: ["ModemSim", "BearerDriver"]),
+        .testTarget(name: "ModemSimTests", dependencies: ["ModemSim", "BearerDriver", "SMPP"]),
+        .testTarget(name: "SMPPTests", dependencies: ["SMPP"]),
         .testTarget(name: "HandsetFirmwareTests", dependencies: ["handset-fw", "CHandsetShim"]),
     ]
 )

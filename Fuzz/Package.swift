@@ -22,5 +22,6 @@ let package = Package(
         fuzzer("FuzzSMSPDU", [.product(name: "BearerDriver", package: "handset")]),
         fuzzer("FuzzKeyDelegation", [.product(name: "HandsetCore", package: "handset")]),
         fuzzer("FuzzESPOpen", [.product(name: "HandsetCore", package: "handset")]),
+        fuzzer("FuzzSMPPPDU", [.product(name: "SMPP", package: "handset")]),
     ]
 )

@@ -3,16 +3,28 @@
 import Foundation
 import Logging
 
+/// The SMS centre's SMPP listener.
+public struct SMPPOptions: Sendable {
+    public var port: Int                 // 0 picks a free one
+    public var password: String?         // nil: any bind is accepted
+    public var gatewayNumber: String?    // nil: every MO SMS goes out as deliver_sm
+    public init(port: Int = 0, password: String? = nil, gatewayNumber: String? = nil) {
+        self.port = port; self.password = password; self.gatewayNumber = gatewayNumber
+    }
+}
+
 public final class ModemSimulator: @unchecked Sendable {
     public let profile: ModemProfile
     public let linkPath: String?
     public private(set) var slavePath = ""
     public private(set) var smsControlPort: Int?
+    public private(set) var smppPort: Int?
 
     private let queue = DispatchQueue(label: "modemsim.engine")
     private let writer = DispatchQueue(label: "modemsim.writer")
     private let logger: Logger
     private let requestedSMSPort: Int?
+    private let smpp: SMPPOptions?
     private var pty: PseudoTerminal?
     private var readSource: DispatchSourceRead?
     private var engine: ModemEngine!
@@ -24,10 +36,11 @@ public final class ModemSimulator: @unchecked Sendable {
     /// - Parameters:
     ///   - linkPath: symlink to create for the pty slave (nil: only `slavePath`).
     ///   - smsPort: UDP control port of the SMS centre on 127.0.0.1 (0 picks one, nil disables it).
+    ///   - smpp: the SMS centre also listens for SMPP 3.4 ESMEs on 127.0.0.1 (nil: no SMPP).
     ///   - events: receives every network event; `ModemSimulator.stdoutEvents` prints them as JSON lines.
     ///   - trace: receives every AT line either way (on the simulator's queue), for `--trace`.
     public init(profile: ModemProfile, linkPath: String?, faults: FaultPlan = FaultPlan(), smsPort: Int? = nil,
-                identity: SubscriberIdentity = SubscriberIdentity(), timing: SimTiming = SimTiming(),
+                smpp: SMPPOptions? = nil, identity: SubscriberIdentity = SubscriberIdentity(), timing: SimTiming = SimTiming(),
                 logger: Logger = Logger(label: "modemsim"),
                 events: @escaping @Sendable (NetworkEvent) -> Void = ModemSimulator.stdoutEvents,
                 trace: (@Sendable (ATTraceLine) -> Void)? = nil) {
@@ -35,6 +48,7 @@ public final class ModemSimulator: @unchecked Sendable {
         self.linkPath = linkPath
         self.logger = logger
         self.requestedSMSPort = smsPort
+        self.smpp = smpp
         self.events = events
         self.trace = trace
         let emit: (NetworkEvent) -> Void = { [events] e in events(e) }
@@ -61,6 +75,12 @@ public final class ModemSimulator: @unchecked Sendable {
         pty = p
         slavePath = p.slavePath
         if let port = requestedSMSPort { smsControlPort = try centre.listen(port: port) }
+        if let smpp {
+            try queue.sync {
+                centre.smppNumber = smpp.gatewayNumber
+                smppPort = try centre.listenSMPP(port: smpp.port, password: smpp.password)
+            }
+        }
         let src = DispatchSource.makeReadSource(fileDescriptor: p.master, queue: queue)
         src.setEventHandler { [weak self] in
             let bytes = p.readAvailable()
@@ -125,6 +145,15 @@ public final class ModemSimulator: @unchecked Sendable {
                            duplicate: duplicate).parts
         }
     }
+
+    /// What the SMS centre's SMPP side has seen (zero without SMPP).
+    public var smppCounters: SMPPServiceCounters { queue.sync { centre.smpp?.counters ?? SMPPServiceCounters() } }
+
+    /// MO SMS the SMS centre holds for want of a bound ESME.
+    public var smppHeld: Int { queue.sync { centre.smpp?.heldCount ?? 0 } }
+
+    /// ESMEs bound to the SMS centre now.
+    public var smppBoundSessions: Int { queue.sync { centre.smpp?.boundSessions ?? 0 } }
 
     /// Parts the SMS centre still holds because the module could not take them.
     public var pendingSMS: Int { queue.sync { centre.pendingCount } }

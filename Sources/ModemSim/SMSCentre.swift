@@ -13,13 +13,16 @@ import Foundation
 public enum DeliveryOrder: String, Sendable { case inOrder = "in-order", reverse, shuffle }
 
 final class SMSCentre: @unchecked Sendable {
-    private let engine: ModemEngine
-    private let emit: (NetworkEvent) -> Void
-    private var pending: [(part: DeliverPart, from: String)] = []
+    let engine: ModemEngine
+    let emit: (NetworkEvent) -> Void
+    var pending: [(part: DeliverPart, from: String)] = []
     private var nextReference = 0
     private var subscribers: [UDPPeer] = []
     private var control: LoopbackUDPSocket?
     private var moParts: [String: [Int: SMSBody]] = [:]
+    var smpp: SMPPService?
+    /// With SMPP on: only MO SMS to this number go out as deliver_sm (nil: all of them).
+    var smppNumber: String?
 
     init(engine: ModemEngine, emit: @escaping (NetworkEvent) -> Void) {
         self.engine = engine
@@ -36,7 +39,7 @@ final class SMSCentre: @unchecked Sendable {
         return endpoint.port
     }
 
-    func close() { control?.close(); control = nil }
+    func close() { control?.close(); control = nil; smpp?.close(); smpp = nil }
 
     // MARK: Mobile-terminated
 
@@ -63,7 +66,7 @@ final class SMSCentre: @unchecked Sendable {
     }
 
     /// The partial-sms, sms-reorder, sms-loss and sms-duplicate faults on one MT message's parts.
-    private func networkFaults(_ parts: [DeliverPart]) -> [DeliverPart] {
+    func networkFaults(_ parts: [DeliverPart]) -> [DeliverPart] {
         var parts = parts
         if parts.count > 1, engine.faults.fires(.partialSMS) {
             emitFault(.partialSMS, [("parts", .int(parts.count))] + SMSCentre.headerFields(parts[0].header))
@@ -88,7 +91,7 @@ final class SMSCentre: @unchecked Sendable {
         return carried
     }
 
-    private func emitFault(_ kind: FaultKind, _ fields: [(String, JSONValue)] = []) {
+    func emitFault(_ kind: FaultKind, _ fields: [(String, JSONValue)] = []) {
         emit(NetworkEvent("fault", [("name", .string(kind.rawValue))] + fields))
     }
 
@@ -142,6 +145,7 @@ final class SMSCentre: @unchecked Sendable {
         let e = NetworkEvent("sms-mo", f)
         emit(e)
         for s in subscribers { control?.send(Array(e.jsonLine.utf8), to: s) }
+        forwardOverSMPP(decoded)
         // Reassemble concatenated parts for one summary line.
         let h = decoded.header
         guard let ref = h.concatRef, let total = h.concatTotal, let seq = h.concatSeq, total > 1 else { return }

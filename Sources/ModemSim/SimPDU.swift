@@ -29,6 +29,7 @@ struct DecodedSubmit: Sendable {
     var dcs: UInt8
     var header: SMSHeader
     var body: SMSBody
+    var udh: [UInt8] = []   // raw, UDHL first; empty without UDHI
 }
 
 /// One SMS-DELIVER part ready to store or push.
@@ -69,8 +70,11 @@ enum SimPDU {
         case 1, 3: try r.skip(7)
         default: break
         }
-        let (header, body) = try readUserData(&r, dcs: dcs, udhi: first & 0x40 != 0)
-        return DecodedSubmit(destination: da, reference: mr, dcs: dcs, header: header, body: body)
+        let udhi = first & 0x40 != 0
+        let (header, body) = try readUserData(&r, dcs: dcs, udhi: udhi)
+        let ud = r.remaining // readUserData consumed only the UDL octet
+        let udh = udhi ? Array(ud.prefix(1 + Int(ud.first ?? 0))) : []
+        return DecodedSubmit(destination: da, reference: mr, dcs: dcs, header: header, body: body, udh: udh)
     }
 
     // MARK: SMS-DELIVER decode (used by tests and the control port echo)
@@ -219,6 +223,19 @@ enum SimPDU {
             if udh.isEmpty { header = SMSHeader() }
             return DeliverPart(pdu: encodeSMSC(smsc) + tpdu, tpduLength: tpdu.count, header: header)
         }
+    }
+
+    /// One SMS-DELIVER carrying `userData` as it is (an SMPP submit_sm: the ESME made the UDH and the split).
+    static func deliverPart(from sender: String, smsc: String, dcs: UInt8, userData: [UInt8], udhi: Bool,
+                            date: Date = Date()) -> DeliverPart {
+        var tpdu: [UInt8] = [udhi ? 0x44 : 0x04]
+        tpdu += encodeAddress(sender)
+        tpdu += [0x00, dcs]
+        tpdu += timestamp(date)
+        tpdu.append(UInt8(userData.count))
+        tpdu += userData
+        let header = udhi ? ((try? parseUDH(Array(userData.dropFirst().prefix(Int(userData.first ?? 0))))) ?? SMSHeader()) : SMSHeader()
+        return DeliverPart(pdu: encodeSMSC(smsc) + tpdu, tpduLength: tpdu.count, header: header)
     }
 
     private static func splitOctets(_ bytes: [UInt8], single: Int, multi: Int) -> [[UInt8]] {

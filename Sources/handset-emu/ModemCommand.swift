@@ -26,6 +26,12 @@ struct ModemCommand: ParsableCommand {
           {"op":"register","stat":N}  {"op":"close-socket","id":N}
           {"op":"reboot"}
 
+        SMPP (--smpp-port N): the SMS centre also takes SMPP 3.4 ESMEs on TCP
+        127.0.0.1:N (bind_transceiver; --smpp-password to check it). A submit_sm
+        to the module's number arrives as an MT SMS (binary with UDHI: one SMS
+        per submit_sm, its UDH kept); MO SMS go to bound ESMEs as deliver_sm
+        (only those to --smpp-number when given).
+
         FAULTS (--faults SPEC): comma-separated NAME[=VALUE][@P|#N]
           NAME      fires at every opportunity
           NAME@P    fires with probability P (0..1, seeded by --seed)
@@ -69,6 +75,15 @@ struct ModemCommand: ParsableCommand {
     @Option(name: .customLong("sms-port"), help: "UDP control port of the SMS centre on 127.0.0.1 (0 picks a free one).")
     var smsPort: Int?
 
+    @Option(name: .customLong("smpp-port"), help: "SMPP 3.4 port of the SMS centre on 127.0.0.1 (0 picks a free one).")
+    var smppPort: Int?
+
+    @Option(name: .customLong("smpp-password"), help: "Password an ESME must bind with (default: any).")
+    var smppPassword: String?
+
+    @Option(name: .customLong("smpp-number"), help: "Only MO SMS to this number go out as deliver_sm.")
+    var smppNumber: String?
+
     @Option(help: "Seed for probabilistic faults and shuffled SMS parts.")
     var seed: UInt64 = 1
 
@@ -84,6 +99,7 @@ struct ModemCommand: ParsableCommand {
         }
         do { _ = try FaultPlan.parse(faults) } catch { throw ValidationError(error.description) }
         if let smsPort, !(0...65535).contains(smsPort) { throw ValidationError("--sms-port must be 0...65535") }
+        if let smppPort, !(0...65535).contains(smppPort) { throw ValidationError("--smpp-port must be 0...65535") }
     }
 
     func run() throws {
@@ -97,11 +113,16 @@ struct ModemCommand: ParsableCommand {
         var timing = SimTiming()
         timing.bootDelay = bootDelay
         let sim = ModemSimulator(profile: ModemProfile.named(profile)!, linkPath: link, faults: plan, smsPort: smsPort,
+                                 smpp: smppPort.map { SMPPOptions(port: $0, password: smppPassword, gatewayNumber: smppNumber) },
                                  timing: timing)
         try sim.start()
         if let port = sim.smsControlPort {
             Logger(label: "modemsim").info("SMS centre listening", metadata: ["udp": "127.0.0.1:\(port)"])
             FileHandle.standardOutput.write(Data("{\"event\":\"sms-centre\",\"port\":\(port)}\n".utf8))
+        }
+        if let port = sim.smppPort {
+            Logger(label: "modemsim").info("SMS centre speaks SMPP", metadata: ["tcp": "127.0.0.1:\(port)"])
+            FileHandle.standardOutput.write(Data("{\"event\":\"smpp\",\"port\":\(port)}\n".utf8))
         }
         let done = DispatchSemaphore(value: 0)
         var sources: [DispatchSourceSignal] = []

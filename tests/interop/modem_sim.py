@@ -9,6 +9,8 @@ import tempfile
 import threading
 import time
 
+import serial
+
 HANDSET_EMU = os.environ.get("HANDSET_EMU", ".build/debug/handset-emu")
 
 
@@ -16,18 +18,22 @@ class Simulator:
     """Starts the simulator with PROFILE and waits for registration. With sms_centre, also opens the SMS centre's
     control port (see `handset-emu modem --help`)."""
 
-    def __init__(self, profile, sms_centre=False, link=None):
+    def __init__(self, profile, sms_centre=False, link=None, smpp=False, smpp_password=None):
         assert os.path.exists(HANDSET_EMU), "handset-emu not built at %s (run swift build)" % HANDSET_EMU
         self.dir = tempfile.mkdtemp(prefix="modemsim-")
         self.link = link or os.path.join(self.dir, "tty")
         args = [HANDSET_EMU, "modem", "--profile", profile, "--link", self.link, "--boot-delay", "0.1"]
         if sms_centre:
             args += ["--sms-port", "0"]
+        if smpp:
+            args += ["--smpp-port", "0"] + (["--smpp-password", smpp_password] if smpp_password else [])
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.events = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
         if sms_centre:
             self.sms_port = self.wait_event(lambda e: e["event"] == "sms-centre", 10)["port"]
+        if smpp:
+            self.smpp_port = self.wait_event(lambda e: e["event"] == "smpp", 10)["port"]
         self.wait_event(lambda e: e["event"] == "registration" and e["stat"] == 1, 10)
 
     def _read(self):
@@ -63,3 +69,26 @@ class Simulator:
         except subprocess.TimeoutExpired:
             self.proc.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class AT:
+    """A bare AT client on the simulator's pty."""
+
+    def __init__(self, path):
+        self.port = serial.Serial(path, 115200, timeout=0.1)
+
+    def command(self, line, until=(b"OK\r\n", b"ERROR"), timeout=5):
+        self.port.write(line.encode() + b"\r")
+        return self.read(until, timeout)
+
+    def read(self, until, timeout=5):
+        out = b""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            out += self.port.read(256)
+            if any(u in out for u in until):
+                return out.decode(errors="replace")
+        raise AssertionError("no %r in %r" % (until, out))
+
+    def close(self):
+        self.port.close()
