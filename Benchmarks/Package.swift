@@ -24,6 +24,11 @@ let package = Package(
             name: "BenchSupport",
             dependencies: [.product(name: "HandsetCore", package: "handset")],
             path: "Sources/BenchSupport"),
+        // Instruction counts under callgrind (scripts/callgrind-esp): a plain executable, no benchmark harness.
+        .target(name: "CCallgrind", path: "Sources/CCallgrind"),
+        .executableTarget(
+            name: "esp-instructions", dependencies: ["BenchSupport", "CCallgrind"], path: "Sources/esp-instructions",
+            linkerSettings: [.linkedLibrary("m")]),  // BenchSupport rounds; the benchmark targets get libm via Foundation
         // One executable per benchmark group, each in Benchmarks/NAME/NAME.swift.
         benchmark("ESP"),
         benchmark("ESPOverhead"),

@@ -1,22 +1,35 @@
 /* Symmetric primitives over mbedTLS 2.28. No key material is ever logged or copied out of caller storage. */
 #include "handset_shim.h"
 
+#include <mbedtls/aes.h>
 #include <mbedtls/chachapoly.h>
+#include <mbedtls/cipher.h>
 #include <mbedtls/ctr_drbg.h>
 #include <mbedtls/gcm.h>
 #include <mbedtls/hkdf.h>
 #include <mbedtls/md.h>
 #include <mbedtls/platform_util.h>
 #include <mbedtls/sha256.h>
+#include <mbedtls/version.h>
 #include <stdalign.h>
 #include <string.h>
 #include <sys/random.h>
 #include <errno.h>
 
+#if MBEDTLS_VERSION_NUMBER < 0x021C0000 || MBEDTLS_VERSION_NUMBER >= 0x03000000
+#error "hs_aead keys GCM in place against mbedTLS 2.28's public context layout; check gcm_key_in_place on other versions"
+#endif
+
+/* The AES key schedule sits beside the GCM context and the GCM cipher context points at it, so keying never touches
+ * the heap (mbedtls_gcm_setkey frees and callocs an AES context on every call). Hence a keyed context must not move,
+ * and must never reach mbedtls_gcm_free, which would free() the embedded schedule: wiping is zeroizing. */
 typedef struct {
     int alg; /* 0 = empty */
     union {
-        mbedtls_gcm_context gcm;
+        struct {
+            mbedtls_gcm_context ctx;
+            mbedtls_aes_context aes;
+        } gcm;
         mbedtls_chachapoly_context chachapoly;
     } u;
 } hs_aead_ctx;
@@ -25,34 +38,73 @@ size_t hs_aead_ctx_size(void) { return sizeof(hs_aead_ctx); }
 size_t hs_aead_ctx_align(void) { return alignof(hs_aead_ctx); }
 
 void hs_aead_wipe(void *ctx) {
-    hs_aead_ctx *c = ctx;
-    if (c->alg == HS_AEAD_AES_GCM) mbedtls_gcm_free(&c->u.gcm);
-    if (c->alg == HS_AEAD_CHACHA20_POLY1305) mbedtls_chachapoly_free(&c->u.chachapoly);
-    mbedtls_platform_zeroize(c, sizeof *c);
+    /* Both contexts hold only key material and pointers into themselves: nothing to free. */
+    mbedtls_platform_zeroize(ctx, sizeof(hs_aead_ctx));
+}
+
+/* What mbedtls_gcm_setkey does, minus the allocation: wire an ECB cipher context to the embedded AES context, key it,
+ * then derive the hash key H = E_K(0^128) and Shoup's 4-bit table HH/HL[i] = i * H (i as a field element, [MGV]);
+ * the CLMUL path reads only entry 8, which is H itself. */
+static int gcm_key_in_place(hs_aead_ctx *c, const uint8_t *key, size_t key_len) {
+    const mbedtls_cipher_info_t *info =
+        mbedtls_cipher_info_from_values(MBEDTLS_CIPHER_ID_AES, (int)(key_len * 8), MBEDTLS_MODE_ECB);
+    if (info == NULL) return HS_ERR_PARAM;
+    mbedtls_gcm_context *g = &c->u.gcm.ctx;
+    mbedtls_gcm_init(g);
+    mbedtls_aes_init(&c->u.gcm.aes);
+    g->cipher_ctx.cipher_info = info;
+    g->cipher_ctx.cipher_ctx = &c->u.gcm.aes;
+    if (mbedtls_cipher_setkey(&g->cipher_ctx, key, (int)(key_len * 8), MBEDTLS_ENCRYPT) != 0) return HS_ERR_CRYPTO;
+
+    uint8_t h[16] = {0};
+    size_t olen = 0;
+    if (mbedtls_cipher_update(&g->cipher_ctx, h, 16, h, &olen) != 0) return HS_ERR_CRYPTO;
+    uint64_t vh = 0, vl = 0;
+    for (int k = 0; k < 8; k++) {
+        vh = vh << 8 | h[k];
+        vl = vl << 8 | h[8 + k];
+    }
+    mbedtls_platform_zeroize(h, sizeof h);
+    g->HH[8] = vh;
+    g->HL[8] = vl;
+    g->HH[0] = g->HL[0] = 0;
+    /* 4, 2, 1: each halving of the index is one multiplication by x, reduced by the GCM polynomial (0xE1 << 120). */
+    for (int i = 4; i > 0; i >>= 1) {
+        uint64_t reduce = (vl & 1) ? (uint64_t)0xE1000000u << 32 : 0;
+        vl = vh << 63 | vl >> 1;
+        vh = (vh >> 1) ^ reduce;
+        g->HH[i] = vh;
+        g->HL[i] = vl;
+    }
+    /* The rest by linearity: (i + j) * H = i * H ^ j * H for j < i, i a power of two. */
+    for (int i = 2; i <= 8; i *= 2) {
+        for (int j = 1; j < i; j++) {
+            g->HH[i + j] = g->HH[i] ^ g->HH[j];
+            g->HL[i + j] = g->HL[i] ^ g->HL[j];
+        }
+    }
+    return HS_OK;
 }
 
 int hs_aead_setkey(void *ctx, int alg, const uint8_t *key, size_t key_len) {
     hs_aead_ctx *c = ctx;
     hs_aead_wipe(c);
+    int rc = HS_ERR_PARAM;
     switch (alg) {
     case HS_AEAD_AES_GCM:
-        if (key_len != 16 && key_len != 32) return HS_ERR_PARAM;
-        mbedtls_gcm_init(&c->u.gcm);
-        if (mbedtls_gcm_setkey(&c->u.gcm, MBEDTLS_CIPHER_ID_AES, key, (unsigned)(key_len * 8)) != 0) {
-            mbedtls_gcm_free(&c->u.gcm);
-            return HS_ERR_CRYPTO;
-        }
+        if (key_len == 16 || key_len == 32) rc = gcm_key_in_place(c, key, key_len);
         break;
     case HS_AEAD_CHACHA20_POLY1305:
-        if (key_len != 32) return HS_ERR_PARAM;
+        if (key_len != 32) break;
         mbedtls_chachapoly_init(&c->u.chachapoly);
-        if (mbedtls_chachapoly_setkey(&c->u.chachapoly, key) != 0) {
-            mbedtls_chachapoly_free(&c->u.chachapoly);
-            return HS_ERR_CRYPTO;
-        }
+        rc = mbedtls_chachapoly_setkey(&c->u.chachapoly, key) == 0 ? HS_OK : HS_ERR_CRYPTO;
         break;
     default:
-        return HS_ERR_PARAM;
+        break;
+    }
+    if (rc != HS_OK) {
+        hs_aead_wipe(c);
+        return rc;
     }
     c->alg = alg;
     return HS_OK;
@@ -68,7 +120,7 @@ static int aead_run(hs_aead_ctx *c, int encrypt, const uint8_t nonce[12], const 
                     const uint8_t *in, uint8_t *out, size_t len, uint8_t tag_out[16]) {
     if (c->alg == HS_AEAD_AES_GCM) {
         int mode = encrypt ? MBEDTLS_GCM_ENCRYPT : MBEDTLS_GCM_DECRYPT;
-        return mbedtls_gcm_crypt_and_tag(&c->u.gcm, mode, len, nonce, 12, aad, aad_len, in, out, 16, tag_out) == 0
+        return mbedtls_gcm_crypt_and_tag(&c->u.gcm.ctx, mode, len, nonce, 12, aad, aad_len, in, out, 16, tag_out) == 0
                    ? HS_OK : HS_ERR_CRYPTO;
     }
     if (c->alg == HS_AEAD_CHACHA20_POLY1305) {

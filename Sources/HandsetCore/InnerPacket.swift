@@ -13,10 +13,20 @@ enum InnerPacket {
         }
     }
 
+    /// Copies the application payload to `out[at...]` and returns its checksum sum (`InternetChecksum.sum`), taken
+    /// from the source right after the copy, so `writeHeaders` need not read the payload again.
+    static func copyPayload(_ payload: UnsafeRawBufferPointer, to out: UnsafeMutableRawBufferPointer, at: Int) -> UInt16 {
+        guard payload.count > 0 else { return 0 }
+        precondition(at >= 0 && payload.count <= out.count - at, "payload does not fit")
+        (out.baseAddress! + at).copyMemory(from: payload.baseAddress!, byteCount: payload.count)
+        return InternetChecksum.sum(payload.baseAddress!, count: payload.count)
+    }
+
     /// Writes headers into `b[at..<at+headerLength]`; the payload is already at `b[at+headerLength...]`.
+    /// `payloadSum`, when the caller has it from `copyPayload`, saves reading the payload again.
     /// Returns the ESP next-header value.
     static func writeHeaders(_ b: UnsafeMutableRawBufferPointer, at: Int, mode: ESPMode, s: TrafficSelector,
-                             payloadLength: Int, ident: UInt16) -> UInt8 {
+                             payloadLength: Int, payloadSum: UInt16? = nil, ident: UInt16) -> UInt8 {
         let ipLen: Int
         let next: UInt8
         switch mode {
@@ -29,7 +39,16 @@ enum InnerPacket {
         b.put16(s.remotePort, at: udpAt + 2)
         b.put16(UInt16(udpLen), at: udpAt + 4)
         b.put16(0, at: udpAt + 6)
-        b.put16(udpChecksum(b.readOnly, at: udpAt, length: udpLen, src: s.local, dst: s.remote), at: udpAt + 6)
+        var c = InternetChecksum()
+        c.addPseudoHeader(src: s.local, dst: s.remote, udpLength: udpLen)
+        if let payloadSum {
+            c.add16(s.localPort); c.add16(s.remotePort); c.add16(UInt16(udpLen))  // the header as just written
+            c.add16(payloadSum)
+        } else {
+            c.add(b.readOnly, from: udpAt, count: udpLen)
+        }
+        let sum = c.value
+        b.put16(sum == 0 ? 0xFFFF : sum, at: udpAt + 6)  // RFC 768: a computed zero is sent as all ones
         if ipLen == ipv4Header {
             b[at] = 0x45; b[at + 1] = 0
             b.put16(UInt16(ipLen + udpLen), at: at + 2)
@@ -50,16 +69,6 @@ enum InnerPacket {
             s.remote.write(to: b, at: at + 24)
         }
         return next
-    }
-
-    static func udpChecksum(_ b: UnsafeRawBufferPointer, at: Int, length: Int, src: IPAddress, dst: IPAddress) -> UInt16 {
-        var c = InternetChecksum()
-        c.add(src); c.add(dst)
-        c.add16(UInt16(IPProto.udp))
-        if src.isV6 { c.add32(UInt32(length)) } else { c.add16(UInt16(length)) }
-        c.add(b, from: at, count: length)
-        let v = c.value
-        return v == 0 ? 0xFFFF : v  // RFC 768: a computed zero is sent as all ones
     }
 
     struct Parsed {
@@ -109,9 +118,7 @@ enum InnerPacket {
         // authenticated them, so only tunnel mode, whose inner addresses are end to end, is checked.
         if nextHeader != IPProto.udp, sum != 0 || src.isV6 {
             var c = InternetChecksum()
-            c.add(src); c.add(dst)
-            c.add16(UInt16(IPProto.udp))
-            if src.isV6 { c.add32(UInt32(udpLen)) } else { c.add16(UInt16(udpLen)) }
+            c.addPseudoHeader(src: src, dst: dst, udpLength: udpLen)
             c.add(b, from: udpAt, count: udpLen)
             guard c.value == 0 else { return nil }
         }

@@ -26,6 +26,9 @@ public struct SATable<let capacity: Int>: ~Copyable {
     private let ctxStride: Int
     private var spareCtx: Int16
     public private(set) var count = 0
+    /// Moves whenever an SA comes, goes or soft-expires, i.e. whenever `outboundSlot` could answer differently;
+    /// caches in front of the table compare it.
+    public private(set) var version: UInt64 = 0
     private var installs: UInt64 = 0
     /// Seconds on the caller's monotonic clock; set by `tick`.
     public private(set) var now: UInt64 = 0
@@ -123,6 +126,7 @@ public struct SATable<let capacity: Int>: ~Copyable {
         slots[free].state.generation = installs
         if p.direction == .inbound { link(free) }
         count += 1
+        version &+= 1
         return free
     }
 
@@ -144,6 +148,7 @@ public struct SATable<let capacity: Int>: ~Copyable {
         installs &+= 1
         slots[i].state.generation = installs
         if direction == .inbound { link(i) }
+        version &+= 1
     }
 
     public mutating func delete(spi: UInt32, direction: SADirection) throws(SAError) {
@@ -163,6 +168,7 @@ public struct SATable<let capacity: Int>: ~Copyable {
         slots[i] = Slot()  // salt and all parameters overwritten
         slots[i].ctx = ctx
         count -= 1
+        version &+= 1
     }
 
     private func validate(_ p: SAParameters, key: UnsafeRawBufferPointer) throws(SAError) {
@@ -233,6 +239,7 @@ public struct SATable<let capacity: Int>: ~Copyable {
     mutating func softExpire(slot i: Int) {
         guard !slots[i].state.softExpired else { return }
         slots[i].state.softExpired = true
+        version &+= 1
         events.push(.softExpired(spi: slots[i].params.spi, direction: slots[i].params.direction))
     }
 

@@ -4,10 +4,11 @@ The firmware comes from `scripts/build-embedded aarch64 --count-allocs` (HANDSET
 HANDSET_QEMU the emulator): on SIGTERM it prints "heap: N allocations during start-up, M after" and one
 "heap: site ... from ...: K" line per call site after start-up (start-up ends when login completes).
 
-Bound checked (BENCHMARKS.md, "Heap allocations over a scenario"): after start-up the only allocations are mbedTLS's
-AES context, one per SA key set (mbedtls_gcm_setkey -> mbedtls_cipher_setup -> calloc; freed at delete), so M may not
-exceed the number of SAs the firmware installed ("heap: K SAs installed"), and every site must be mbedtls_cipher_setup. Nothing per packet, per AT
-line or per log line. power-cut is left out: it restarts the firmware, so the figures would cover its last life only."""
+Checked (BENCHMARKS.md, "Heap allocations over a scenario"): after start-up there are none at all, M == 0. Not per
+packet, per AT line or per log line, and not per SA installed either: the shim keys AES-GCM inside the SA table's own
+context pool instead of letting mbedtls_gcm_setkey calloc an AES context each time. The run must install SAs and carry
+ESP packets, or the zero would prove nothing. power-cut is left out: it restarts the firmware, so the figures would
+cover its last life only."""
 import os
 import re
 import shutil
@@ -26,7 +27,7 @@ def addr2line():
     return shutil.which(tool) or shutil.which("addr2line")
 
 
-def test_no_heap_allocation_after_start_up_except_one_aes_context_per_sa():
+def test_no_heap_allocation_after_start_up():
     assert os.path.exists(FIRMWARE), f"{FIRMWARE} missing: run scripts/build-embedded aarch64 --count-allocs"
     args = [EMU, "run", "--firmware", FIRMWARE, "--qemu", QEMU, "--duration", "8"]
     for s in SCENARIOS:
@@ -41,9 +42,10 @@ def test_no_heap_allocation_after_start_up_except_one_aes_context_per_sa():
     packets = int(re.search(r"(\d+) packets, (\d+) SPIs", out).group(1))
     print(f"heap: {startup} during start-up, {after} after; {packets} ESP packets, {sas} SAs installed")
     assert startup > 0  # the counter is live (the wrap is in effect)
-    assert packets >= 20 and 0 < sas and after <= sas, f"{after} allocations after start-up for {sas} SAs"
+    assert packets >= 20 and sas >= 4, f"too little traffic to prove anything: {packets} packets, {sas} SAs"
     sites = re.findall(r"^heap: site \S+\+(0x[0-9a-f]+) from \S+\+(0x[0-9a-f]+): (\d+)$", out, re.M)
-    assert sum(int(n) for _, _, n in sites) == after
-    for _, caller, _ in sites:
+    names = []
+    for _, caller, n in sites:
         name = subprocess.run([addr2line(), "-f", "-e", FIRMWARE, caller], capture_output=True, text=True).stdout.split()[0]
-        assert name == "mbedtls_cipher_setup", f"allocation after start-up from {name}"
+        names.append(f"{name} x{n}")
+    assert after == 0, f"{after} allocations after start-up ({sas} SAs installed): " + ", ".join(names)

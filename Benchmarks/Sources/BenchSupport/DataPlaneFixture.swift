@@ -4,8 +4,17 @@ import HandsetCore
 /// The handset seals with DataPlane.seal; the peer opens the same packets with DataPlane.open.
 public final class DataPlaneFixture: @unchecked Sendable {
     public let payloadLength: Int
-    var handset: DataPlane<4, 4>
-    var peer: DataPlane<4, 4>
+    /// Behind pointers for the reason given at ESPFixture.tablePointer.
+    let handsetPointer = UnsafeMutablePointer<DataPlane<4, 4>>.allocate(capacity: 1)
+    let peerPointer = UnsafeMutablePointer<DataPlane<4, 4>>.allocate(capacity: 1)
+    var handset: DataPlane<4, 4> {
+        _read { yield handsetPointer.pointee }
+        _modify { yield &handsetPointer.pointee }
+    }
+    var peer: DataPlane<4, 4> {
+        _read { yield peerPointer.pointee }
+        _modify { yield &peerPointer.pointee }
+    }
     let selector: TrafficSelector
     let payload: UnsafeMutableRawBufferPointer
     let wire = allocateBuffer(slotBytes)
@@ -32,8 +41,8 @@ public final class DataPlaneFixture: @unchecked Sendable {
         try! pr.spd.append(SPDRule(SelectorPattern(remote: h, prefix: 32), .protect(template: 1)))
         key.withUnsafeBytes { _ = try! hs.sas.install(params(.outbound, local: h, remote: g), key: $0) }
         peerInSlot = key.withUnsafeBytes { try! pr.sas.install(params(.inbound, local: g, remote: h), key: $0) }
-        handset = hs
-        peer = pr
+        handsetPointer.initialize(to: hs)
+        peerPointer.initialize(to: pr)
 
         for r in 0..<ringSize {
             let slot = UnsafeMutableRawBufferPointer(rebasing: ring[(r * slotBytes)..<((r + 1) * slotBytes)])

@@ -53,7 +53,13 @@ public final class ESPFixture: @unchecked Sendable {
     var ringLength = 0
     var next = 0
     var nextRaw = 0
-    var table: SATable<4>
+    /// Behind a pointer, not a class `var`: a class property pays a dynamic exclusivity check per access, which the
+    /// firmware (a local `var plane`) does not, and which the raw path here (only `let`s) does not either.
+    let tablePointer: UnsafeMutablePointer<SATable<4>>
+    var table: SATable<4> {
+        _read { yield tablePointer.pointee }
+        _modify { yield &tablePointer.pointee }
+    }
     let outSlot: Int
     let inSlot: Int
 
@@ -80,7 +86,8 @@ public final class ESPFixture: @unchecked Sendable {
                                  peer: remote)
             slots.append(key.withUnsafeBytes { try! t.install(p, key: $0) })
         }
-        table = t
+        tablePointer = UnsafeMutablePointer<SATable<4>>.allocate(capacity: 1)
+        tablePointer.initialize(to: t)
         outSlot = slots[0]
         inSlot = slots[1]
 
@@ -102,6 +109,8 @@ public final class ESPFixture: @unchecked Sendable {
     deinit {
         hs_aead_wipe(rawContext)
         rawContext.deallocate()
+        tablePointer.deinitialize(count: 1)
+        tablePointer.deallocate()
     }
 
     @inline(__always) func ringPacket(_ r: Int) -> UnsafeMutableRawPointer { ring.baseAddress! + r * slotBytes }

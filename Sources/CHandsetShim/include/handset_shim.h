@@ -31,9 +31,10 @@ enum { HS_AEAD_AES_GCM = 1, HS_AEAD_CHACHA20_POLY1305 = 2 };
 /* ---- AEAD (AES-GCM 128/256, ChaCha20-Poly1305). Nonce is always 12 bytes. ---- */
 size_t hs_aead_ctx_size(void);
 size_t hs_aead_ctx_align(void);
-/* Setting an AES key makes mbedTLS allocate its cipher state once; seal/open never allocate. */
+/* Never allocates: the key schedule lives inside ctx, so a keyed context must stay at one address (fixed pools).
+ * Re-keying an already keyed context is fine (any algorithm). */
 int hs_aead_setkey(void *ctx, int alg, const uint8_t *key, size_t key_len);
-/* Frees and zeroizes the whole context, key schedule included. Safe on a zeroed or already-freed context. */
+/* Zeroizes the whole context, key schedule included. Safe on a zeroed or already wiped context. */
 void hs_aead_wipe(void *ctx);
 /* in and out may be the same buffer. tag_len: 8, 12 or 16 for GCM, 16 for ChaCha20-Poly1305. */
 int hs_aead_seal(void *ctx, const uint8_t nonce[12], const uint8_t *aad, size_t aad_len,
