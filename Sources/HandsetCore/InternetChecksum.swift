@@ -14,15 +14,18 @@ struct InternetChecksum {
         var acc: UInt64 = 0
         // Wrapping index arithmetic: `count` is a buffer length, so nothing here can overflow.
         var i = 0
+        // Two accumulators, so the add-with-carry chains of alternate words run side by side.
+        var acc2: UInt64 = 0
         var blocks = count >> 5
         while blocks > 0 {
             acc = addWithCarry(acc, p.loadUnaligned(fromByteOffset: i, as: UInt64.self))
-            acc = addWithCarry(acc, p.loadUnaligned(fromByteOffset: i &+ 8, as: UInt64.self))
+            acc2 = addWithCarry(acc2, p.loadUnaligned(fromByteOffset: i &+ 8, as: UInt64.self))
             acc = addWithCarry(acc, p.loadUnaligned(fromByteOffset: i &+ 16, as: UInt64.self))
-            acc = addWithCarry(acc, p.loadUnaligned(fromByteOffset: i &+ 24, as: UInt64.self))
+            acc2 = addWithCarry(acc2, p.loadUnaligned(fromByteOffset: i &+ 24, as: UInt64.self))
             i &+= 32
             blocks &-= 1
         }
+        acc = addWithCarry(acc, acc2)
         var words = (count &- i) >> 3
         while words > 0 {
             acc = addWithCarry(acc, p.loadUnaligned(fromByteOffset: i, as: UInt64.self))
