@@ -19,7 +19,7 @@ struct RunCommand: ParsableCommand {
             Scenarios: \(Scenario.all.map(\.name).joined(separator: ", ")) (default: all, in that order).
 
             Examples:
-              handset-emu run --scenario login --scenario sa-cache
+              handset-emu run --scenario login --scenario handset-initiated
               handset-emu run --scenario rekey --duration 5 --rate 5
               handset-emu run --scenario login --profile quectel --faults garbage@0.05
             """)
