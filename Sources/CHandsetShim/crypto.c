@@ -137,9 +137,17 @@ static int getrandom_entropy(void *unused, unsigned char *out, size_t len) {
 size_t hs_drbg_ctx_size(void) { return sizeof(mbedtls_ctr_drbg_context); }
 size_t hs_drbg_ctx_align(void) { return alignof(mbedtls_ctr_drbg_context); }
 
-int hs_drbg_seed(void *ctx, const uint8_t *personalization, size_t len) {
+static int no_entropy(void *unused, unsigned char *out, size_t len) {
+    (void)unused;
+    (void)out;
+    (void)len;
+    return MBEDTLS_ERR_CTR_DRBG_ENTROPY_SOURCE_FAILED;
+}
+
+int hs_drbg_seed(void *ctx, const uint8_t *personalization, size_t len, int entropy) {
     mbedtls_ctr_drbg_init(ctx);
-    int rc = mbedtls_ctr_drbg_seed(ctx, getrandom_entropy, NULL, personalization, len);
+    int (*source)(void *, unsigned char *, size_t) = entropy == HS_ENTROPY_NONE ? no_entropy : getrandom_entropy;
+    int rc = mbedtls_ctr_drbg_seed(ctx, source, NULL, personalization, len);
     if (rc == MBEDTLS_ERR_CTR_DRBG_ENTROPY_SOURCE_FAILED) return HS_ERR_ENTROPY;
     return rc == 0 ? HS_OK : HS_ERR_CRYPTO;
 }

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 uint64_t hs_monotonic_ms(void) {
@@ -73,3 +75,10 @@ int hs_stop_signals_install(void) {
 }
 
 int hs_stop_requested(void) { return stop_requested != 0; }
+
+int hs_disable_core_dumps(void) {
+    struct rlimit none = {0, 0};
+    if (setrlimit(RLIMIT_CORE, &none) != 0) return -errno;
+    if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0) return -errno;
+    return 0;
+}

@@ -102,6 +102,8 @@ public final class DeviceRegistry: Sendable {
         for suffix in ["-journal", "-wal", "-shm"] { chmod(path + suffix, 0o600) }
         var config = Configuration()
         config.prepareDatabase { try $0.execute(sql: "PRAGMA secure_delete = ON") }
+        // Another process on the same file (a second gateway) waits its turn rather than failing at once.
+        config.busyMode = .timeout(5)
         db = try DatabaseQueue(path: path, configuration: config)
         var migrator = DatabaseMigrator()
         migrator.registerMigration("v1") { db in
@@ -182,6 +184,23 @@ public final class DeviceRegistry: Sendable {
     public func device(innerAddress: IPAddress) throws -> DeviceRecord? {
         try db.read { try DeviceRow.filter(Column("innerAddress") == innerAddress.dottedQuad).fetchOne($0) }.map(record)
     }
+    /// Reads a device, lets `change` edit it, and writes it back if it changed, in one immediate transaction: two
+    /// gateway processes sharing this file never both accept one counter nor both spend one. Nil: unknown device.
+    public func update<T>(device id: UInt64, _ change: (inout DeviceRecord) throws -> T) throws -> T? {
+        try db.writeWithoutTransaction { db in
+            var result: T?
+            try db.inTransaction(.immediate) {
+                guard let stored = try DeviceRow.fetchOne(db, key: Int64(bitPattern: id)) else { return .commit }
+                var d = try record(stored)
+                let before = d
+                result = try change(&d)
+                if d != before { try row(d).update(db) }
+                return .commit
+            }
+            return result
+        }
+    }
+
     public func save(_ d: DeviceRecord) throws {
         let r = try row(d)
         try db.write { try r.update($0) }

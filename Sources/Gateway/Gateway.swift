@@ -45,13 +45,13 @@ public struct GatewayCounters: Equatable, Sendable {
 /// the message there, unanswered. A bad counter is refused before any crypto, and nothing refused is answered:
 /// a replay costs a dictionary lookup (or one registry read, the first time), a forgery one registry read and one
 /// AEAD open; neither writes, sends an SMS or spends a downlink counter (docs/key-delegation.md §3).
-/// `lock` covers each registry read-modify-write and nothing else: never the peer, a fetch or the network.
+/// Each read-modify-write of a device is one registry transaction (`DeviceRegistry.update`), so gateways sharing
+/// the registry never reuse a counter; no lock is held across the peer, a fetch or the network.
 public final class Gateway: @unchecked Sendable {
     let registry: DeviceRegistry
     let negotiator: PeerNegotiator
     let services: TrustedServices?
     let log: Logger
-    private let lock = NSLock()
     private let countersLock = NSLock()
     private var tally = GatewayCounters()
     /// Last accepted uplink counter per device, as last seen in the registry. It can only lag the registry (counters
@@ -70,8 +70,8 @@ public final class Gateway: @unchecked Sendable {
         self.log = logger
     }
 
-    private func noteAccepted(_ dev: DeviceRecord) {
-        countersLock.withLock { acceptedUp[dev.deviceID] = max(acceptedUp[dev.deviceID] ?? 0, dev.upCounter) }
+    private func noteAccepted(_ id: UInt64, _ counter: Int64) {
+        countersLock.withLock { acceptedUp[id] = max(acceptedUp[id] ?? 0, counter) }
     }
 
     private func count(_ field: WritableKeyPath<GatewayCounters, Int>) {
@@ -116,34 +116,36 @@ public final class Gateway: @unchecked Sendable {
     /// The checks of §2–§3, then the accepted counter is committed. Returns the plaintext, or nil for anything
     /// refused.
     private func admit(_ wire: [UInt8], header h: KDHeader) -> (plain: [UInt8], underPending: Bool)? {
-        lock.lock()
-        defer { lock.unlock() }
-        guard var dev = load(h.deviceID) else { return nil }
-        let underPending: Bool
-        if h.epoch == UInt16(dev.epoch) {
-            underPending = false
-        } else if dev.pendingEpoch != 0, h.epoch == UInt16(dev.pendingEpoch), dev.pendingKey != nil {
-            underPending = true
-        } else {
-            count(\.unknownEpoch)
-            return nil
+        var seen: Int64?
+        let outcome = withDevice(h.deviceID) { dev -> (plain: [UInt8], underPending: Bool)? in
+            seen = dev.upCounter
+            let underPending: Bool
+            if h.epoch == UInt16(dev.epoch) {
+                underPending = false
+            } else if dev.pendingEpoch != 0, h.epoch == UInt16(dev.pendingEpoch), dev.pendingKey != nil {
+                underPending = true
+            } else {
+                count(\.unknownEpoch)
+                return nil
+            }
+            // On the clear header, before any crypto: a replay is refused for the price of a comparison, and is
+            // never answered, so it spends no downlink counter and sends no SMS.
+            guard kdCheckCounter(h.counter, lastAccepted: UInt64(dev.upCounter)) == .ok else {
+                count(\.counterErrors)
+                return nil
+            }
+            guard let plain = open(wire, header: h, device: dev, pending: underPending) else {
+                count(\.integrityFailures)
+                log.notice("integrity failure", metadata: ["device": "\(h.deviceID)"])
+                return nil
+            }
+            dev.upCounter = Int64(h.counter)
+            return (plain, underPending)
         }
-        // On the clear header, before any crypto: a replay is refused for the price of a comparison, and is
-        // never answered, so it spends no downlink counter and sends no SMS.
-        guard kdCheckCounter(h.counter, lastAccepted: UInt64(dev.upCounter)) == .ok else {
-            count(\.counterErrors)
-            noteAccepted(dev)
-            return nil
-        }
-        guard let plain = open(wire, header: h, device: dev, pending: underPending) else {
-            count(\.integrityFailures)
-            log.notice("integrity failure", metadata: ["device": "\(h.deviceID)"])
-            return nil
-        }
-        dev.upCounter = Int64(h.counter)
-        guard store(dev) else { return nil }
-        noteAccepted(dev)
-        return (plain, underPending)
+        if let seen { noteAccepted(h.deviceID, seen) }
+        guard let accepted = outcome ?? nil else { return nil }
+        noteAccepted(h.deviceID, Int64(h.counter))
+        return accepted
     }
 
     private func act(_ body: KDBody, device id: UInt64, underPending: Bool) -> [Downlink] {
@@ -158,8 +160,8 @@ public final class Gateway: @unchecked Sendable {
                 dev.pendingKey = Data(newKey)
                 dev.lastLogin = Date()
                 return newKey.withUnsafeBytes {
-                    .loginAck(KDLoginAck(hello: m.hello, newEpoch: UInt16(dev.pendingEpoch), newKey: KeyBytes($0),
-                                         gatewayTime: UInt32(truncatingIfNeeded: Int(Date().timeIntervalSince1970))))
+                    Sealable(.loginAck(KDLoginAck(hello: m.hello, newEpoch: UInt16(dev.pendingEpoch), newKey: KeyBytes($0),
+                                                  gatewayTime: UInt32(truncatingIfNeeded: Int(Date().timeIntervalSince1970)))))
                 }
             }
         case .keyConfirm where underPending:
@@ -171,13 +173,13 @@ public final class Gateway: @unchecked Sendable {
                     dev.pendingEpoch = 0
                     dev.pendingKey = nil
                 }
-                return .confirmAck(epoch: UInt16(dev.epoch))
+                return Sealable(.confirmAck(epoch: UInt16(dev.epoch)))
             }
             if !ack.isEmpty { count(\.rotations) }
             return ack
         case .keyConfirm:
             // The confirm-ack was lost and the handset asks again under the (already promoted) key.
-            return answer(id) { .confirmAck(epoch: UInt16($0.epoch)) }
+            return answer(id) { Sealable(.confirmAck(epoch: UInt16($0.epoch))) }
         case .keyRequest(let r) where !underPending:
             return deliverSA(for: r.selector, template: r.template, requestID: r.requestID, device: id)
         case .saAck(let a):
@@ -186,7 +188,7 @@ public final class Gateway: @unchecked Sendable {
         case .secretData(let channel, let data) where !underPending:
             count(\.secrets)
             guard let reply = services?.secret(device: id, channel: channel, data: Array(data)) else { return [] }
-            return answer(id) { _ in reply.withUnsafeBytes { .secretData(channel: channel, data: $0) } }
+            return answer(id) { _ in reply.withUnsafeBytes { Sealable(.secretData(channel: channel, data: $0)) } }
         case .fetchRequest(let rid, let url) where !underPending:
             count(\.fetches)
             let (status, body) = services?.fetch(device: id, url: String(decoding: url, as: UTF8.self))
@@ -194,7 +196,9 @@ public final class Gateway: @unchecked Sendable {
             let room = KD.maxMessage - KD.downlinkHeader - KD.tagLength - 5
             let part = Array(body.prefix(room))
             return answer(id) { _ in
-                part.withUnsafeBytes { .fetchResponse(requestID: rid, httpStatus: status, truncated: body.count > room, body: $0) }
+                part.withUnsafeBytes {
+                    Sealable(.fetchResponse(requestID: rid, httpStatus: status, truncated: body.count > room, body: $0))
+                }
             }
         case .error(let e):
             log.notice("handset reported an error", metadata: ["status": "\(e.status)"])
@@ -212,7 +216,7 @@ public final class Gateway: @unchecked Sendable {
 
     /// Tells the handset to drop a pair (the peer has already dropped its half).
     public func deleteSA(device id: UInt64, outboundSPI: UInt32, inboundSPI: UInt32) -> [Downlink] {
-        answer(id) { _ in .saDelete(KDSADelete(outboundSPI: outboundSPI, inboundSPI: inboundSPI)) }
+        answer(id) { _ in Sealable(.saDelete(KDSADelete(outboundSPI: outboundSPI, inboundSPI: inboundSPI))) }
     }
 
     /// Every transfer carries fresh SPIs and keys, retransmissions included: a key is never sent twice, so a
@@ -220,11 +224,11 @@ public final class Gateway: @unchecked Sendable {
     private func deliverSA(for selector: TrafficSelector, template: UInt16, requestID: UInt16, device id: UInt64) -> [Downlink] {
         func denied() -> [Downlink] {
             answer(id) { dev in
-                .error(KDError(refType: KDMessageType.keyRequest.rawValue, refCounter: UInt64(requestID), status: .denied,
-                               lastAccepted: UInt64(dev.upCounter)))
+                Sealable(.error(KDError(refType: KDMessageType.keyRequest.rawValue, refCounter: UInt64(requestID),
+                                        status: .denied, lastAccepted: UInt64(dev.upCounter))))
             }
         }
-        guard let dev = lock.withLock({ load(id) }) else { return [] }
+        guard let dev = withDevice(id, { $0 }) else { return [] }
         // A device's own key proves who it is, not which address it owns: the address must be the one on record.
         guard let own = dev.innerAddress, selector.local == own else {
             count(\.addressRefused)
@@ -239,29 +243,25 @@ public final class Gateway: @unchecked Sendable {
         t.requestID = requestID
         if t.softSeconds == 0 { t.softSeconds = softSeconds; t.hardSeconds = hardSeconds }
         count(\.saDelivered)
-        return answer(id) { _ in .saTransfer(t) }
+        return answer(id) { _ in Sealable(.saTransfer(t)) }
     }
 
     // MARK: Registry
 
-    /// Reads a device; a read failure is counted apart from an unknown device. Call with `lock` held.
-    private func load(_ id: UInt64) -> DeviceRecord? {
+    /// Runs `body` on the device inside one registry transaction, writing back what it changed. Nil when the
+    /// device is unknown or the registry failed (counted apart; a failure also stops the message).
+    private func withDevice<T>(_ id: UInt64, _ body: (inout DeviceRecord) -> T) -> T? {
         do {
-            guard let dev = try registry.device(id: id) else {
+            guard let r = try registry.update(device: id, body) else {
                 count(\.unknownDevice)
                 log.notice("message from unknown device", metadata: ["device": "\(id)"])
                 return nil
             }
-            return dev
+            return r
         } catch {
             _ = storeFailed(error)
             return nil
         }
-    }
-
-    /// Writes a device. Call with `lock` held.
-    private func store(_ dev: DeviceRecord) -> Bool {
-        do { try registry.save(dev); return true } catch { _ = storeFailed(error); return false }
     }
 
     private func storeFailed(_ error: Error) -> [Downlink] {
@@ -270,16 +270,16 @@ public final class Gateway: @unchecked Sendable {
         return []
     }
 
-    /// One answer: applies `change` to a fresh read of the device and reserves the next downlink counter in the
-    /// same write, then seals under the device's (possibly just promoted) current epoch. Nothing is sealed unless
-    /// the write succeeded, so no (key, nonce) pair is used twice.
-    private func answer(_ id: UInt64, _ change: (inout DeviceRecord) -> KDBody) -> [Downlink] {
-        lock.lock()
-        defer { lock.unlock() }
-        guard var dev = load(id) else { return [] }
-        let body = change(&dev)
-        dev.downCounter += 1
-        guard store(dev) else { return [] }
+    /// One answer: applies `change` to the device and reserves the next downlink counter in the same transaction,
+    /// then seals under the device's (possibly just promoted) current epoch. Nothing is sealed unless the write
+    /// committed, so no (key, nonce) pair is used twice.
+    private func answer(_ id: UInt64, _ change: (inout DeviceRecord) -> Sealable?) -> [Downlink] {
+        let reserved = withDevice(id) { dev -> (Sealable, DeviceRecord)? in
+            guard let body = change(&dev) else { return nil }
+            dev.downCounter += 1
+            return (body, dev)
+        }
+        guard let (body, dev) = reserved ?? nil else { return [] }
         return seal(body, device: dev).map { [$0] } ?? []
     }
 
@@ -301,23 +301,35 @@ public final class Gateway: @unchecked Sendable {
     }
 
     /// Seals under the device's current epoch with its (already persisted) downlink counter.
-    private func seal(_ body: KDBody, device dev: DeviceRecord) -> Downlink? {
-        var plain = [UInt8](repeating: 0, count: KD.maxMessage)
-        let n = plain.withUnsafeMutableBytes { b -> Int in
-            var w = WireWriter(b)
-            body.encode(into: &w)
-            return w.ok ? w.count : -1
-        }
-        guard n >= 0 else { return nil }
+    private func seal(_ body: Sealable, device dev: DeviceRecord) -> Downlink? {
         let header = KDHeader(type: body.type, epoch: UInt16(dev.epoch), counter: UInt64(dev.downCounter))
         let bytes: [UInt8]? = withKeys(dev, pending: false) { k in
             var out = [UInt8](repeating: 0, count: KD.maxMessage)
-            let len = plain[0..<n].withUnsafeBytes { p in
+            let len = body.plain.withUnsafeBytes { p in
                 out.withUnsafeMutableBytes { k.seal(header, direction: .down, body: p, into: $0) }
             }
             return len.map { Array(out[0..<$0]) }
         }
         guard let bytes else { return nil }
         return Downlink(msisdn: dev.msisdn, type: body.type, bytes: bytes)
+    }
+}
+
+/// A body encoded for sealing. A `KDBody` may point into its caller's buffers; these bytes are its own.
+/// Nil when the body does not fit one message (a service's answer too long, say).
+struct Sealable {
+    let type: KDMessageType
+    let plain: [UInt8]
+
+    init?(_ body: KDBody) {
+        var plain = [UInt8](repeating: 0, count: KD.maxMessage)
+        let n = plain.withUnsafeMutableBytes { b -> Int in
+            var w = WireWriter(b)
+            body.encode(into: &w)
+            return w.ok ? w.count : 0
+        }
+        guard n > 0 else { return nil }
+        type = body.type
+        self.plain = Array(plain[0..<n])
     }
 }

@@ -1,3 +1,5 @@
+import CHandsetShim
+
 /// A fixed-capacity FIFO. When full, `push` refuses and counts the loss: callers decide what dropping means.
 public struct FixedRing<let capacity: Int, Element: Sendable>: Sendable {
     private var items: InlineArray<capacity, Element>
@@ -42,5 +44,10 @@ public struct FixedBytes<let capacity: Int>: Sendable {
     }
     public mutating func fill(_ body: (UnsafeMutableRawBufferPointer) -> Int) {
         count = withUnsafeMutableBytes(of: &storage) { body($0) }
+    }
+    /// Zeroes every byte (not only `count`): for buffers that held decrypted key-delegation plaintext.
+    public mutating func wipe() {
+        withUnsafeMutableBytes(of: &storage) { hs_zeroize($0.baseAddress, $0.count) }
+        count = 0
     }
 }

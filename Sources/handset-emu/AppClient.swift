@@ -1,6 +1,7 @@
 import Foundation
 
-/// An application on the firmware's local datagram interface (see Sources/handset-fw/Firmware+App.swift).
+/// An application on the firmware's local datagram interface, an AF_UNIX datagram socket
+/// (see Sources/handset-fw/Firmware+App.swift and AppSocket.swift).
 final class AppClient: @unchecked Sendable {
     struct Message {
         var op: UInt8
@@ -9,21 +10,34 @@ final class AppClient: @unchecked Sendable {
     }
 
     let fd: Int32
-    var firmwarePort: UInt16 = 0
+    /// This app's own socket: the firmware answers the socket that sent the last request, by its path.
+    let path: String
+    /// The firmware's app socket (`app_socket` in its config).
+    var firmwarePath = ""
     private let cond = NSCondition()
     private var inbox: [Message] = []
     private var running = true
 
-    init() throws {
-        fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard fd >= 0, rc == 0 else { throw WorldError("app socket: errno \(errno)") }
+    init(path: String) throws {
+        self.path = path
+        fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue), 0)
+        guard fd >= 0 else { throw WorldError("app socket: errno \(errno)") }
+        unlink(path)
+        var a = try Self.address(path)
+        let rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        guard rc == 0 else { throw WorldError("app socket \(path): errno \(errno)") }
         var tv = timeval(tv_sec: 0, tv_usec: 200_000)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
         Thread.detachNewThread { [self] in loop() }
+    }
+
+    static func address(_ path: String) throws -> sockaddr_un {
+        var a = sockaddr_un()
+        a.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard bytes.count < MemoryLayout.size(ofValue: a.sun_path) else { throw WorldError("socket path too long: \(path)") }
+        withUnsafeMutableBytes(of: &a.sun_path) { $0.copyBytes(from: bytes) }
+        return a
     }
 
     private func loop() {
@@ -38,23 +52,23 @@ final class AppClient: @unchecked Sendable {
         }
     }
 
-    func stop() { cond.withLock { running = false } }
+    func stop() {
+        cond.withLock { running = false }
+        unlink(path)
+    }
 
     func send(_ bytes: [UInt8]) {
-        var a = sockaddr_in()
-        a.sin_family = sa_family_t(AF_INET)
-        a.sin_addr.s_addr = inet_addr("127.0.0.1")
-        a.sin_port = firmwarePort.bigEndian
+        guard var a = try? Self.address(firmwarePath) else { return }
         _ = bytes.withUnsafeBytes { b in
             withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                sendto(fd, b.baseAddress, b.count, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                sendto(fd, b.baseAddress, b.count, 0, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
             } }
         }
     }
 
     static func be16(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xFF)] }
 
-    /// Registers this app with the firmware (any request does; 0x00 does nothing else).
+    /// Registers this app with the firmware (any known request does; 0x00 does nothing else).
     func hello() { send([0x00]) }
     func datagram(to port: UInt16, from sport: UInt16, _ payload: [UInt8]) {
         send([0x01, 127, 0, 0, 1] + Self.be16(port) + Self.be16(sport) + payload)

@@ -5,19 +5,19 @@ import ModemSim
 
 /// The firmware's STATUS answer (docs/firmware.md, App interface).
 struct HandsetStatus {
-    var sas = 0, espIn = 0, espDropped = 0, udpOut = 0, udpIn = 0, wrongCarriage = 0, refused = 0
+    var sas = 0, espIn = 0, espDropped = 0, udpOut = 0, udpIn = 0, wrongCarriage = 0, refused = 0, appRefused = 0
     var smsAvailable = true
     /// Bit 0: the asked outbound SA is installed, bit 1: the inbound one.
     var pair: UInt8?
 
     init?(_ b: [UInt8]) {
-        guard b.count >= 27 else { return nil }
+        guard b.count >= 31 else { return nil }
         func u32(_ i: Int) -> Int { Int(b[i]) << 24 | Int(b[i + 1]) << 16 | Int(b[i + 2]) << 8 | Int(b[i + 3]) }
         sas = Int(b[0]) << 8 | Int(b[1])
         espIn = u32(2); espDropped = u32(6); udpOut = u32(10); udpIn = u32(14)
         smsAvailable = b[18] == 1
-        wrongCarriage = u32(19); refused = u32(23)
-        pair = b.count > 27 ? b[27] : nil
+        wrongCarriage = u32(19); refused = u32(23); appRefused = u32(27)
+        pair = b.count > 31 ? b[31] : nil
     }
 }
 

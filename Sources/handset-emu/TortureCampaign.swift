@@ -236,6 +236,9 @@ final class TortureCampaign: @unchecked Sendable {
     /// More abandoned messages than the slots plus the 16 indexes the firmware once tracked, so evictions leak
     /// unless every evicted part is deleted.
     static let partialBurst = 24
+    /// Seconds storage gets to settle before it is judged: a dropped final result on the line holds the firmware
+    /// up to 20 s (the AT+CMGL timeout) while storage is full.
+    static let storageSettle = 25.0
 
     /// Partial concatenated messages from the gateway's number (random 420-byte bodies: 4 parts, of which the
     /// network carries the first only). Storage must settle at no more than one part per reassembly slot, and
@@ -248,14 +251,14 @@ final class TortureCampaign: @unchecked Sendable {
             world.sim.deliverSMS(from: EmulatedWorld.gatewayNumber, data: body, portDst: Int(KD.smsPort), portSrc: Int(KD.smsPort))
         }
         let bound = Self.firmwareReassemblySlots
-        pump(10) { [world] in world.sim.pendingSMS == 0 && world.sim.storedSMS <= bound }
+        pump(Self.storageSettle) { [world] in world.sim.pendingSMS == 0 && world.sim.storedSMS <= bound }
         world.sim.clearFault(.partialSMS)
         injected[.partialSMS, default: 0] += world.sim.faultCount(.partialSMS) - before
         firedBefore[.partialSMS] = world.sim.faultCount(.partialSMS)
         storage.check(stored: world.sim.storedSMS + world.sim.pendingSMS, bound: bound,
                       after: "\(Self.partialBurst) partial messages (\(world.sim.pendingSMS) still waiting at the SMS centre)")
         let ok = drive(.secret)
-        pump(2) { [world] in world.sim.storedSMS <= bound }
+        pump(Self.storageSettle) { [world] in world.sim.storedSMS <= bound }
         storage.check(stored: world.sim.storedSMS, bound: bound, after: "a secret over SMS following the partial messages")
         return ok
     }
@@ -263,7 +266,7 @@ final class TortureCampaign: @unchecked Sendable {
     /// Whatever the fault, storage must not stay full: SMS would stop arriving.
     private func checkStorageNotFull() {
         let capacity = world.sim.profile.smsSlots
-        pump(2) { [world] in world.sim.storedSMS < capacity }
+        pump(Self.storageSettle) { [world] in world.sim.storedSMS < capacity }
         storage.check(stored: world.sim.storedSMS, bound: capacity - 1, after: "the iteration (storage full: SMS stop arriving)")
     }
 

@@ -20,7 +20,8 @@ final class EmulatedWorld: @unchecked Sendable {
     let capture: Capture
     let deviceID: UInt64 = 0x4853_0000_0000_0001
     let handsetAddress = IPAddress(10, 0, 0, 2)
-    let appPort: UInt16
+    /// The firmware's app socket (`app_socket`).
+    let appSocket: String
     var firmware: Process?
     let firmwareLog: URL
     let queue = DispatchQueue(label: "world.gateway")
@@ -54,8 +55,8 @@ final class EmulatedWorld: @unchecked Sendable {
         peer = try EmulatedPeer(logger: logger)
         services = EmuServices()
         gateway = Gateway(registry: registry, negotiator: peer, services: services, logger: logger)
-        app = try AppClient()
-        appPort = UInt16.random(in: 20000...40000)
+        app = try AppClient(path: dir.appendingPathComponent("app-client.sock").path)
+        appSocket = dir.appendingPathComponent("app.sock").path
         let identity = SubscriberIdentity()
         let box = WorldBox()
         kdUDP = try GatewayUDPListener(gateway: gateway, logger: logger, onSMS: { d in box.world?.deliver(d) })
@@ -129,7 +130,7 @@ final class EmulatedWorld: @unchecked Sendable {
             dialect = auto
             gateway_number = \(Self.gatewayNumber)
             apn = internet
-            app_port = \(appPort)
+            app_socket = \(appSocket)
             local_address = \(handsetAddress.dottedQuad)
             esp_local_port = 0
             kd_transport = udp-fallback
@@ -164,7 +165,7 @@ final class EmulatedWorld: @unchecked Sendable {
         p.standardError = out
         try p.run()
         firmware = p
-        app.firmwarePort = appPort
+        app.firmwarePath = appSocket
     }
 
     /// Largest resident set the firmware process reached (VmHWM, KiB); under qemu it includes qemu itself.

@@ -3,34 +3,36 @@ import CHandsetShim
 import HandsetCore
 
 /// The local datagram interface (docs/firmware.md §App interface). Requests from the app:
+///   0x00 REGISTER                                            no other effect
 ///   0x01 SEND   dst-ip(4) dst-port(2) src-port(2) payload   protect per the SPD and send as ESP-in-UDP
 ///   0x02 SECRET channel(2) payload                          over SMS only, inside key delegation
 ///   0x03 FETCH  url                                          the gateway fetches it over https
-/// Answers to the app (to whoever sent the last request):
+///   0x04 STATUS (Firmware+KDUDP.swift)
+/// Answers to the app (the owner's socket that sent the last known request; others are refused, AppSocket.swift):
 ///   0x81 RECV   src-ip(4) src-port(2) dst-port(2) payload   a decrypted datagram
 ///   0x82 SECRET channel(2) payload
 ///   0x83 FETCH  request(2) http-status(2) truncated(1) body
 ///   0x84 EVENT  code(1) [spi(4)]: 1 sent, 2 waiting for key, 3 discarded, 4 bypass refused, 5 SA installed, 6 failed
 enum AppOp {
-    static let send: UInt8 = 0x01, secret: UInt8 = 0x02, fetch: UInt8 = 0x03
+    static let register: UInt8 = 0x00, send: UInt8 = 0x01, secret: UInt8 = 0x02, fetch: UInt8 = 0x03
     static let recv: UInt8 = 0x81, secretIn: UInt8 = 0x82, fetchIn: UInt8 = 0x83, event: UInt8 = 0x84
+
+    static func isRequest(_ op: UInt8) -> Bool { op <= status }
 }
 
 enum AppEvent: UInt8 { case sent = 1, waitingForKey = 2, discarded = 3, clearRefused = 4, saInstalled = 5, failed = 6, smsUnavailable = 7 }
 
 extension Firmware {
     mutating func pollApp() {
-        var from: UInt32 = 0, port: UInt16 = 0
         var request = InlineArray<1024, UInt8>(repeating: 0)
-        let n = withUnsafeMutableBytes(of: &request) { b in
-            Int(hs_udp_recv(appFD, b.baseAddress!.assumingMemoryBound(to: UInt8.self), b.count, &from, &port))
-        }
+        let n = withUnsafeMutableBytes(of: &request) { appSocket.receive(into: $0) }
         guard n > 0 else { return }
-        app = UDPEndpoint(address: from, port: port)
         withUnsafeBytes(of: request) { b in
             let req = UnsafeRawBufferPointer(rebasing: b[0..<n])
             var r = WireReader(req)
-            switch r.u8() {
+            switch r.u8() {  // a known request from the owner (AppSocket.receive)
+            case AppOp.register:
+                break
             case AppOp.send:
                 let ip = r.u32(), dport = r.u16(), sport = r.u16()
                 guard r.ok else { return }
@@ -56,6 +58,8 @@ extension Firmware {
         let result = withUnsafeMutableBytes(of: &wire) { out in plane.seal(payload, selector: selector, into: out) }
         switch result {
         case .packet(let n, let peer, let port):
+            // SAs with IPv6 peers are refused at install; never send to a truncated address.
+            guard !peer.isV6 else { stats.espDropped &+= 1; return event(.failed) }
             var failure: ATError?
             withUnsafeBytes(of: &wire) { w in
                 do throws(ATError) {
@@ -114,6 +118,12 @@ extension Firmware {
 
     /// After the client has run: new SAs, held datagrams, answers for the app, queued SMS.
     mutating func afterKeyDelegation() {
+        let c = kd.counters
+        if c.saOutsidePolicy &+ c.saPeerLimit &+ c.saIPv6Refused != stats.saRefusalsLogged {
+            stats.saRefusalsLogged = c.saOutsidePolicy &+ c.saPeerLimit &+ c.saIPv6Refused
+            LogLine("fw: SA transfer refused; so far: outside policy ").append(c.saOutsidePolicy)
+                .append(", peer at its push cap ").append(c.saPeerLimit).append(", IPv6 peer ").append(c.saIPv6Refused).emit()
+        }
         while let e = kd.installed.pop() {
             LogLine("fw: SA pair installed out=").append(e.outboundSPI).append(" in=").append(e.inboundSPI).emit()
             event(.saInstalled, spi: e.outboundSPI)
@@ -168,7 +178,7 @@ extension Firmware {
     }
 
     func toApp(_ op: UInt8, _ payload: UnsafeRawBufferPointer, header: (inout WireWriter) -> Void) {
-        guard app.port != 0 else { return }
+        guard appSocket.hasApp else { return }
         var buf = InlineArray<600, UInt8>(repeating: 0)
         withUnsafeMutableBytes(of: &buf) { b in
             var w = WireWriter(b)
@@ -176,7 +186,7 @@ extension Firmware {
             header(&w)
             w.bytes(UnsafeRawBufferPointer(rebasing: payload[0..<min(payload.count, 560)]))
             guard w.ok else { return }
-            _ = hs_udp_send(appFD, b.baseAddress!.assumingMemoryBound(to: UInt8.self), w.count, app.address, app.port)
+            appSocket.send(UnsafeRawBufferPointer(rebasing: b[0..<w.count]))
         }
     }
 }

@@ -45,7 +45,7 @@ extension FirmwareConfig {
 
 /// STATUS on the app interface: 0x04 [outbound SPI(4) inbound SPI(4)] asks, 0x85 answers
 ///   SAs(2) ESP in(4) ESP dropped(4) KD by UDP out(4) KD by UDP in(4) SMS available(1) wrong carriage(4) refused(4)
-///   [pair present(1)]
+///   app datagrams refused(4) [pair present(1)]
 extension AppOp {
     static let status: UInt8 = 0x04, statusIn: UInt8 = 0x85
 }
@@ -117,6 +117,7 @@ extension Firmware {
             w.u8(kd.carriage.smsAvailable ? 1 : 0)
             w.u32(UInt32(truncatingIfNeeded: kd.counters.wrongCarriage))
             w.u32(UInt32(truncatingIfNeeded: c.refused))
+            w.u32(UInt32(truncatingIfNeeded: appSocket.refused))
             if asked {
                 w.u8((plane.sas.slot(spi: out, direction: .outbound) != nil ? 1 : 0)
                      | (plane.sas.slot(spi: inb, direction: .inbound) != nil ? 2 : 0))

@@ -80,7 +80,7 @@ extension Firmware {
             let now = hs_monotonic_ms()
             guard now < end else { return }
             hs_sleep_ms(UInt32(min(end - now, 50)))
-            if appFD >= 0 { pollApp() }
+            pollApp()
             pollTUN()
         }
     }

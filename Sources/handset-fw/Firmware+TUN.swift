@@ -139,7 +139,7 @@ extension Firmware {
     /// no app has registered; otherwise the app interface.
     func wantsTUN(_ s: TrafficSelector) -> Bool {
         guard tun.fd >= 0 else { return false }
-        if app.port == 0 { return true }
+        if !appSocket.hasApp { return true }
         return knowsFlow(s)
     }
 

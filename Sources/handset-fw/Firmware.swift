@@ -5,7 +5,7 @@ import HandsetCore
 typealias HandsetDataPlane = DataPlane<32, 16>
 
 /// The firmware: one thread, one loop. Radio bytes come in through the driver, key-delegation messages go to
-/// the client, ESP goes through the data plane, and applications talk to it over a loopback datagram socket.
+/// the client, ESP goes through the data plane, and applications talk to it over a local (AF_UNIX) datagram socket.
 struct Firmware: ~Copyable {
     var config: FirmwareConfig
     var plane: HandsetDataPlane
@@ -16,8 +16,7 @@ struct Firmware: ~Copyable {
     /// evicted) and messages not for key delegation. Held parts stay in storage until then.
     var deletes = SMSDeleteQueue()
     var held = FixedRing<4, HeldDatagram>(filler: HeldDatagram())
-    var appFD: Int32 = -1
-    var app = UDPEndpoint(address: 0, port: 0)
+    var appSocket = AppSocket()
     var espSocket = -1
     /// Concatenated-SMS reference of the next message. Drawn at boot: restarting at 1 could pair a new
     /// message with parts the gateway still holds from before a reboot.
@@ -111,8 +110,12 @@ struct Firmware: ~Copyable {
 
     /// Runs until SIGTERM or SIGINT (or the process is killed).
     mutating func run() -> Int32 {
-        appFD = hs_udp_bind_loopback(config.appPort)
-        guard appFD >= 0 else { log("cannot bind the app port"); return 1 }
+        let bound = appSocket.open(path: config.appSocket, owner: config.appUID ?? hs_effective_uid(), group: config.appGroup)
+        guard bound == 0 else {
+            LogLine("fw: cannot bind the app socket (errno ").append(-bound).append(")").emit()
+            return 1
+        }
+        defer { appSocket.close() }
         openTUN()
         _ = power.open()
         guard bringUpUntilReady() else { return 0 }
@@ -200,6 +203,8 @@ struct FirmwareStats {
     var smsForeign: UInt64 = 0
     var modemErrors: UInt64 = 0
     var moduleReboots: UInt64 = 0
+    /// SA transfers refused by policy (KeyDelegationClient+SAPolicy.swift) when last logged.
+    var saRefusalsLogged: UInt64 = 0
 }
 
 /// A datagram waiting for its SA (the key request is in flight).

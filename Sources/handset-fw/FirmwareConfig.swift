@@ -12,7 +12,9 @@ struct FirmwareConfig {
     var dialect = Dialect.auto
     var gatewayNumber = FixedBytes<24>()
     var apn = FixedBytes<64>()
-    var appPort: UInt16 = 7001
+    var appSocket = SocketPath(repeating: 0)
+    var appUID: UInt32? = nil
+    var appGroup: Int64 = -1
     var localAddress = IPAddress(10, 0, 0, 2)
     var espLocalPort: UInt16 = 4500
     var power = ModemPowerConfig()
@@ -32,7 +34,7 @@ struct ConfigError: Error {
 extension FirmwareConfig {
     /// Every key `parse` knows, for the unknown-key message; FirmwareConfigTests checks it against docs/firmware.md.
     static let keys: [StaticString] = [
-        "state_dir", "serial", "baud", "flow_control", "dialect", "gateway_number", "apn", "app_port", "local_address",
+        "state_dir", "serial", "baud", "flow_control", "dialect", "gateway_number", "apn", "app_socket", "app_uid", "app_group", "local_address",
         "esp_local_port", "power_key_gpio", "reset_gpio", "gpio_active_low", "power_key_ms", "reset_ms",
         "modem_boot_ms", "recovery_after", "kd_transport", "gateway_udp", "kd_sms_retry", "tun", "tun_address",
         "tun_mtu", "rule", "default",
@@ -157,6 +159,7 @@ extension FirmwareConfig {
         guard c.gatewayNumber.count > 0 else { throw ConfigError(line: 0, reason: "gateway_number is required") }
         try c.checkTUN()
         try c.checkKDUDP()
+        try c.checkApp()
         return c
     }
 
@@ -183,9 +186,7 @@ extension FirmwareConfig {
             else { throw ConfigError(line: line, reason: "dialect: auto, simcom, quectel, ublox or generic") }
         } else if bytesEqual(k, "gateway_number") { try copyBytes(v[0], into: &gatewayNumber, line: line) }
         else if bytesEqual(k, "apn") { try copyBytes(v[0], into: &apn, line: line) }
-        else if bytesEqual(k, "app_port") {
-            guard let p = parseUInt(v[0], max: 65535), p > 0 else { throw ConfigError(line: line, reason: "app_port: 1...65535") }
-            appPort = UInt16(p)
+        else if try applyApp(k, v, line: line) {
         } else if bytesEqual(k, "esp_local_port") {
             guard let p = parseUInt(v[0], max: 65535) else { throw ConfigError(line: line, reason: "esp_local_port: 0...65535") }
             espLocalPort = UInt16(p)

@@ -13,6 +13,9 @@ func firmwareMain() -> Int32 {
         return r.failed == 0 && r.passed > 0 ? 0 : 1
     }
     if args.count == 3 && args.isEqual(1, "run") {
+        // Before any key is read: a core file would hold the device key and every SA key.
+        let rc = hs_disable_core_dumps()
+        guard rc == 0 else { print("handset-fw: cannot disable core dumps (errno \(-rc))"); return 1 }
         return runFirmware(configPath: hs_argv(2)!)
     }
     if args.count == 2 && (args.isEqual(1, "--help") || args.isEqual(1, "-h") || args.isEqual(1, "help")) {
@@ -71,6 +74,7 @@ func runFirmware(configPath: UnsafePointer<CChar>) -> Int32 {
         return 1
     }
     guard kd.keysUsable else { print("handset-fw: device key could not be set up"); return 1 }
+    if let reason = refusalToStart(random: kd.random) { print("handset-fw: \(reason)"); return 1 }
     var serialPath = config.serial
     var serialFailure = SerialError(kind: .other, errno: 0)
     let opened = withUnsafeBytes(of: &serialPath) { p -> SerialPort? in

@@ -14,7 +14,7 @@ import Testing
     func withLoggedIn(_ body: (World, inout KeyDelegationClient<FlashStore>, inout HandsetPlane) throws -> Void) throws {
         let w = try World()
         var c = try w.handset()
-        var plane = HandsetPlane()
+        var plane = handsetPlane()
         c.boot(now: 0)
         exchange(&c, w.gateway, plane: &plane)
         #expect(c.phase == .ready)
@@ -146,7 +146,7 @@ import Testing
     @Test func handsetRefusesSMSOnlyTypesByUDPAndChangesNothing() throws {
         let w = try World()
         var c = try w.handset()
-        var plane = HandsetPlane()
+        var plane = handsetPlane()
         c.boot(now: 0)
         let loginAck = w.gateway.handleUplink(c.drain()[0])
         #expect(loginAck.map(\.type) == [.loginAck] && loginAck[0].carriage == .sms)

@@ -32,6 +32,8 @@ final class TestPeer: PeerNegotiator, TrustedServices, @unchecked Sendable {
     var establishCalls = 0
     /// Each device's pairs (handset outbound, handset inbound SPI): a login forgets that device's only.
     var pairs: [UInt64: [(UInt32, UInt32)]] = [:]
+    /// Lets a test make the peer answer something other than the flow asked for.
+    var reshape: ((inout KDSATransfer) -> Void)?
 
     init() {
         try! plane.spd.append(SPDRule(SelectorPattern(remote: IPAddress(10, 0, 0, 0), prefix: 8), .protect(template: 1)))
@@ -53,11 +55,14 @@ final class TestPeer: PeerNegotiator, TrustedServices, @unchecked Sendable {
         // Handset outbound = peer inbound, and the reverse.
         k1.withUnsafeBytes { _ = try! plane.sas.install(p(outSPI, .inbound, 0x0102_0304), key: $0) }
         k2.withUnsafeBytes { _ = try! plane.sas.install(p(inSPI, .outbound, 0x0506_0708), key: $0) }
-        return k1.withUnsafeBytes { a in k2.withUnsafeBytes { b in
+        var t = k1.withUnsafeBytes { a in k2.withUnsafeBytes { b in
             KDSATransfer(requestID: 0, outboundSPI: outSPI, outboundKey: KeyBytes(a), outboundSalt: 0x0102_0304,
                          inboundSPI: inSPI, inboundKey: KeyBytes(b), inboundSalt: 0x0506_0708, peer: address,
-                         prefix: 32, proto: IPProto.udp, localPort: 0, remotePort: 7, softSeconds: 0, hardSeconds: 0)
+                         prefix: 32, proto: IPProto.udp, localPort: selector.localPort, remotePort: selector.remotePort,
+                         softSeconds: 0, hardSeconds: 0)
         } }
+        reshape?(&t)
+        return t
     }
 
     func forget(device: UInt64) {
@@ -69,7 +74,12 @@ final class TestPeer: PeerNegotiator, TrustedServices, @unchecked Sendable {
     }
 
     func secret(device: UInt64, channel: UInt16, data: [UInt8]) -> [UInt8]? { Array("ack:".utf8) + data }
-    func fetch(device: UInt64, url: String) -> (status: UInt16, body: [UInt8]) { (200, Array("fetched \(url)".utf8)) }
+    /// Runs inside `fetch` before it answers (a test holds the fetch there).
+    var duringFetch: (() -> Void)?
+    func fetch(device: UInt64, url: String) -> (status: UInt16, body: [UInt8]) {
+        duringFetch?()
+        return (200, Array("fetched \(url)".utf8))
+    }
 }
 
 /// A provisioned device plus a gateway on a fresh SQLite registry.
@@ -101,9 +111,26 @@ struct World {
         c.localAddress = IPAddress(10, 0, 0, 2)
         return c
     }
+
+    /// A handset booted and logged in against the gateway (its SA table thrown away).
+    func loggedInHandset() throws -> KeyDelegationClient<FlashStore> {
+        var c = try handset()
+        var plane = HandsetPlane()
+        c.boot(now: 0)
+        exchange(&c, gateway, plane: &plane)
+        return c
+    }
 }
 
 typealias HandsetPlane = DataPlane<16, 4>
+
+/// The handset's data plane with its policy: traffic to the test peer's network is protected (pushes from the
+/// peer must fall within a protect rule, docs/key-delegation.md §6).
+func handsetPlane() -> HandsetPlane {
+    var plane = HandsetPlane()
+    try! plane.spd.append(SPDRule(SelectorPattern(remote: IPAddress(192, 0, 2, 0), prefix: 24), .protect(template: 1)))
+    return plane
+}
 
 extension KeyDelegationClient {
     /// Drains the outbox as byte arrays (what would go out as SMS).

@@ -21,17 +21,9 @@ import Testing
         return plane.sas.count == 2
     }
 
-    func loggedIn(_ w: World) throws -> KeyDelegationClient<FlashStore> {
-        var c = try w.handset()
-        var plane = HandsetPlane()
-        c.boot(now: 0)
-        exchange(&c, w.gateway, plane: &plane)
-        return c
-    }
-
     @Test func replayFloodOfOneCapturedUplinkIsFree() throws {
         let w = try World()
-        var c = try loggedIn(w)
+        var c = try w.loggedInHandset()
         var plane = HandsetPlane()
         c.requestKey(template: 1, selector: TrafficSelector(local: c.localAddress, remote: w.peer.address,
                                                             localPort: 0, remotePort: 7), now: 1)
@@ -56,7 +48,7 @@ import Testing
     /// downlink-blackout` seals every one).
     @Test func loginWorksAfterLostDownlinks() throws {
         let w = try World()
-        _ = try loggedIn(w)
+        _ = try w.loggedInHandset()
         var sealed = 0
         for _ in 0..<1_000 {
             sealed += w.gateway.deleteSA(device: w.deviceID, outboundSPI: 0x100, inboundSPI: 0x101).count
@@ -72,7 +64,7 @@ import Testing
     /// acknowledging SMS).
     @Test func loginWorksAfterLostUplinks() throws {
         let w = try World()
-        var c = try loggedIn(w)
+        var c = try w.loggedInHandset()
         let before = c.state.upCounter
         let data: [UInt8] = Array("lost".utf8)
         for _ in 0..<Self.flood {

@@ -10,7 +10,7 @@ import Testing
     func withLoggedIn(_ body: (World, inout KeyDelegationClient<FlashStore>, inout HandsetPlane, [Downlink]) throws -> Void) throws {
         let w = try World()
         var c = try w.handset()
-        var plane = HandsetPlane()
+        var plane = handsetPlane()
         c.boot(now: 0)
         exchange(&c, w.gateway, plane: &plane)
         let sel = TrafficSelector(local: c.localAddress, remote: w.peer.address, localPort: 0, remotePort: 7)
@@ -79,7 +79,7 @@ import Testing
     @Test func gatewayRejectsForgedReplayedAndUnknownUplinks() throws {
         let w = try World()
         var c = try w.handset()
-        var plane = HandsetPlane()
+        var plane = handsetPlane()
         c.boot(now: 0)
         let login = c.drain()[0]
         var forged = login

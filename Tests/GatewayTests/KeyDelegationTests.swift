@@ -7,7 +7,7 @@ import Testing
     @Test func loginRotatesTheDeviceKeyOnBothSides() throws {
         let w = try World()
         var c = try w.handset()
-        var plane = HandsetPlane()
+        var plane = handsetPlane()
         let oldKey = c.state.currentKey
         c.boot(now: 0)
         exchange(&c, w.gateway, plane: &plane)
@@ -36,7 +36,7 @@ import Testing
         dev.epoch = Int(UInt16.max)
         try w.registry.save(dev)
         var c = try w.handset()
-        var plane = HandsetPlane()
+        var plane = handsetPlane()
         c.boot(now: 0)
         exchange(&c, w.gateway, plane: &plane)
         #expect(c.phase == .ready && c.state.epoch == 1)
@@ -48,7 +48,7 @@ import Testing
     @Test(arguments: 0..<6) func powerCutAtEveryStepOfRotation(cutAfter k: Int) throws {
         let w = try World()
         var c = try w.handset()
-        var plane = HandsetPlane()
+        var plane = handsetPlane()
         c.boot(now: 0)
         var delivered = 0
         cut: for _ in 0..<4 {
@@ -67,7 +67,7 @@ import Testing
         }
         // Power cut: RAM is gone, flash stays.
         c = try w.handset()
-        var plane2 = HandsetPlane()
+        var plane2 = handsetPlane()
         c.boot(now: 1000)
         exchange(&c, w.gateway, plane: &plane2)
         #expect(c.phase == .ready, "cut after \(k)")
@@ -83,7 +83,7 @@ import Testing
     @Test func saPairFitsInOneSMS() throws {
         let w = try World()
         var c = try w.handset()
-        var plane = HandsetPlane()
+        var plane = handsetPlane()
         c.boot(now: 0)
         exchange(&c, w.gateway, plane: &plane)
         c.requestKey(template: 1, selector: TrafficSelector(local: c.localAddress, remote: w.peer.address, localPort: 5000, remotePort: 7), now: 1)
@@ -98,7 +98,7 @@ import Testing
     @Test func requestedSAWorksEndToEnd() throws {
         let w = try World()
         var c = try w.handset()
-        var plane = HandsetPlane()
+        var plane = handsetPlane()
         try plane.spd.append(SPDRule(SelectorPattern(remote: w.peer.address, prefix: 32), .protect(template: 1)))
         c.boot(now: 0)
         exchange(&c, w.gateway, plane: &plane)
@@ -121,7 +121,7 @@ import Testing
     @Test func peerInitiatedPushAndDelete() throws {
         let w = try World()
         var c = try w.handset()
-        var plane = HandsetPlane()
+        var plane = handsetPlane()
         c.boot(now: 0)
         exchange(&c, w.gateway, plane: &plane)
         let push = w.gateway.push(device: w.deviceID, selector: TrafficSelector(local: c.localAddress, remote: w.peer.address, localPort: 0, remotePort: 7))
@@ -143,13 +143,13 @@ import Testing
     @Test func transferSealedBeforeTheLoginIsNotInstalled() throws {
         let w = try World()
         var c = try w.handset()
-        var plane = HandsetPlane()
+        var plane = handsetPlane()
         c.boot(now: 0)
         exchange(&c, w.gateway, plane: &plane)
         let sel = TrafficSelector(local: c.localAddress, remote: w.peer.address, localPort: 0, remotePort: 7)
         let stale = w.gateway.push(device: w.deviceID, selector: sel)  // in flight when the power goes
         var after = try w.handset()
-        var erased = HandsetPlane()
+        var erased = handsetPlane()
         #expect(after.deliver(stale, plane: &erased) == [.rejected(.badMessage)])  // read at bring-up, before login
         #expect(erased.sas.count == 0)
         #expect(after.drain().isEmpty)  // no sa-ack
@@ -166,7 +166,7 @@ import Testing
     @Test func secretDataAndFetchTravelOnlyAsKeyDelegationMessages() throws {
         let w = try World()
         var c = try w.handset()
-        var plane = HandsetPlane()
+        var plane = handsetPlane()
         c.boot(now: 0)
         exchange(&c, w.gateway, plane: &plane)
         #expect(Array("PIN 1234".utf8).withUnsafeBytes { c.sendSecret(channel: 3, $0) })

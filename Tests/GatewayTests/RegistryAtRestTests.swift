@@ -95,6 +95,18 @@ import Testing
         #expect(try reg.device(id: 1)?.key == Data(repeating: 0x11, count: 32))
     }
 
+    /// A key that does not unwrap is a registry failure at the gateway, never taken for an unknown device.
+    @Test func aKeyThatDoesNotUnwrapIsAStoreFailureNotAnUnknownDevice() throws {
+        let w = try World()
+        var c = try w.handset()
+        c.boot(now: 0)
+        let login = c.drain()[0]
+        let raw = try DatabaseQueue(path: w.registry.path)
+        try raw.write { try $0.execute(sql: "UPDATE device SET key = zeroblob(61)") }
+        #expect(w.gateway.handleUplink(login).isEmpty)
+        #expect(w.gateway.counters.storeFailures == 1 && w.gateway.counters.unknownDevice == 0)
+    }
+
     /// A registry written before keys were wrapped: opening it wraps them in place and leaves no clear copy.
     @Test func aRegistryWithClearKeysIsWrappedOnOpen() throws {
         let dir = try tempDir()

@@ -29,7 +29,7 @@ import Testing
     @Test(arguments: [
         ("dialect = sim-com", "dialect", "dialect: auto, simcom, quectel, ublox or generic", false),
         ("flow_control = rts", "flow_control", "flow_control: rtscts or none", false),
-        ("app_port = 0", "app_port", "app_port: 1...65535", false),
+        ("app_socket = app.sock", "app_socket", "app_socket must be an absolute path", false),
         ("local_addres = 10.0.0.2", "local_addres", "unknown key", true),
         ("baud", "baud", "expected key = value", false),
         ("apn =", "apn", "missing value", false),

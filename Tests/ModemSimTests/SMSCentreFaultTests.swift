@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import ModemSim
 
-// The SMS centre's network faults (sms-loss, sms-duplicate, sms-reorder, reboot-between-parts) and reboot-mid-sms,
+// The SMS centre's network faults (sms-loss, sms-duplicate, sms-reorder, partial-sms, reboot-between-parts) and reboot-mid-sms,
 // seen from the pty and the network events. The SMS-SUBMIT is the dreamfabric.com tutorial's "hellohello"
 // (TPDU 23 octets), as in SMSCentreTests.
 @Suite(.serialized) struct SMSCentreFaultTests {

@@ -45,3 +45,41 @@ def check_counter(received: int, last_accepted: int) -> str:
     if received <= last_accepted:
         return "low"
     return "ok"
+
+
+# §6: what an sa-transfer may cover. A selector is (remote address as int, prefix, proto, (lo, hi) local ports,
+# (lo, hi) remote ports), IPv4; a request is (remote, proto, local port, remote port) with 0 = any.
+ANY = (0, 65535)
+PUSHED_PAIRS_PER_PEER = 4
+
+
+def _matches(a: int, b: int, prefix: int) -> bool:
+    mask = (0xFFFFFFFF << (32 - prefix)) & 0xFFFFFFFF if prefix else 0
+    return a & mask == b & mask
+
+
+def within_request(sel, request) -> bool:
+    remote, prefix, proto, lports, rports = sel
+    r_remote, r_proto, r_lport, r_rport = request
+    return (prefix == 32 and remote == r_remote and (r_proto == 0 or proto == r_proto)
+            and (r_lport == 0 or lports == (r_lport, r_lport)) and (r_rport == 0 or rports == (r_rport, r_rport)))
+
+
+def within_rule(sel, rule) -> bool:
+    remote, prefix, proto, lports, rports = sel
+    g_remote, g_prefix, g_proto, g_lports, g_rports = rule
+    return (g_prefix <= prefix and _matches(g_remote, remote, g_prefix) and (g_proto == 0 or g_proto == proto)
+            and g_lports[0] <= lports[0] and lports[1] <= g_lports[1]
+            and g_rports[0] <= rports[0] and rports[1] <= g_rports[1])
+
+
+def sa_transfer_status(sel, *, ipv6=False, request=None, protect_rules=(), pushed_from_peer=0,
+                       same_flow_pushed=False) -> int:
+    """The sa-ack status: 0 ok, 7 denied, 8 busy. `request` is the pending request answered (None: a push)."""
+    if ipv6:
+        return 7
+    if request is not None:
+        return 0 if within_request(sel, request) else 7
+    if not any(within_rule(sel, r) for r in protect_rules):
+        return 7
+    return 0 if pushed_from_peer < PUSHED_PAIRS_PER_PEER or same_flow_pushed else 8

@@ -51,7 +51,11 @@ int hs_sha256(const uint8_t *msg, size_t len, uint8_t out[32]);
 /* ---- CTR-DRBG (AES-256) seeded from getrandom(2). ---- */
 size_t hs_drbg_ctx_size(void);
 size_t hs_drbg_ctx_align(void);
-int hs_drbg_seed(void *ctx, const uint8_t *personalization, size_t len);
+/* Entropy sources: the kernel's, or none at all (a source that always fails, so tests can see what the
+ * firmware does when seeding fails). */
+enum { HS_ENTROPY_GETRANDOM = 0, HS_ENTROPY_NONE = 1 };
+/* Returns HS_OK, HS_ERR_ENTROPY when the source failed, or HS_ERR_CRYPTO. The context is usable only after HS_OK. */
+int hs_drbg_seed(void *ctx, const uint8_t *personalization, size_t len, int entropy);
 int hs_drbg_fill(void *ctx, uint8_t *out, size_t len);
 void hs_drbg_wipe(void *ctx);
 
@@ -77,6 +81,8 @@ const char *hs_argv(int i);
  * firmware loop can end cleanly. hs_stop_requested() is 1 once either arrived. Returns 0 or -errno. */
 int hs_stop_signals_install(void);
 int hs_stop_requested(void);
+/* No core dumps: RLIMIT_CORE 0 and PR_SET_DUMPABLE 0 (the process holds device and SA keys). 0 or -errno. */
+int hs_disable_core_dumps(void);
 /* Flushes stdio and ends the process; for the firmware entry, which cannot import Glibc. */
 void hs_exit(int code) __attribute__((noreturn));
 

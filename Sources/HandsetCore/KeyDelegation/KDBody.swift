@@ -126,3 +126,20 @@ public enum KDBody {
         }
     }
 }
+
+extension KDBody {
+    /// Overwrites the keys a decoded login-ack or sa-transfer holds, once they have been taken over.
+    mutating func wipeKeys() {
+        switch self {
+        case .loginAck(var m):
+            m.newKey.wipe()
+            self = .loginAck(m)
+        case .saTransfer(var t):
+            t.outboundKey.wipe()
+            t.inboundKey.wipe()
+            self = .saTransfer(t)
+        default:
+            break
+        }
+    }
+}

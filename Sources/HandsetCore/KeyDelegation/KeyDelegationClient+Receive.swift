@@ -47,6 +47,7 @@ extension KeyDelegationClient {
             return .rejected(verdict)
         }
         var plain = FixedBytes<512>()
+        defer { plain.wipe() }  // login-ack and sa-transfer plaintext hold keys
         var opened = false
         plain.fill { out in
             let n = usePending ? pendingKeys.open(wire, header: h, direction: .down, into: out)
@@ -59,10 +60,11 @@ extension KeyDelegationClient {
             return .rejected(.integrityFailure)
         }
         return plain.withBytes { p -> KDReceiveResult in
-            guard let body = KDBody.decode(h.type, p) else {
+            guard var body = KDBody.decode(h.type, p) else {
                 counters.malformed &+= 1
                 return .rejected(.badMessage)
             }
+            defer { body.wipeKeys() }
             var next = state
             next.downCounter = h.counter
             return act(body, header: h, underPending: usePending, accepted: next, now: now, plane: &plane)

@@ -114,17 +114,17 @@ extension KeyDelegationClient {
     }
 
     /// Installs both halves of a transferred pair, or neither.
+    /// Checked first against what the handset asked for or its policy (KeyDelegationClient+SAPolicy.swift).
     mutating func install<let sas: Int, let rules: Int>(_ t: KDSATransfer, plane: inout DataPlane<sas, rules>) -> KDStatus {
-        for i in 0..<8 where requests[i].used && requests[i].id == t.requestID && t.requestID != 0 {
-            requests[i].used = false
-        }
         if plane.sas.slot(spi: t.outboundSPI, direction: .outbound) != nil,
            plane.sas.slot(spi: t.inboundSPI, direction: .inbound) != nil {
             return .ok  // a retransmission whose SA_ACK was lost
         }
-        let selector = SelectorPattern(remote: t.peer, prefix: Int(t.prefix), proto: t.proto,
-                                       localPorts: t.localPort == 0 ? .any : PortRange(t.localPort),
-                                       remotePorts: t.remotePort == 0 ? .any : PortRange(t.remotePort))
+        let admitted = admit(t, plane: &plane)
+        let answered = pendingRequest(id: t.requestID)
+        if let i = answered { requests[i].used = false }
+        guard admitted == .ok else { return admitted }
+        let selector = t.selectorPattern
         let mode: ESPMode = t.tunnel ? .tunnel(local: localAddress, remote: t.peer) : .transport
         let life = SALifetime(softSeconds: UInt64(t.softSeconds), hardSeconds: UInt64(t.hardSeconds))
         var out = SAParameters(spi: t.outboundSPI, direction: .outbound, algorithm: t.algorithm, keyLength: 32,
@@ -139,6 +139,7 @@ extension KeyDelegationClient {
             return .denied
         }
         counters.sasInstalled &+= 2
+        if answered == nil { notePushed(t) }
         var e = KDInstalled()
         e.outboundSPI = t.outboundSPI
         e.inboundSPI = t.inboundSPI

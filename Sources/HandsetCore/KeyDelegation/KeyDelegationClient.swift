@@ -50,7 +50,17 @@ public struct KDCounters: Equatable, Sendable {
     public var errorsFromGateway: UInt64 = 0
     /// SMS-only types that arrived by UDP.
     public var wrongCarriage: UInt64 = 0
+    /// SA transfers refused (docs/key-delegation.md §6): selector beyond the request or the protect rules,
+    /// the peer's pushed pairs at their cap, an IPv6 peer.
+    public var saOutsidePolicy: UInt64 = 0
+    public var saPeerLimit: UInt64 = 0
+    public var saIPv6Refused: UInt64 = 0
     public init() {}
+}
+
+struct PushedPair: Sendable {
+    var outboundSPI: UInt32 = 0  // 0: free
+    var inboundSPI: UInt32 = 0
 }
 
 struct PendingRequest: Sendable {
@@ -80,6 +90,8 @@ public struct KeyDelegationClient<Store: KeyStateStore>: ~Copyable {
     /// The handset's own IP address (from the module), used as the local end of every SA.
     public var localAddress: IPAddress = .anyV4
     var requests: InlineArray<8, PendingRequest>
+    /// Installed pairs the handset did not ask for (pushes), for the per-peer cap.
+    var pushedPairs = InlineArray<8, PushedPair>(repeating: PushedPair())
     var nextRequestID: UInt16 = 1
     var lastLoginSent: UInt64 = 0
     var loginTries = 0
