@@ -16,10 +16,11 @@ struct RunCommand: ParsableCommand {
 
             --tun (root only) adds the tun scenario: an ordinary program's UDP through the firmware's TUN interface.
 
-            Scenarios: \(Scenario.all.map(\.name).joined(separator: ", ")) (default: all, in that order).
+            Scenarios: \(Scenario.all.map(\.name).joined(separator: ", ")) (default: all, in that order). \
+            sa-cache reuses the party handset-initiated contacted: choose both, in that order.
 
             Examples:
-              handset-emu run --scenario login --scenario sa-cache
+              handset-emu run --scenario handset-initiated --scenario sa-cache
               handset-emu run --scenario rekey --duration 5 --rate 5
               handset-emu run --scenario login --profile quectel --faults garbage@0.05
             """)
