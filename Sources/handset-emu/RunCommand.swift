@@ -16,8 +16,7 @@ struct RunCommand: ParsableCommand {
 
             --tun (root only) adds the tun scenario: an ordinary program's UDP through the firmware's TUN interface.
 
-            Scenarios: \(Scenario.all.map(\.name).joined(separator: ", ")) (default: all, in that order). \
-            sa-cache reuses the party handset-initiated contacted: choose both, in that order.
+            Scenarios: \(Scenario.all.map(\.name).joined(separator: ", ")) (default: all, in that order).
 
             Examples:
               handset-emu run --scenario handset-initiated --scenario sa-cache
