@@ -55,7 +55,6 @@ public final class ESMEClient: @unchecked Sendable {
     private var _bound = false
     private var running = false
     private var nextReference: UInt16 = 1
-    private var thread: Thread?
     private let stopped = DispatchSemaphore(value: 0)
     // Owned by the I/O thread only.
     private var inflight: [UInt32: InFlight] = [:]
@@ -75,9 +74,9 @@ public final class ESMEClient: @unchecked Sendable {
 
     public func start() {
         locked { running = true }
+        // The thread holds the client until `run` returns; the client does not hold the thread (no cycle).
         let t = Thread { [self] in run(); stopped.signal() }
         t.name = "esme"
-        thread = t
         t.start()
     }
 
