@@ -6,21 +6,8 @@ import Testing
 /// A refused config line names its key, and the keys the unknown-key message lists are the ones docs/firmware.md
 /// documents and the parser takes.
 @Suite struct ConfigErrorTests {
-    static let base = "state_dir = /var/lib/handset\nserial = /dev/ttyAMA0\ngateway_number = +15550100000\n"
-
-    func parse(_ text: String) -> Result<FirmwareConfig, ConfigError> {
-        var t = text
-        var spd = SPD<8>()
-        var result: Result<FirmwareConfig, ConfigError> = .failure(ConfigError(line: -1, reason: "not run"))
-        t.withUTF8 { b in
-            do throws(ConfigError) { result = .success(try FirmwareConfig.parse(UnsafeRawBufferPointer(b), spd: &spd)) }
-            catch { result = .failure(error) }
-        }
-        return result
-    }
-
     func failure(_ text: String) -> ConfigError? {
-        if case .failure(let e) = parse(text) { return e }
+        if case .failure(let e) = parseConfig(text) { return e }
         return nil
     }
 
@@ -36,7 +23,7 @@ import Testing
         ("a_key_longer_than_thirty_two_bytes_is_cut = 1", "a_key_longer_than_thirty_two_byt", "unknown key", true),
     ])
     func badLineNamesItsKey(_ line: String, _ expectedKey: String, _ reason: String, _ unknown: Bool) throws {
-        let e = try #require(failure(Self.base + "# comment\n" + line + "\n"))
+        let e = try #require(failure(minimalConfig + "# comment\n" + line + "\n"))
         #expect(e.line == 5)
         #expect(key(e) == expectedKey)
         #expect(String(describing: e.reason) == reason)
@@ -64,7 +51,7 @@ import Testing
         #expect(Set(listed) == Set(documented))
         #expect(Set(listed).count == listed.count)
         for k in listed {
-            if let e = failure(Self.base + "\(k) = x\n") { #expect(!e.unknownKey, "\(k) is listed but refused as unknown") }
+            if let e = failure(minimalConfig + "\(k) = x\n") { #expect(!e.unknownKey, "\(k) is listed but refused as unknown") }
         }
     }
 }

@@ -4,32 +4,19 @@ import Testing
 
 /// The key-delegation carriage keys (docs/firmware.md: kd_transport, gateway_udp, kd_sms_retry).
 @Suite struct FirmwareConfigKDUDPTests {
-    static let base = "state_dir = /var/lib/handset\nserial = /dev/ttyAMA0\ngateway_number = +15550100000\n"
-
-    func parse(_ text: String) -> Result<FirmwareConfig, ConfigError> {
-        var t = text
-        var spd = SPD<8>()
-        var result: Result<FirmwareConfig, ConfigError> = .failure(ConfigError(line: -1, reason: "not run"))
-        t.withUTF8 { b in
-            do throws(ConfigError) { result = .success(try FirmwareConfig.parse(UnsafeRawBufferPointer(b), spd: &spd)) }
-            catch { result = .failure(error) }
-        }
-        return result
-    }
-
     @Test func withoutGatewayUDPEverythingGoesBySMS() throws {
-        let c = try parse(Self.base).get()
+        let c = try parseConfig(minimalConfig).get()
         #expect(c.kdUDP.mode == .smsOnly && c.kdUDP.port == 0 && c.kdUDP.smsRetry == 60)
     }
 
     @Test func gatewayUDPAloneTurnsTheFallbackOn() throws {
-        let c = try parse(Self.base + "gateway_udp = 192.0.2.7:16400\nkd_sms_retry = 15\n").get()
+        let c = try parseConfig(minimalConfig + "gateway_udp = 192.0.2.7:16400\nkd_sms_retry = 15\n").get()
         #expect(c.kdUDP.mode == .udpFallback)
         #expect(c.kdUDP.gateway == IPAddress(192, 0, 2, 7) && c.kdUDP.port == 16400 && c.kdUDP.smsRetry == 15)
     }
 
     @Test func kdTransportSMSKeepsEverythingOnSMSEvenWithGatewayUDP() throws {
-        let c = try parse(Self.base + "gateway_udp = 192.0.2.7:16400\nkd_transport = sms\n").get()
+        let c = try parseConfig(minimalConfig + "gateway_udp = 192.0.2.7:16400\nkd_transport = sms\n").get()
         #expect(c.kdUDP.mode == .smsOnly)
     }
 
@@ -43,7 +30,7 @@ import Testing
         ("kd_sms_retry = 0\n", 4),
     ])
     func badValuesAreRefusedWithTheirLine(_ extra: String, _ line: Int) {
-        guard case .failure(let e) = parse(Self.base + extra) else {
+        guard case .failure(let e) = parseConfig(minimalConfig + extra) else {
             Issue.record("accepted: \(extra)")
             return
         }
