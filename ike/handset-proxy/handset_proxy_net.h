@@ -1,0 +1,13 @@
+#ifndef HANDSET_PROXY_NET_H_
+#define HANDSET_PROXY_NET_H_
+
+#include <kernel/kernel_net.h>
+
+/*
+ * The smallest network interface charon accepts: it finds source addresses
+ * and changes nothing on the host (no virtual IPs, no routes), and it names
+ * no local addresses, so MOBIKE advertises none of the gateway host's.
+ */
+kernel_net_t *handset_proxy_net_create();
+
+#endif
