@@ -107,7 +107,8 @@ def lab():
         pytest.fail(f"{PLUGIN} missing: scripts/setup builds it")
     path = Path(tempfile.mkdtemp(prefix="ike-lab-", dir="/tmp"))
     try:
-        subprocess.run([str(LAB), "up", str(path)], check=True, timeout=60, capture_output=True)
+        r = subprocess.run([str(LAB), "up", str(path)], timeout=60, capture_output=True, text=True)
+        assert r.returncode == 0, f"ike-lab up failed: {r.stderr}"
         yield Lab(path)
     finally:
         subprocess.run([str(LAB), "down", str(path)], timeout=60)
