@@ -2,6 +2,7 @@
 
 #include <daemon.h>
 
+#include <ifaddrs.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -66,7 +67,34 @@ METHOD(kernel_net_t, get_nexthop, host_t*,
 METHOD(kernel_net_t, get_interface, bool,
 	private_net_t *this, host_t *host, char **name)
 {
-	return FALSE;
+	struct ifaddrs *ifas, *ifa;
+	host_t *addr;
+	bool found = FALSE;
+
+	if (getifaddrs(&ifas) != 0)
+	{
+		return FALSE;
+	}
+	for (ifa = ifas; ifa && !found; ifa = ifa->ifa_next)
+	{
+		if (!ifa->ifa_addr ||
+			ifa->ifa_addr->sa_family != host->get_family(host))
+		{
+			continue;
+		}
+		addr = host_create_from_sockaddr(ifa->ifa_addr);
+		if (addr)
+		{
+			found = addr->ip_equals(addr, host);
+			addr->destroy(addr);
+		}
+		if (found && name)
+		{
+			*name = strdup(ifa->ifa_name);
+		}
+	}
+	freeifaddrs(ifas);
+	return found;
 }
 
 METHOD(kernel_net_t, create_address_enumerator, enumerator_t*,
@@ -81,17 +109,18 @@ METHOD(kernel_net_t, create_local_subnet_enumerator, enumerator_t*,
 	return enumerator_create_empty();
 }
 
-/* A virtual IP belongs to the handset, never to the gateway host. */
+/* A virtual IP belongs to the handset: charon records it (it becomes the
+ * CHILD_SA's local selector), the gateway host never gets it. */
 METHOD(kernel_net_t, add_ip, status_t,
 	private_net_t *this, host_t *virtual_ip, int prefix, char *iface)
 {
-	return NOT_SUPPORTED;
+	return SUCCESS;
 }
 
 METHOD(kernel_net_t, del_ip, status_t,
 	private_net_t *this, host_t *virtual_ip, int prefix, bool wait)
 {
-	return NOT_SUPPORTED;
+	return SUCCESS;
 }
 
 METHOD(kernel_net_t, add_route, status_t,

@@ -5,8 +5,9 @@
 
 /*
  * The smallest network interface charon accepts: it finds source addresses
- * and changes nothing on the host (no virtual IPs, no routes), and it names
- * no local addresses, so MOBIKE advertises none of the gateway host's.
+ * and interfaces, changes nothing on the host (virtual IPs and routes are
+ * accepted and not installed), and lists no local addresses, so MOBIKE
+ * advertises none of the gateway host's.
  */
 kernel_net_t *handset_proxy_net_create();
 

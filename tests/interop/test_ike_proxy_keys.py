@@ -50,7 +50,10 @@ class Lab:
         assert r.returncode == 0, f"swanctl {args} on {side}: {r.stdout}{r.stderr}"
         return r.stdout
 
-    def load_proxy_conn(self, esp):
+    def load_proxy_conn(self, esp, vip=False):
+        """vip: ask the server for a virtual IP (vips = 0.0.0.0) instead of a fixed local_ts."""
+        local = "vips = 0.0.0.0" if vip else "# no virtual IP"
+        local_ts = "# local_ts: the virtual IP" if vip else f"local_ts = {INNER}/32"
         f = self.dir / "proxy-swanctl.conf"
         f.write_text(f"""connections {{
   {CONN} {{
@@ -58,6 +61,7 @@ class Lab:
     remote_addrs = {self.env['SRV_ADDR']}
     remote_port = 4500
     proposals = aes256-sha256-x25519
+    {local}
     local {{
       auth = psk
       id = {HANDSET_ID}
@@ -68,7 +72,7 @@ class Lab:
     }}
     children {{
       hs {{
-        local_ts = {INNER}/32
+        {local_ts}
         remote_ts = {self.env['SRV_INNER']}/32
         esp_proposals = {esp}
         mode = tunnel
@@ -90,6 +94,14 @@ secrets {{
         s.write_text(f'secrets {{\n  ike-hs {{\n    id-a = {self.env["SRV_ID"]}\n    id-b = {HANDSET_ID}\n'
                      f'    secret = "{PSK}"\n  }}\n}}\n')
         self.swanctl("srv", "--load-creds", "--file", str(s))
+
+    def add_server_pool(self, pool):
+        """Reloads the server's conn handing out virtual IPs from pool (inside its remote_ts)."""
+        text = Path(self.env["SRV_SWANCTL"]).read_text().replace("    children {", "    pools = hs\n    children {", 1)
+        f = self.dir / "srv-swanctl-pool.conf"
+        f.write_text(text + f"pools {{\n  hs {{\n    addrs = {pool}\n  }}\n}}\n")
+        self.swanctl("srv", "--load-pools", "--file", str(f))
+        self.swanctl("srv", "--load-conns", "--file", str(f))
 
     def point_server_at(self, port):
         """Reloads the server's conn with remote_port = port (the proxy's own port_nat_t: no relay in this test),
@@ -137,7 +149,7 @@ class KeyClient:
         self.sock.close()
 
 
-def check_record(keys, rec, event, initiator, esp):
+def check_record(keys, rec, event, initiator, esp, local_ts=f"{INNER}/32"):
     expected = FIELDS if event != "down" else [k for k in FIELDS if k not in ("key_in", "key_out")]
     assert keys == expected, keys
     assert rec["v"] == "1" and rec["event"] == event
@@ -145,7 +157,7 @@ def check_record(keys, rec, event, initiator, esp):
     assert rec["initiator"] == initiator
     assert rec["local_id"] == HANDSET_ID and rec["remote_id"] == "server.example"
     assert rec["encr"] == esp and rec["mode"] == "tunnel" and rec["esn"] == "0"
-    assert rec["local_ts"] == f"{INNER}/32" and rec["remote_ts"] == "10.200.0.1/32"
+    assert rec["local_ts"] == local_ts and rec["remote_ts"] == "10.200.0.1/32"
     for k in ("spi_in", "spi_out"):
         assert len(rec[k]) == 8 and int(rec[k], 16) > 255, rec[k]
     if event != "down":
@@ -171,6 +183,7 @@ def esp_roundtrip(lab, rec, payload, seq=1):
     remote_ip, remote_port = rec["remote"].rsplit(":", 1)
     assert (local_ip, remote_ip, remote_port) == (env["PUB_ADDR"], env["SRV_ADDR"], "4500"), rec
     local_port = int(local_port)
+    inner_ip = rec["local_ts"].split("/")[0]
     scapy_alg = ALGS[rec["encr"]][0]
     out_sa = SecurityAssociation(ESP, spi=int(rec["spi_out"], 16), seq_num=seq, crypt_algo=scapy_alg,
                                  crypt_key=bytes.fromhex(rec["key_out"]), auth_algo="NULL",
@@ -180,7 +193,7 @@ def esp_roundtrip(lab, rec, payload, seq=1):
                                 crypt_key=bytes.fromhex(rec["key_in"]), auth_algo="NULL",
                                 tunnel_header=IP(src=env["SRV_ADDR"], dst=env["PUB_ADDR"]))
     sport = 40000 + os.getpid() % 1000
-    inner = IP(src=INNER, dst=env["SRV_INNER"]) / UDP(sport=sport, dport=7) / Raw(payload)
+    inner = IP(src=inner_ip, dst=env["SRV_INNER"]) / UDP(sport=sport, dport=7) / Raw(payload)
     wire = raw(out_sa.encrypt(inner))
 
     spi_in = bytes.fromhex(rec["spi_in"])
@@ -199,7 +212,7 @@ def esp_roundtrip(lab, rec, payload, seq=1):
     esp_bytes = bytes(got[0][UDP].payload)
     outer = IP(raw(IP(src=env["SRV_ADDR"], dst=env["PUB_ADDR"]) / UDP(sport=4500, dport=4500) / Raw(esp_bytes)))
     clear = in_sa.decrypt(outer)
-    assert clear[IP].src == env["SRV_INNER"] and clear[IP].dst == INNER
+    assert clear[IP].src == env["SRV_INNER"] and clear[IP].dst == inner_ip
     assert clear[UDP].sport == 7 and clear[UDP].dport == sport
     assert bytes(clear[UDP].payload) == payload
 
@@ -285,5 +298,21 @@ def test_server_initiated_and_rekeyed(lab):
         keys, down = client.record(timeout=20)
         check_record(keys, down, "down", "0", esp)
         assert (down["child_id"], down["spi_in"], down["spi_out"]) == (up["child_id"], up["spi_in"], up["spi_out"])
+    finally:
+        client.close()
+
+
+def test_virtual_ip_from_server_pool_is_the_local_selector(lab):
+    """The server's pool address becomes the CHILD_SA's local selector; the gateway host never gets it."""
+    pool_ip = "10.201.128.1"
+    lab.add_server_pool("10.201.128.0/24")
+    lab.load_proxy_conn("chacha20poly1305", vip=True)
+    client = KeyClient(lab.env["KEYS_SOCK"])
+    try:
+        initiate(lab, "chacha20poly1305")
+        keys, rec = client.record()
+        check_record(keys, rec, "up", "1", "chacha20poly1305", local_ts=f"{pool_ip}/32")
+        assert pool_ip not in subprocess.run(["ip", "-4", "addr"], capture_output=True, text=True).stdout
+        esp_roundtrip(lab, rec, b"from the virtual IP")
     finally:
         client.close()
