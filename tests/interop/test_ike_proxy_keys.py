@@ -316,3 +316,21 @@ def test_virtual_ip_from_server_pool_is_the_local_selector(lab):
         esp_roundtrip(lab, rec, b"from the virtual IP")
     finally:
         client.close()
+
+
+def test_proxy_rekey_is_rekeyed_with_initiator_keys(lab):
+    """A rekey the proxy starts (CREATE_CHILD_SA as initiator): the new keys work, with initiator=1."""
+    esp = "aes128gcm16"
+    lab.load_proxy_conn(esp)
+    client = KeyClient(lab.env["KEYS_SOCK"])
+    try:
+        initiate(lab, esp)
+        _, up = client.record()
+        lab.swanctl("proxy", "--rekey", "--child", "hs")
+        keys, new = client.record()
+        check_record(keys, new, "rekeyed", "1", esp)
+        assert {new["spi_in"], new["spi_out"]}.isdisjoint({up["spi_in"], up["spi_out"]})
+        assert abs(int(new["spi_in"], 16) - int(up["spi_in"], 16)) > 1, "inbound SPIs look sequential"
+        esp_roundtrip(lab, new, b"after the proxy's rekey")
+    finally:
+        client.close()
