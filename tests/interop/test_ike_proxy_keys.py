@@ -9,6 +9,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import textwrap
 import time
 from pathlib import Path
 
@@ -175,7 +176,8 @@ def server_spis(lab):
 
 
 def esp_roundtrip(lab, rec, payload, seq=1):
-    """scapy seals payload (ESP sequence number seq) for the server's echo with key_out/spi_out and opens the echo with key_in/spi_in."""
+    """scapy seals payload (ESP sequence number seq) for the server's echo with key_out/spi_out, and opens the
+    echo with key_in/spi_in."""
     env = lab.env
     route = subprocess.run(["ip", "route", "get", env["SRV_ADDR"]], capture_output=True, text=True, check=True)
     assert f"dev {env['VETH_PUB']} " in route.stdout, "server address not behind our veth: nothing is sent"
@@ -251,9 +253,19 @@ def test_key_socket_refuses_other_users(lab):
     sock = lab.env["KEYS_SOCK"]
     assert os.stat(sock).st_mode & 0o777 == 0o660
     root_client = KeyClient(sock)
-    probe = ("import socket,sys\ns=socket.socket(socket.AF_UNIX,socket.SOCK_SEQPACKET)\n"
-             "try:\n s.connect(sys.argv[1])\nexcept OSError as e:\n print('connect', e.errno); sys.exit()\n"
-             "s.settimeout(5)\ntry:\n print('recv', len(s.recv(100)))\nexcept OSError as e:\n print('recv-err', e.errno)\n")
+    probe = textwrap.dedent("""\
+        import socket, sys
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            s.connect(sys.argv[1])
+        except OSError as e:
+            print('connect', e.errno); sys.exit()
+        s.settimeout(5)
+        try:
+            print('recv', len(s.recv(100)))
+        except OSError as e:
+            print('recv-err', e.errno)
+        """)
 
     def as_nobody():
         r = subprocess.run(["/usr/bin/python3", "-c", probe, sock], user="nobody", group="nogroup", extra_groups=[],
