@@ -284,6 +284,15 @@ def test_key_socket_refuses_other_users(lab):
         initiate(lab, "aes128gcm16")
         keys, rec = root_client.record()
         assert rec["event"] == "up"
+        # An admitted newcomer does: the old client sees the socket close.
+        newcomer = KeyClient(sock)
+        try:
+            lab.swanctl("proxy", "--rekey", "--child", "hs")
+            assert newcomer.record()[1]["event"] == "rekeyed"
+            root_client.sock.settimeout(5)
+            assert root_client.sock.recv(100) == b""
+        finally:
+            newcomer.close()
     finally:
         root_client.close()
 
@@ -325,6 +334,8 @@ def test_virtual_ip_from_server_pool_is_the_local_selector(lab):
         keys, rec = client.record()
         check_record(keys, rec, "up", "1", "chacha20poly1305", local_ts=f"{pool_ip}/32")
         assert pool_ip not in subprocess.run(["ip", "-4", "addr"], capture_output=True, text=True).stdout
+        # nor a route: kernel-netlink would have used table 220
+        assert subprocess.run(["ip", "route", "show", "table", "220"], capture_output=True, text=True).stdout == ""
         esp_roundtrip(lab, rec, b"from the virtual IP")
     finally:
         client.close()
