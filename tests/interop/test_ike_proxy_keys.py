@@ -10,6 +10,7 @@ import socket
 import subprocess
 import tempfile
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -199,11 +200,12 @@ def esp_roundtrip(lab, rec, payload, seq=1):
     wire = raw(out_sa.encrypt(inner))
 
     spi_in = bytes.fromhex(rec["spi_in"])
-    sniffer = AsyncSniffer(iface=env["VETH_PUB"], store=True, count=1,
+    listening = threading.Event()
+    sniffer = AsyncSniffer(iface=env["VETH_PUB"], store=True, count=1, started_callback=listening.set,
                            lfilter=lambda p: UDP in p and p[IP].src == env["SRV_ADDR"] and p[UDP].sport == 4500
                            and p[UDP].dport == local_port and bytes(p[UDP].payload)[:4] == spi_in)
     sniffer.start()
-    time.sleep(0.3)  # the sniffer's socket is open
+    assert listening.wait(5), "sniffer did not start"
     with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as s:
         s.sendto(wire, (env["SRV_ADDR"], 0))
     sniffer.join(timeout=10)
