@@ -359,3 +359,23 @@ def test_proxy_rekey_is_rekeyed_with_initiator_keys(lab):
         esp_roundtrip(lab, new, b"after the proxy's rekey")
     finally:
         client.close()
+
+
+def test_reauthentication_is_down_then_up(lab):
+    """IKE reauthentication (break-before-make, charon's default) replaces the CHILD_SA: down, then a new up."""
+    esp = "aes128gcm16"
+    lab.load_proxy_conn(esp)
+    client = KeyClient(lab.env["KEYS_SOCK"])
+    try:
+        initiate(lab, esp)
+        _, first = client.record()
+        lab.swanctl("proxy", "--rekey", "--ike", CONN, "--reauth")
+        keys, down = client.record()
+        check_record(keys, down, "down", "1", esp)
+        assert (down["ike_id"], down["spi_in"]) == (first["ike_id"], first["spi_in"])
+        keys, up = client.record()
+        check_record(keys, up, "up", "1", esp)
+        assert up["ike_id"] != first["ike_id"] and up["spi_in"] != first["spi_in"]
+        esp_roundtrip(lab, up, b"after reauthentication")
+    finally:
+        client.close()
