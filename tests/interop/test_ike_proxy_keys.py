@@ -379,3 +379,21 @@ def test_reauthentication_is_down_then_up(lab):
         esp_roundtrip(lab, up, b"after reauthentication")
     finally:
         client.close()
+
+
+def test_server_delete_is_down(lab):
+    """The server deleting the IKE_SA (and with it the CHILD_SA) gives a down record at once, with the SA's SPIs."""
+    esp = "chacha20poly1305"
+    lab.load_proxy_conn(esp)
+    client = KeyClient(lab.env["KEYS_SOCK"])
+    try:
+        initiate(lab, esp)
+        _, up = client.record()
+        t0 = time.monotonic()
+        lab.swanctl("srv", "--terminate", "--ike", "hs", "--timeout", "10")
+        keys, down = client.record(timeout=5)
+        check_record(keys, down, "down", "1", esp)
+        assert (down["child_id"], down["spi_in"], down["spi_out"]) == (up["child_id"], up["spi_in"], up["spi_out"])
+        assert time.monotonic() - t0 < 3
+    finally:
+        client.close()
