@@ -35,6 +35,7 @@ let package = Package(
         .target(
             name: "ModemSim",
             dependencies: ["BearerDriver", "SMPP", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "ProxyIKE"),
         .target(
             name: "Gateway",
             dependencies: [
@@ -61,6 +62,7 @@ let package = Package(
         .testTarget(name: "BearerDriverTests", dependencies: ["BearerDriver", "CHandsetShim"]),
         .testTarget(name: "ModemSimTests", dependencies: ["ModemSim", "BearerDriver", "SMPP"]),
         .testTarget(name: "SMPPTests", dependencies: ["SMPP"]),
+        .testTarget(name: "ProxyIKETests", dependencies: ["ProxyIKE"]),
         .testTarget(name: "HandsetFirmwareTests", dependencies: ["handset-fw", "CHandsetShim"]),
     ]
 )
