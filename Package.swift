@@ -39,7 +39,7 @@ let package = Package(
         .target(
             name: "Gateway",
             dependencies: [
-                "HandsetCore", "CHandsetShim",
+                "HandsetCore", "CHandsetShim", "ProxyIKE",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

@@ -132,8 +132,10 @@ public final class VICIClient: @unchecked Sendable {
         }
     }
 
+    /// The framed copy is wiped after sending: requests may carry a PSK.
     private func send(_ p: VICIPacket) throws(VICIError) {
-        let bytes = try p.framed()
+        var bytes = try p.framed()
+        defer { for i in bytes.indices { bytes[i] = 0 } }
         var off = 0
         while off < bytes.count {
             let n = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress! + off, bytes.count - off, Int32(MSG_NOSIGNAL)) }
