@@ -47,6 +47,12 @@ final class IKELab {
 
     subscript(key: String) -> String { env[key] ?? "" }
 
+    /// The last lines of one of the lab's logs, for failure messages.
+    func tail(_ key: String, lines: Int = 60) -> String {
+        let text = (try? String(contentsOfFile: self[key], encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").suffix(lines).joined(separator: "\n")
+    }
+
     struct LabError: Error, CustomStringConvertible { var description: String }
 
     static func run(_ args: [String]) throws {
