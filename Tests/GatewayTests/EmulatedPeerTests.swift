@@ -39,7 +39,7 @@ import HandsetCore
         let peer = try EmulatedPeer()
         defer { peer.stop() }
         let a = IPAddress(10, 77, 0, 1)
-        let t = try #require(peer.establish(device: 0xA, handset: a, selector: selector(a), template: 1, reused: false))
+        let t = try peer.establish(device: 0xA, handset: a, selector: selector(a), template: 1, reused: false).get()
         #expect(peer.installedSAs == 1)
         #expect(peer.sealOnly(Array("early".utf8), to: a, port: 4000, from: EmulatedPeer.echoPort) == nil)
         try useOutboundHalf(of: t, from: a, to: peer)
@@ -53,8 +53,8 @@ import HandsetCore
         let peer = try EmulatedPeer()
         defer { peer.stop() }
         let a = IPAddress(10, 77, 0, 1), b = IPAddress(10, 77, 0, 2)
-        let ta = try #require(peer.establish(device: 0xA, handset: a, selector: selector(a), template: 1, reused: false))
-        let tb = try #require(peer.establish(device: 0xB, handset: b, selector: selector(b), template: 1, reused: false))
+        let ta = try peer.establish(device: 0xA, handset: a, selector: selector(a), template: 1, reused: false).get()
+        let tb = try peer.establish(device: 0xB, handset: b, selector: selector(b), template: 1, reused: false).get()
         try useOutboundHalf(of: ta, from: a, to: peer)
         try useOutboundHalf(of: tb, from: b, to: peer)
         let deadline = Date().addingTimeInterval(5)
@@ -72,11 +72,15 @@ import HandsetCore
         let peer = try EmulatedPeer()
         defer { peer.stop() }
         let b = IPAddress(10, 77, 0, 2)
-        #expect(peer.establish(device: 0xB, handset: b, selector: selector(b), template: 1, reused: false) != nil)
-        #expect(peer.establish(device: 0xA, handset: b, selector: selector(b), template: 1, reused: false) == nil)
+        #expect(peer.establish(device: 0xB, handset: b, selector: selector(b), template: 1, reused: false).isSuccess)
+        #expect(peer.establish(device: 0xA, handset: b, selector: selector(b), template: 1, reused: false) == .failure(.refused("address held by another device")))
         #expect(peer.installedSAs == 1 && peer.installedSAs(device: 0xB) == 2)
         // Once B is forgotten the address is free again.
         peer.forget(device: 0xB)
-        #expect(peer.establish(device: 0xA, handset: b, selector: selector(b), template: 1, reused: false) != nil)
+        #expect(peer.establish(device: 0xA, handset: b, selector: selector(b), template: 1, reused: false).isSuccess)
     }
+}
+
+extension Result {
+    var isSuccess: Bool { if case .success = self { true } else { false } }
 }

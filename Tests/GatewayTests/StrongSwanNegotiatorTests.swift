@@ -1,0 +1,242 @@
+import Foundation
+import Gateway
+import HandsetCore
+import ProxyIKE
+import Testing
+
+/// The gateway's StrongSwanNegotiator against a REAL stock charon (scripts/ike-lab), IKE sent straight to the server
+/// (no relay): SPIs and keys must be the ones the server uses, and failures must come back typed and bounded.
+@Suite(.serialized, .enabled(if: IKELab.unavailable == nil, "\(IKELab.unavailable ?? "")"))
+struct StrongSwanNegotiatorTests {
+    static let device: UInt64 = 0xA1
+    static let inner = IPAddress(10, 201, 0, 5)
+    static let service = IPAddress(10, 200, 0, 1)
+
+    /// A lab, a registry holding one device with an IKE identity and PSK, and a negotiator pointed at the server.
+    struct Setup {
+        let lab: IKELab
+        let registry: DeviceRegistry
+        let negotiator: StrongSwanNegotiator
+        let identity = "00000000000000a1@handset.invalid"
+        let psk = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        var server: IPAddress { IPAddress(dottedQuad: lab["SRV_ADDR"])! }
+
+        init(serverPSK: String? = nil, configure: (inout StrongSwanNegotiator.Configuration) -> Void = { _ in }) throws {
+            lab = try IKELab()
+            do {
+                registry = try DeviceRegistry(path: lab.dir.appendingPathComponent("reg.sqlite").path,
+                                              kek: try KeyEncryptionKey.loadOrCreate(path: lab.dir.appendingPathComponent("reg.kek").path))
+                var d = DeviceRecord(id: StrongSwanNegotiatorTests.device, msisdn: "+15550000161", key: Data(count: 32),
+                                     innerAddress: StrongSwanNegotiatorTests.inner)
+                d.ikeIdentity = identity
+                d.ikePSK = Data(psk.utf8)
+                try registry.add(d)
+                try lab.serverLoadPSK(identity: identity, psk: serverPSK ?? psk)
+                var c = StrongSwanNegotiator.Configuration(
+                    viciSocket: lab["PROXY_VICI"], keySocket: lab["KEYS_SOCK"], serverAddress: IPAddress(dottedQuad: lab["SRV_ADDR"])!,
+                    ikeRemoteAddress: lab["SRV_ADDR"], serverID: lab["SRV_ID"])
+                c.timeout = 3
+                configure(&c)
+                negotiator = StrongSwanNegotiator(configuration: c, registry: registry)
+                try negotiator.start(devices: [StrongSwanNegotiatorTests.device])
+            } catch {
+                lab.down()
+                throw error
+            }
+        }
+
+        func establish(remotePort: UInt16 = 7) -> (Result<KDSATransfer, NegotiationFailure>, Double) {
+            let sel = TrafficSelector(local: StrongSwanNegotiatorTests.inner, remote: StrongSwanNegotiatorTests.service,
+                                      localPort: 0, remotePort: remotePort)
+            let t0 = Date()
+            let r = negotiator.establish(device: StrongSwanNegotiatorTests.device, handset: StrongSwanNegotiatorTests.inner,
+                                         selector: sel, template: 1, reused: false)
+            return (r, Date().timeIntervalSince(t0))
+        }
+
+        func close() {
+            negotiator.stop()
+            lab.down()
+        }
+    }
+
+    static func hex(_ spi: UInt32) -> String { String(format: "%08x", spi) }
+
+    /// Seals one datagram with HandsetCore's data plane under the transfer's outbound SA and sends it to the
+    /// server's ESP port, as the handset's module socket would.
+    static func sendESP(_ t: KDSATransfer, to server: IPAddress) throws {
+        var plane = DataPlane<4, 2>(defaultAction: .discard)
+        let pattern = SelectorPattern(remote: service, prefix: 32, proto: IPProto.udp)
+        try plane.spd.append(SPDRule(pattern, .protect(template: 1)))
+        let p = SAParameters(spi: t.outboundSPI, direction: .outbound, algorithm: t.algorithm, keyLength: 32,
+                             salt: t.outboundSalt, mode: .tunnel(local: inner, remote: server), local: inner,
+                             selector: pattern, peer: server, peerPort: t.peerPort)
+        let installed = t.outboundKey.withBytes { k -> Bool in
+            do throws(SAError) { _ = try plane.sas.install(p, key: k); return true } catch { return false }
+        }
+        guard installed else { throw IKELab.LabError(description: "SA install failed") }
+        var out = [UInt8](repeating: 0, count: 2048)
+        let payload = Array("hello from the handset".utf8)
+        let r = payload.withUnsafeBytes { b in
+            out.withUnsafeMutableBytes { plane.seal(b, selector: TrafficSelector(local: inner, remote: service, localPort: 40000, remotePort: 7), into: $0) }
+        }
+        guard case .packet(let n, let peer, let port) = r, peer == server else { throw IKELab.LabError(description: "seal: \(r)") }
+        let s = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        defer { close(s) }
+        var sin = sockaddr_in()
+        sin.sin_family = sa_family_t(AF_INET)
+        sin.sin_port = port.bigEndian
+        sin.sin_addr.s_addr = server.v4.bigEndian
+        let sent = out.withUnsafeBytes { b in
+            withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                sendto(s, b.baseAddress, n, 0, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            } }
+        }
+        guard sent == n else { throw IKELab.LabError(description: "sendto: errno \(errno)") }
+    }
+
+    static func eventually(_ seconds: Double, _ cond: () throws -> Bool) rethrows -> Bool {
+        let end = Date().addingTimeInterval(seconds)
+        while Date() < end {
+            if try cond() { return true }
+            usleep(50_000)
+        }
+        return try cond()
+    }
+
+    @Test func establishGivesTheServersSPIsAndKeys() throws {
+        let s = try Setup()
+        defer { s.close() }
+        let (r, seconds) = s.establish()
+        print("establish (IKE_SA_INIT + IKE_AUTH + key record): \(String(format: "%.1f", seconds * 1000)) ms")
+        guard case .success(let t) = r else { Issue.record("establish failed: \(r)"); return }
+        #expect(t.peer == s.server && t.peerPort == 4500 && t.tunnel && t.algorithm == .aesGCM)
+        #expect(t.proto == IPProto.udp && t.remotePort == 7 && t.softSeconds > 0 && t.hardSeconds >= t.softSeconds)
+        // The server's view: it receives on the handset's outbound SPI and sends on its inbound one.
+        let children = try s.lab.serverChildren()
+        let child = try #require(children.first { $0.string("spi-in") == Self.hex(t.outboundSPI) })
+        #expect(child.string("spi-out") == Self.hex(t.inboundSPI))
+        #expect(child.string("encr-alg") == "AES_GCM_16" && child.string("encr-keysize") == "256")
+        #expect(child.string("packets-in") == "0")
+        // Keys: only the server can tell, by opening what the handset sealed.
+        try Self.sendESP(t, to: s.server)
+        #expect(try Self.eventually(2) {
+            try s.lab.serverChildren().first { $0.string("spi-in") == Self.hex(t.outboundSPI) }?.string("packets-in") == "1"
+        })
+
+        // A second flow is a CREATE_CHILD_SA on the same IKE_SA.
+        let (r2, seconds2) = s.establish(remotePort: 9)
+        print("establish (CREATE_CHILD_SA on the existing IKE_SA): \(String(format: "%.1f", seconds2 * 1000)) ms")
+        guard case .success(let t2) = r2 else { Issue.record("second establish failed: \(r2)"); return }
+        #expect(t2.outboundSPI != t.outboundSPI && t2.remotePort == 9)
+        let sas = try s.lab.serverSAs()
+        #expect(sas.count == 1 && (sas.first?.sa.section("child-sas")?.sections.count ?? 0) == 2)
+
+        // A login forgets the device: its IKE_SA is deleted at the server too.
+        s.negotiator.forget(device: Self.device)
+        #expect(try Self.eventually(3) { try s.lab.serverSAs().isEmpty })
+        #expect(s.negotiator.counters.established == 2 && s.negotiator.keySocketCounters?.malformed == 0)
+    }
+
+    @Test func theServerInitiatesAndTheTransferIsPushed() throws {
+        let s = try Setup()
+        defer { s.close() }
+        let pushed = Pushed()
+        s.negotiator.onPeerTransfer = { d, t in pushed.add(d, t) }
+        s.negotiator.onPeerDelete = { d, o, i in pushed.delete(d, o, i) }
+        // The lab's server conn initiates to the packet gateway's port 4500; with no relay here, point one at the
+        // proxy's NAT-T port instead.
+        var child = VICIMessage()
+        child.add("local_ts", list: ["\(Self.service.dottedQuad)/32"])
+        child.add("remote_ts", list: ["\(Self.inner.dottedQuad)/32"])
+        child.add("esp_proposals", list: ["aes256gcm16"])
+        var children = VICIMessage()
+        children.add("push", section: child)
+        var local = VICIMessage(); local.add("auth", "psk"); local.add("id", s.lab["SRV_ID"])
+        var remote = VICIMessage(); remote.add("auth", "psk"); remote.add("id", s.identity)
+        var conn = VICIMessage()
+        conn.add("version", "2")
+        conn.add("local_addrs", list: [s.lab["SRV_ADDR"]])
+        conn.add("remote_addrs", list: [s.lab["PUB_ADDR"]])
+        conn.add("local_port", "4500")
+        conn.add("remote_port", s.lab["PROXY_NATT_PORT"])
+        conn.add("proposals", list: ["aes256-sha256-x25519"])
+        conn.add("local", section: local)
+        conn.add("remote", section: remote)
+        conn.add("children", section: children)
+        var m = VICIMessage()
+        m.add("push", section: conn)
+        #expect(try s.lab.serverCall("load-conn", m).string("success") == "yes")
+        var go = VICIMessage()
+        go.add("child", "push")
+        go.add("ike", "push")
+        go.add("timeout", "3000")
+        let started = try s.lab.serverCall("initiate", go)
+        #expect(started.string("success") == "yes", "\(started.string("errmsg") ?? ""): \(s.lab.tail("SRV_LOG"))")
+        #expect(Self.eventually(2) { pushed.transfers.count == 1 })
+        let (device, t) = try #require(pushed.transfers.first)
+        #expect(device == Self.device && t.peer == s.server && t.remotePort == 0)
+        let server = try #require(try s.lab.serverChildren().first)
+        #expect(server.string("spi-in") == Self.hex(t.outboundSPI) && server.string("spi-out") == Self.hex(t.inboundSPI))
+        try Self.sendESP(t, to: s.server)
+        #expect(try Self.eventually(2) { try s.lab.serverChildren().first?.string("packets-in") == "1" })
+        // The server deletes it: the handset is told to drop exactly that pair.
+        var end = VICIMessage()
+        end.add("child", "push")
+        end.add("timeout", "3000")
+        _ = try s.lab.serverCall("terminate", end)
+        #expect(Self.eventually(2) { !pushed.deletes.isEmpty })
+        #expect(pushed.deletes.first.map { $0.0 == Self.device && $0.1 == t.outboundSPI && $0.2 == t.inboundSPI } == true)
+    }
+
+    @Test func aWrongPSKIsAuthenticationFailed() throws {
+        let s = try Setup(serverPSK: "not-the-device-psk")
+        defer { s.close() }
+        let (r, seconds) = s.establish()
+        #expect(r == .failure(.authenticationFailed))
+        #expect(seconds < 4)
+    }
+
+    @Test func noCommonESPProposalIsNoProposalChosen() throws {
+        let s = try Setup { $0.espProposals = "aes192gcm16" }
+        defer { s.close() }
+        let (r, seconds) = s.establish()
+        #expect(r == .failure(.noProposalChosen))
+        #expect(seconds < 4)
+    }
+
+    @Test func aServerThatIsGoneTimesOut() throws {
+        let s = try Setup()
+        defer { s.close() }
+        let pid = try String(contentsOf: s.lab.dir.appendingPathComponent("srv.pid"), encoding: .utf8)
+        kill(pid_t(pid.trimmingCharacters(in: .whitespacesAndNewlines))!, SIGKILL)
+        let (r, seconds) = s.establish()
+        #expect(r == .failure(.timeout))
+        #expect(seconds < 6, "bounded by the configured 3 s")
+    }
+
+    /// An `unreachable` route for the server (never a link taken down: the route would then fall through to the
+    /// default route, and nothing may leave for 10.x outside our namespaces).
+    @Test func aServerWithoutARouteIsUnreachable() throws {
+        let s = try Setup()
+        let host = "\(s.lab["SRV_ADDR"])/32"
+        try IKELab.output("/usr/sbin/ip", ["route", "add", "unreachable", host])
+        defer {
+            _ = try? IKELab.output("/usr/sbin/ip", ["route", "del", "unreachable", host])
+            s.close()
+        }
+        let (r, seconds) = s.establish()
+        #expect(r == .failure(.unreachable))
+        #expect(seconds < 1)
+    }
+}
+
+final class Pushed: @unchecked Sendable {
+    private let lock = NSLock()
+    private var t: [(UInt64, KDSATransfer)] = []
+    private var d: [(UInt64, UInt32, UInt32)] = []
+    func add(_ device: UInt64, _ x: KDSATransfer) { lock.withLock { t.append((device, x)) } }
+    func delete(_ device: UInt64, _ o: UInt32, _ i: UInt32) { lock.withLock { d.append((device, o, i)) } }
+    var transfers: [(UInt64, KDSATransfer)] { lock.withLock { t } }
+    var deletes: [(UInt64, UInt32, UInt32)] { lock.withLock { d } }
+}
