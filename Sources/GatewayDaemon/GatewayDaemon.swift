@@ -1,0 +1,152 @@
+import Foundation
+import Gateway
+import HandsetCore
+import Logging
+import ServiceLifecycle
+import SMPP
+
+/// Why the daemon could not start, beyond the config file itself.
+public enum DaemonStartError: Error, CustomStringConvertible {
+    case registry(String)
+    case negotiator(String)
+    case listen(String)
+
+    public var description: String {
+        switch self {
+        case .registry(let s): "registry: \(s)"
+        case .negotiator(let s): "negotiator: \(s)"
+        case .listen(let s): "listen: \(s)"
+        }
+    }
+}
+
+/// Everything the daemon runs, built from a validated config: the registry, the IKE engine, the Gateway core, its
+/// UDP carriage, the SMPP side and the HTTP endpoint, run as one ServiceGroup. On SIGTERM or SIGINT the group
+/// stops them in reverse order: SMPP drains and unbinds, then the core closes the registry, then HTTP.
+public final class GatewayDaemon: @unchecked Sendable {
+    public let config: DaemonConfig
+    public let metrics = GatewayMetrics()
+    let log: Logger
+    let registry: DeviceRegistry
+    let gateway: Gateway
+    let bridge: SMPPBridge
+    let core: CoreService
+    let http: HTTPEndpoint
+    public private(set) var httpPort = 0
+    public private(set) var udpPort: Int?
+
+    public init(config: DaemonConfig, logger: Logger) throws {
+        self.config = config
+        log = logger
+        do {
+            registry = try DeviceRegistry(path: config.registry, kek: try KeyEncryptionKey.load(path: config.kek))
+        } catch { throw DaemonStartError.registry("\(error)") }
+        let negotiator = try Self.negotiator(config.negotiator, registry: registry, logger: logger)
+        gateway = Gateway(registry: registry, negotiator: MeasuredNegotiator(negotiator.peer, metrics: metrics),
+                          logger: logger)
+        var esme = ESMEConfig(host: config.smppHost, port: config.smppPort, systemID: config.smppSystemID,
+                              password: config.smppPassword)
+        esme.sourceAddr = config.gatewayNumber
+        esme.portDst = Int(KD.smsPort)
+        esme.portSrc = Int(KD.smsPort)
+        bridge = SMPPBridge(gateway: gateway, esme: esme, metrics: metrics, reassemblyLimit: config.reassemblyLimit,
+                            reassemblyTimeout: config.reassemblyTimeout, drainTimeout: config.drainTimeout, logger: logger)
+        var udp: GatewayUDPListener?
+        if let u = config.udpListen {
+            guard u.host == "127.0.0.1" else { throw DaemonStartError.listen("udp_listen: only 127.0.0.1 is supported so far") }
+            let bridge = self.bridge
+            do { udp = try GatewayUDPListener(gateway: gateway, port: u.port, logger: logger, onSMS: { bridge.send($0) }) } catch {
+                throw DaemonStartError.listen("udp_listen \(u.host):\(u.port): \(error)")
+            }
+            udpPort = udp.map { Int($0.port) }
+        }
+        core = CoreService(registry: registry, udp: udp, stopNegotiator: negotiator.stop, metrics: metrics,
+                           gateway: gateway, logger: logger)
+        let bridge = self.bridge, core = self.core
+        http = HTTPEndpoint(host: config.httpListen.host, port: Int(config.httpListen.port), metrics: metrics, logger: logger,
+                            ready: { bridge.isBound && core.isOpen })
+        do { httpPort = try http.bind() } catch { throw DaemonStartError.listen("http_listen: \(error)") }
+        metrics.registryOpen.record(1)
+        let gateway = self.gateway, metrics = self.metrics
+        metrics.onScrape {
+            metrics.observe(gateway.counters)
+            bridge.publishGauges()
+        }
+    }
+
+    /// Runs until SIGTERM or SIGINT, then drains.
+    public func run() async throws {
+        log.notice("handset-gateway started", metadata: [
+            "http": "\(config.httpListen.host):\(httpPort)", "udp": "\(udpPort.map(String.init) ?? "off")",
+            "registry": "\(config.registry)", "gateway-number": "\(config.gatewayNumber)",
+        ])
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [http, core, bridge], gracefulShutdownSignals: [.sigterm, .sigint], logger: log))
+        try await group.run()
+        log.notice("handset-gateway stopped")
+    }
+
+    struct BuiltNegotiator { var peer: PeerNegotiator; var stop: @Sendable () -> Void }
+
+    static func negotiator(_ n: DaemonConfig.Negotiator, registry: DeviceRegistry, logger: Logger) throws -> BuiltNegotiator {
+        switch n {
+        case .emulated:
+            do {
+                let peer = try EmulatedPeer(logger: logger)
+                return BuiltNegotiator(peer: peer, stop: { peer.stop() })
+            } catch { throw DaemonStartError.negotiator("emulated peer: \(error)") }
+        case .strongswan(let s):
+            guard let server = IPAddress(dottedQuad: s.serverAddress) else { throw DaemonStartError.negotiator("strongswan_server") }
+            var c = StrongSwanNegotiator.Configuration(viciSocket: s.viciSocket, keySocket: s.keySocket, serverAddress: server,
+                                                       ikeRemoteAddress: s.ikeRemote, serverID: s.serverID)
+            c.ikeRemotePort = s.ikeRemotePort
+            let ike = StrongSwanNegotiator(configuration: c, logger: logger) { id in
+                guard let d = try? registry.device(id: id), let identity = d.ikeIdentity, let psk = d.ikePSK else { return nil }
+                return StrongSwanNegotiator.Credentials(identity: identity, psk: Array(psk), innerAddress: d.innerAddress)
+            }
+            do { try ike.start(devices: (try? registry.allDevices().map(\.deviceID)) ?? []) } catch {
+                throw DaemonStartError.negotiator("strongswan: \(error)")
+            }
+            return BuiltNegotiator(peer: ike, stop: { ike.stop() })
+        }
+    }
+}
+
+/// The core's lifetime as a service: at shutdown (after SMPP drained) it stops the UDP carriage and the IKE
+/// engine, publishes the last counters, and closes the registry.
+final class CoreService: Service, @unchecked Sendable {
+    let registry: DeviceRegistry
+    let udp: GatewayUDPListener?
+    let stopNegotiator: @Sendable () -> Void
+    let metrics: GatewayMetrics
+    let gateway: Gateway
+    let log: Logger
+    private let lock = NSLock()
+    private var open = true
+
+    init(registry: DeviceRegistry, udp: GatewayUDPListener?, stopNegotiator: @escaping @Sendable () -> Void,
+         metrics: GatewayMetrics, gateway: Gateway, logger: Logger) {
+        self.registry = registry
+        self.udp = udp
+        self.stopNegotiator = stopNegotiator
+        self.metrics = metrics
+        self.gateway = gateway
+        log = logger
+    }
+
+    var isOpen: Bool { lock.withLock { open } }
+
+    func run() async throws {
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(500))
+            metrics.observe(gateway.counters)
+        }
+        udp?.stop()
+        stopNegotiator()
+        metrics.observe(gateway.counters)
+        lock.withLock { open = false }
+        metrics.registryOpen.record(0)
+        do { try registry.closeDatabase() } catch { log.error("registry close failed", metadata: ["error": "\(error)"]) }
+        log.notice("registry closed")
+    }
+}
