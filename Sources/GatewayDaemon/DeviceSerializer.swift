@@ -2,16 +2,15 @@ import Foundation
 
 /// Runs work one item at a time per device and devices side by side: a slow negotiation or fetch for one handset
 /// holds only that handset's queue. The lock guards the queues only; it is never held while work runs.
+/// Each device with work gets a thread of its own while it has work: a GCD pool is as wide as the machine has
+/// cores, so two stalled devices on a 2-core box would hold every other device back until GCD grew the pool.
 public final class DeviceSerializer: @unchecked Sendable {
     private let lock = NSLock()
     private var queues: [UInt64: [@Sendable () -> Void]] = [:]
     private var running = 0
     private let idle = NSCondition()
-    private let pool: DispatchQueue
 
-    public init(label: String = "gateway.device") {
-        pool = DispatchQueue(label: label, attributes: .concurrent)
-    }
+    public init() {}
 
     /// Items queued or running, over all devices.
     public var pending: Int { lock.withLock { running + queues.values.reduce(0) { $0 + $1.count } } }
@@ -23,7 +22,11 @@ public final class DeviceSerializer: @unchecked Sendable {
             queues[device] = [work]
             return true
         }
-        if start { pool.async { self.drain(device) } }
+        if start {
+            let t = Thread { self.drain(device) }
+            t.name = "device-\(String(device, radix: 16))"
+            t.start()
+        }
     }
 
     private func drain(_ device: UInt64) {
