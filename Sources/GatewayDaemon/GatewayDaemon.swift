@@ -62,12 +62,20 @@ public final class GatewayDaemon: @unchecked Sendable {
         }
         core = CoreService(registry: registry, udp: udp, stopNegotiator: negotiator.stop, metrics: metrics,
                            gateway: gateway, logger: logger)
-        let bridge = self.bridge, core = self.core
+        let bridge = self.bridge, core = self.core, gateway = self.gateway
         http = HTTPEndpoint(host: config.httpListen.host, port: Int(config.httpListen.port), metrics: metrics, logger: logger,
                             ready: { bridge.isBound && core.isOpen })
         do { httpPort = try http.bind() } catch { throw DaemonStartError.listen("http_listen: \(error)") }
+        let serializer = bridge.serializer
+        try negotiator.start({ device, transfer in
+            serializer.submit(device: device) { bridge.send(gateway.push(device: device, transfer: transfer)) }
+        }, { device, outbound, inbound in
+            serializer.submit(device: device) {
+                bridge.send(gateway.deleteSA(device: device, outboundSPI: outbound, inboundSPI: inbound))
+            }
+        })
         metrics.registryOpen.record(1)
-        let gateway = self.gateway, metrics = self.metrics
+        let metrics = self.metrics
         metrics.onScrape {
             metrics.observe(gateway.counters)
             bridge.publishGauges()
@@ -86,7 +94,14 @@ public final class GatewayDaemon: @unchecked Sendable {
         log.notice("handset-gateway stopped")
     }
 
-    struct BuiltNegotiator { var peer: PeerNegotiator; var stop: @Sendable () -> Void }
+    struct BuiltNegotiator {
+        var peer: PeerNegotiator
+        var stop: @Sendable () -> Void
+        /// Starts it, with what the peer starts on its own (a pair it initiated or rekeyed, a pair it deleted)
+        /// going to the handset through the Gateway.
+        var start: (_ push: @escaping @Sendable (UInt64, KDSATransfer) -> Void,
+                    _ delete: @escaping @Sendable (UInt64, UInt32, UInt32) -> Void) throws -> Void = { _, _ in }
+    }
 
     static func negotiator(_ n: DaemonConfig.Negotiator, registry: DeviceRegistry, logger: Logger) throws -> BuiltNegotiator {
         switch n {
@@ -104,10 +119,13 @@ public final class GatewayDaemon: @unchecked Sendable {
                 guard let d = try? registry.device(id: id), let identity = d.ikeIdentity, let psk = d.ikePSK else { return nil }
                 return StrongSwanNegotiator.Credentials(identity: identity, psk: Array(psk), innerAddress: d.innerAddress)
             }
-            do { try ike.start(devices: (try? registry.allDevices().map(\.deviceID)) ?? []) } catch {
-                throw DaemonStartError.negotiator("strongswan: \(error)")
-            }
-            return BuiltNegotiator(peer: ike, stop: { ike.stop() })
+            return BuiltNegotiator(peer: ike, stop: { ike.stop() }, start: { push, delete in
+                ike.onPeerTransfer = push
+                ike.onPeerDelete = delete
+                do { try ike.start(devices: (try? registry.allDevices().map(\.deviceID)) ?? []) } catch {
+                    throw DaemonStartError.negotiator("strongswan: \(error)")
+                }
+            })
         }
     }
 }
