@@ -32,6 +32,7 @@ public final class GatewayDaemon: @unchecked Sendable {
     let bridge: SMPPBridge
     let core: CoreService
     let http: HTTPEndpoint
+    var udp: KDDatagramService?
     public private(set) var httpPort = 0
     public private(set) var udpPort: Int?
 
@@ -51,17 +52,17 @@ public final class GatewayDaemon: @unchecked Sendable {
         esme.portSrc = Int(KD.smsPort)
         bridge = SMPPBridge(gateway: gateway, esme: esme, metrics: metrics, reassemblyLimit: config.reassemblyLimit,
                             reassemblyTimeout: config.reassemblyTimeout, drainTimeout: config.drainTimeout, logger: logger)
-        var udp: GatewayUDPListener?
         if let u = config.udpListen {
-            guard u.host == "127.0.0.1" else { throw DaemonStartError.listen("udp_listen: only 127.0.0.1 is supported so far") }
             let bridge = self.bridge
-            do { udp = try GatewayUDPListener(gateway: gateway, port: u.port, logger: logger, onSMS: { bridge.send($0) }) } catch {
+            let service = KDDatagramService(gateway: gateway, serializer: bridge.serializer, metrics: metrics, logger: logger,
+                                            sendSMS: { bridge.send($0) })
+            do { udpPort = try service.bind(host: u.host, port: Int(u.port)) } catch {
                 throw DaemonStartError.listen("udp_listen \(u.host):\(u.port): \(error)")
             }
-            udpPort = udp.map { Int($0.port) }
+            udp = service
         }
-        core = CoreService(registry: registry, udp: udp, stopNegotiator: negotiator.stop, metrics: metrics,
-                           gateway: gateway, logger: logger)
+        core = CoreService(registry: registry, stopNegotiator: negotiator.stop, metrics: metrics, gateway: gateway,
+                           logger: logger)
         let bridge = self.bridge, core = self.core, gateway = self.gateway
         http = HTTPEndpoint(host: config.httpListen.host, port: Int(config.httpListen.port), metrics: metrics, logger: logger,
                             ready: { bridge.isBound && core.isOpen })
@@ -89,7 +90,7 @@ public final class GatewayDaemon: @unchecked Sendable {
             "registry": "\(config.registry)", "gateway-number": "\(config.gatewayNumber)",
         ])
         let group = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [http, core, bridge], gracefulShutdownSignals: [.sigterm, .sigint], logger: log))
+            services: [http, core, bridge] + (udp.map { [$0] } ?? []), gracefulShutdownSignals: [.sigterm, .sigint], logger: log))
         try await group.run()
         log.notice("handset-gateway stopped")
     }
@@ -130,11 +131,10 @@ public final class GatewayDaemon: @unchecked Sendable {
     }
 }
 
-/// The core's lifetime as a service: at shutdown (after SMPP drained) it stops the UDP carriage and the IKE
-/// engine, publishes the last counters, and closes the registry.
+/// The core's lifetime as a service: at shutdown (after UDP and SMPP drained) it stops the IKE engine, publishes
+/// the last counters, and closes the registry.
 final class CoreService: Service, @unchecked Sendable {
     let registry: DeviceRegistry
-    let udp: GatewayUDPListener?
     let stopNegotiator: @Sendable () -> Void
     let metrics: GatewayMetrics
     let gateway: Gateway
@@ -142,10 +142,9 @@ final class CoreService: Service, @unchecked Sendable {
     private let lock = NSLock()
     private var open = true
 
-    init(registry: DeviceRegistry, udp: GatewayUDPListener?, stopNegotiator: @escaping @Sendable () -> Void,
-         metrics: GatewayMetrics, gateway: Gateway, logger: Logger) {
+    init(registry: DeviceRegistry, stopNegotiator: @escaping @Sendable () -> Void, metrics: GatewayMetrics,
+         gateway: Gateway, logger: Logger) {
         self.registry = registry
-        self.udp = udp
         self.stopNegotiator = stopNegotiator
         self.metrics = metrics
         self.gateway = gateway
@@ -159,7 +158,6 @@ final class CoreService: Service, @unchecked Sendable {
             try? await Task.sleep(for: .milliseconds(500))
             metrics.observe(gateway.counters)
         }
-        udp?.stop()
         stopNegotiator()
         metrics.observe(gateway.counters)
         lock.withLock { open = false }

@@ -71,6 +71,11 @@ public final class GatewayMetrics: @unchecked Sendable {
             .recordNanoseconds(Int64(seconds * 1e9))
     }
 
+    /// UDP carriage: datagrams received, without the marker (malformed), and answers sent.
+    public func countDatagram(_ what: String) {
+        CoreMetrics.Counter(label: "gateway_udp_datagrams_total", dimensions: [("kind", what)], factory: factory).increment()
+    }
+
     /// Parts of concatenated uplinks handed back to the SMSC unassembled (timed out, or the bound was reached).
     public func recordEvicted(parts n: Int) {
         guard n > 0 else { return }

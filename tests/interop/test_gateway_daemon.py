@@ -60,7 +60,7 @@ def test_daemon_logs_a_handset_in_over_smpp_and_drains_on_sigterm(tmp_path):
         conf = tmp_path / "gateway.conf"
         conf.write_text(f"registry = reg.sqlite\nkek = reg.kek\nsmpp_port = {sim.smpp_port}\n"
                         f"smpp_system_id = handset-gw\nsmpp_password_file = smpp.pw\n"
-                        f"gateway_number = {GATEWAY_NUMBER}\nudp_listen = off\nlog_format = json\n"
+                        f"gateway_number = {GATEWAY_NUMBER}\nudp_listen = 127.0.0.1:0\nlog_format = json\n"
                         f"http_listen = 127.0.0.1:0\ndrain_timeout = 5\n")
         check = subprocess.run([GATEWAY, "--config", str(conf), "--check-config"], capture_output=True, text=True,
                                timeout=10)
