@@ -154,10 +154,7 @@ final class CoreService: Service, @unchecked Sendable {
     var isOpen: Bool { lock.withLock { open } }
 
     func run() async throws {
-        while !Task.isShuttingDownGracefully && !Task.isCancelled {
-            try? await Task.sleep(for: .milliseconds(500))
-            metrics.observe(gateway.counters)
-        }
+        try? await gracefulShutdown()  // counters are published on each scrape meanwhile
         stopNegotiator()
         metrics.observe(gateway.counters)
         lock.withLock { open = false }

@@ -125,6 +125,7 @@ public final class SMPPBridge: Service, @unchecked Sendable {
         metrics.recordMessage(type: type, seconds: Self.now() - start)
         send(answers)
         for p in parts { p.ack() }
+        log.debug("uplink handled", metadata: ["type": "\(type)", "parts": "\(parts.count)", "answers": "\(answers.count)"])
         metrics.recordRoundTrip(seconds: Self.now() - arrived)
         metrics.observe(gateway.counters)
     }

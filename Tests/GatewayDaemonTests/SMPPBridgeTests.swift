@@ -114,3 +114,42 @@ import Testing
         #expect(gateway.counters.received == 2)
     }
 }
+
+@Suite struct SMPPBridgeDrainTests {
+    /// A drain started while a message is in hand lets it finish: it is answered and acknowledged, and only then
+    /// does the client unbind.
+    @Test func drainFinishesTheMessageInHandBeforeUnbinding() async throws {
+        let a = PerDeviceConcurrencyTests.a
+        let peer = StallingPeer(stalling: a)
+        let (gateway, login) = try PerDeviceConcurrencyTests.world(peer: peer)
+        let smsc = try SMPPBridgeTests.ScriptedSMSC()
+        defer { smsc.close() }
+        let bridge = SMPPBridge(gateway: gateway, esme: ESMEConfig(host: "127.0.0.1", port: smsc.port, systemID: "gw", password: "pw"),
+                                metrics: GatewayMetrics(), reassemblyLimit: 4, reassemblyTimeout: 30, drainTimeout: 5,
+                                logger: Logger(label: "test"))
+        bridge.esme.start()
+        try smsc.acceptAndBind()
+        let seq = try smsc.deliver([UInt8(SMPPBridgeTests.portUDH.count)] + SMPPBridgeTests.portUDH + login[a]!, from: "+15550000")
+        #expect(peer.entered.wait(timeout: .now() + 5) == .success)
+        let drained = Task { await bridge.drain() }
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) { peer.release.signal() }
+        var order: [String] = []
+        while !order.contains("unbind"), let pdu = smsc.next(within: 5) {
+            switch pdu.body {
+            case .deliverSMResp where pdu.sequence == seq: order.append("ack \(pdu.status)")
+            case .submitSM:
+                order.append("submit")
+                try smsc.socket.send(SMPPPDU(.submitSMResp(messageID: "1"), sequence: pdu.sequence))
+            case .unbind:
+                order.append("unbind")
+                try smsc.socket.send(SMPPPDU(.unbindResp, sequence: pdu.sequence))
+            default: break
+            }
+        }
+        await drained.value
+        #expect(order.last == "unbind")
+        #expect(Set(order.dropLast()) == ["ack 0", "submit"])
+        #expect(gateway.counters.logins == 1)
+        #expect(!bridge.isBound)
+    }
+}
