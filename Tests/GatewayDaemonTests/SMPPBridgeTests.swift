@@ -153,3 +153,44 @@ import Testing
         #expect(!bridge.isBound)
     }
 }
+
+@Suite struct SMPPBridgeReconnectTests {
+    /// The link drops while a message is in hand: its acknowledgement is not sent on the next connection (whose
+    /// sequence numbers mean other PDUs) but counted lost; the client re-binds, and the SMSC's redelivery is
+    /// acknowledged (the Gateway refuses the replay without answering it).
+    @Test func anAckForADroppedLinkIsNotSentOnTheNextOne() async throws {
+        let a = PerDeviceConcurrencyTests.a
+        let peer = StallingPeer(stalling: a)
+        let (gateway, login) = try PerDeviceConcurrencyTests.world(peer: peer)
+        let smsc = try SMPPBridgeTests.ScriptedSMSC()
+        defer { smsc.close() }
+        var config = ESMEConfig(host: "127.0.0.1", port: smsc.port, systemID: "gw", password: "pw")
+        config.reconnectDelay = 0.1
+        let bridge = SMPPBridge(gateway: gateway, esme: config, metrics: GatewayMetrics(), reassemblyLimit: 4,
+                                reassemblyTimeout: 30, drainTimeout: 2, logger: Logger(label: "test"))
+        bridge.esme.start()
+        defer { bridge.esme.stop() }
+        try smsc.acceptAndBind()
+        let userData = [UInt8(SMPPBridgeTests.portUDH.count)] + SMPPBridgeTests.portUDH + login[a]!
+        try smsc.deliver(userData, from: "+15550000")
+        #expect(peer.entered.wait(timeout: .now() + 5) == .success)
+        smsc.socket.close()
+        try smsc.acceptAndBind()
+        peer.release.signal()
+        let deadline = Date().addingTimeInterval(3)
+        while bridge.esme.counters.acksLost == 0, Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(bridge.esme.counters.acksLost == 1)
+        #expect(bridge.esme.counters.binds == 2)
+        let seq = try smsc.deliver(userData, from: "+15550000")
+        var ack: SMPPPDU?
+        while ack == nil, let pdu = smsc.next(within: 3) {
+            switch pdu.body {
+            case .deliverSMResp: ack = pdu
+            case .submitSM: try smsc.socket.send(SMPPPDU(.submitSMResp(messageID: "1"), sequence: pdu.sequence))
+            default: break
+            }
+        }
+        #expect(ack?.sequence == seq && ack?.status == SMPPStatus.ok)
+        #expect(gateway.counters.logins == 1 && gateway.counters.counterErrors == 1)
+    }
+}
