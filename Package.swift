@@ -38,6 +38,9 @@ let package = Package(
         // Host side: full Swift.
         .target(name: "SMPP"),
         .target(
+            name: "SMPPNIO",
+            dependencies: ["SMPP", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]),
+        .target(
             name: "ModemSim",
             dependencies: ["BearerDriver", "SMPP", .product(name: "Logging", package: "swift-log")]),
         .target(name: "ProxyIKE"),
@@ -52,7 +55,7 @@ let package = Package(
         .target(
             name: "GatewayDaemon",
             dependencies: [
-                "Gateway", "SMPP", "HandsetCore", "ProxyIKE",
+                "Gateway", "SMPP", "SMPPNIO", "HandsetCore", "ProxyIKE",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -85,7 +88,7 @@ let package = Package(
         .testTarget(name: "HandsetEmuTests", dependencies: ["handset-emu", "Gateway", "HandsetCore"]),
         .testTarget(name: "BearerDriverTests", dependencies: ["BearerDriver", "CHandsetShim"]),
         .testTarget(name: "ModemSimTests", dependencies: ["ModemSim", "BearerDriver", "SMPP"]),
-        .testTarget(name: "SMPPTests", dependencies: ["SMPP"]),
+        .testTarget(name: "SMPPTests", dependencies: ["SMPP", "SMPPNIO"]),
         .testTarget(name: "GatewayDaemonTests", dependencies: ["GatewayDaemon", "Gateway", "SMPP", "HandsetCore"]),
         .testTarget(name: "ProxyIKETests", dependencies: ["ProxyIKE"]),
         .testTarget(name: "HandsetFirmwareTests", dependencies: ["handset-fw", "CHandsetShim"]),

@@ -4,8 +4,9 @@ import HandsetCore
 import Logging
 import ServiceLifecycle
 import SMPP
+import SMPPNIO
 
-/// The gateway's SMS side: an ESME bound as a transceiver. Each deliver_sm on the key-delegation port is put back
+/// The gateway's SMS side: an ESME bound as a transceiver (the swift-nio one, NIOESMEClient). Each deliver_sm on the key-delegation port is put back
 /// together (bounded), handed to the Gateway on its device's queue, and acknowledged only after the Gateway
 /// handled it; the answers go out as submit_sm. On graceful shutdown it drains: new deliveries are refused with
 /// a temporary error, in-flight messages finish, queued downlinks go out, then it unbinds.
@@ -15,7 +16,7 @@ public final class SMPPBridge: Service, @unchecked Sendable {
     let log: Logger
     let drainTimeout: Double
     let serializer = DeviceSerializer()
-    private(set) var esme: ESMEClient!
+    private(set) var esme: (any ESMELink)!
     private let lock = NSLock()
     private var reassembly: UplinkReassembly<Pending>
     /// SMS not on the key-delegation port: acknowledged (they are not ours to keep) and counted.
@@ -24,13 +25,15 @@ public final class SMPPBridge: Service, @unchecked Sendable {
     struct Pending { var ack: DeliveryAck; var arrived: Double }
 
     public init(gateway: Gateway, esme config: ESMEConfig, metrics: GatewayMetrics, reassemblyLimit: Int,
-                reassemblyTimeout: Double, drainTimeout: Double, logger: Logger) {
+                reassemblyTimeout: Double, drainTimeout: Double, logger: Logger, threadedESME: Bool = false) {
         self.gateway = gateway
         self.metrics = metrics
         log = logger
         self.drainTimeout = drainTimeout
         reassembly = UplinkReassembly(limit: reassemblyLimit, timeout: reassemblyTimeout)
-        esme = ESMEClient(config: config, deferringAcks: { [weak self] sms, ack in self?.take(sms, ack) })
+        let take: @Sendable (InboundSMS, DeliveryAck) -> Void = { [weak self] sms, ack in self?.take(sms, ack) }
+        // The threaded ESMEClient stays as a fallback (and is tested through this bridge too).
+        esme = threadedESME ? ESMEClient(config: config, deferringAcks: take) : NIOESMEClient(config: config, deferringAcks: take)
     }
 
     public var isBound: Bool { esme.isBound }
@@ -73,14 +76,17 @@ public final class SMPPBridge: Service, @unchecked Sendable {
     func drain() async {
         log.notice("draining: refusing new deliveries", metadata: ["in-flight": "\(serializer.pending)"])
         esme.refuseDeliveries()
+        // Polled, not waited on: blocking here would hold one of the few threads Swift's tasks share.
         let deadline = Self.now() + drainTimeout
-        let serializer = serializer
-        let finished = await Task.detached { serializer.waitIdle(timeout: max(0, deadline - Self.now())) }.value
+        while Self.now() < deadline, serializer.pending > 0 { try? await Task.sleep(for: .milliseconds(20)) }
+        let finished = serializer.pending == 0
         refuse(lock.withLock { reassembly.removeAll() }, why: "incomplete at shutdown")
         while Self.now() < deadline, !downlinksSettled() { try? await Task.sleep(for: .milliseconds(50)) }
         if !finished || !downlinksSettled() { log.warning("drain timed out; unbinding with work left") }
         let esme = esme!
-        await Task.detached { esme.stop() }.value
+        await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
+            Thread { esme.stop(); done.resume() }.start()  // stop() blocks until unbound
+        }
         metrics.smppBound.record(0)
         metrics.observe(esme.counters)
         log.notice("SMPP unbound", metadata: ["submits-acked": "\(esme.counters.submitsAcked)"])

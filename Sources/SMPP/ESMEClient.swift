@@ -45,16 +45,36 @@ public struct InboundSMS: Sendable, Equatable {
     public var dataCoding: UInt8
     public var udh: UDHFields
     public var payload: [UInt8]
+    public init(originator: String, destination: String, dataCoding: UInt8, udh: UDHFields, payload: [UInt8]) {
+        self.originator = originator; self.destination = destination; self.dataCoding = dataCoding
+        self.udh = udh; self.payload = payload
+    }
 }
 
 /// The answer to one deliver_sm, given once its message has been handled (or refused). The client sends the
 /// deliver_sm_resp from its I/O thread; an answer for a connection that has since dropped is not sent.
 public struct DeliveryAck: Sendable {
     let respond: @Sendable (UInt32) -> Void
+    public init(_ respond: @escaping @Sendable (UInt32) -> Void) { self.respond = respond }
     public func callAsFunction(_ status: UInt32 = SMPPStatus.ok) { respond(status) }
 }
 
-public final class ESMEClient: @unchecked Sendable {
+/// What the gateway needs of an ESME: the threaded `ESMEClient` and the swift-nio one (SMPPNIO) both give it.
+public protocol ESMELink: AnyObject, Sendable {
+    var config: ESMEConfig { get }
+    var counters: ESMECounters { get }
+    var isBound: Bool { get }
+    /// Parts queued, not yet sent.
+    var pendingParts: Int { get }
+    func start()
+    /// Unbinds if bound and returns once the link is closed. Call it from outside the client's callbacks.
+    func stop()
+    @discardableResult func send(to destination: String, payload: [UInt8]) throws(UDHError) -> Int
+    /// From now on every deliver_sm is answered ESME_RX_T_APPN (the SMSC keeps it): the first step of a drain.
+    func refuseDeliveries()
+}
+
+public final class ESMEClient: ESMELink, @unchecked Sendable {
     struct Part { var destination: String; var userData: [UInt8]; var notBefore: Double = 0 }
     struct InFlight { var part: Part; var sentAt: Double }
 

@@ -11,7 +11,7 @@ import Testing
 @Suite struct SMPPBridgeTests {
     struct NoConnection: Error {}
 
-    final class ScriptedSMSC {
+    final class ScriptedSMSC: @unchecked Sendable {
         let listenFD: Int32, port: Int
         var socket: SMPPSocket!
         var sequence: UInt32 = 100
@@ -50,7 +50,7 @@ import Testing
 
     static let portUDH: [UInt8] = [0x05, 0x04, 0x40, 0x10, 0x40, 0x10]  // IEI 0x05: 16400 -> 16400
 
-    @Test func acknowledgesOnlyAfterTheGatewayHandledTheMessage() throws {
+    @Test(arguments: [false, true]) func acknowledgesOnlyAfterTheGatewayHandledTheMessage(threadedESME: Bool) throws {
         let a = PerDeviceConcurrencyTests.a, b = PerDeviceConcurrencyTests.b
         let peer = StallingPeer(stalling: a)
         let (gateway, login) = try PerDeviceConcurrencyTests.world(peer: peer)
@@ -59,7 +59,7 @@ import Testing
         var config = ESMEConfig(host: "127.0.0.1", port: smsc.port, systemID: "gw", password: "pw")
         config.sourceAddr = "+15550199"
         let bridge = SMPPBridge(gateway: gateway, esme: config, metrics: GatewayMetrics(), reassemblyLimit: 4,
-                                reassemblyTimeout: 30, drainTimeout: 2, logger: Logger(label: "test"))
+                                reassemblyTimeout: 30, drainTimeout: 2, logger: Logger(label: "test"), threadedESME: threadedESME)
         bridge.esme.start()
         defer { bridge.esme.stop() }
         try smsc.acceptAndBind()
@@ -115,10 +115,10 @@ import Testing
     }
 }
 
-@Suite struct SMPPBridgeDrainTests {
+@Suite(.serialized) struct SMPPBridgeDrainTests {
     /// A drain started while a message is in hand lets it finish: it is answered and acknowledged, and only then
     /// does the client unbind.
-    @Test func drainFinishesTheMessageInHandBeforeUnbinding() async throws {
+    @Test(arguments: [false, true]) func drainFinishesTheMessageInHandBeforeUnbinding(threadedESME: Bool) async throws {
         let a = PerDeviceConcurrencyTests.a
         let peer = StallingPeer(stalling: a)
         let (gateway, login) = try PerDeviceConcurrencyTests.world(peer: peer)
@@ -126,29 +126,33 @@ import Testing
         defer { smsc.close() }
         let bridge = SMPPBridge(gateway: gateway, esme: ESMEConfig(host: "127.0.0.1", port: smsc.port, systemID: "gw", password: "pw"),
                                 metrics: GatewayMetrics(), reassemblyLimit: 4, reassemblyTimeout: 30, drainTimeout: 5,
-                                logger: Logger(label: "test"))
+                                logger: Logger(label: "test"), threadedESME: threadedESME)
         bridge.esme.start()
         try smsc.acceptAndBind()
         let seq = try smsc.deliver([UInt8(SMPPBridgeTests.portUDH.count)] + SMPPBridgeTests.portUDH + login[a]!, from: "+15550000")
         #expect(peer.entered.wait(timeout: .now() + 5) == .success)
-        let drained = Task { await bridge.drain() }
-        DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) { peer.release.signal() }
-        var order: [String] = []
-        while !order.contains("unbind"), let pdu = smsc.next(within: 5) {
-            switch pdu.body {
-            case .deliverSMResp where pdu.sequence == seq: order.append("ack \(pdu.status)")
-            case .submitSM:
-                order.append("submit")
-                try smsc.socket.send(SMPPPDU(.submitSMResp(messageID: "1"), sequence: pdu.sequence))
-            case .unbind:
-                order.append("unbind")
-                try smsc.socket.send(SMPPPDU(.unbindResp, sequence: pdu.sequence))
-            default: break
+        // The SMSC's side runs on a thread of its own: its blocking reads must not hold the tasks' threads.
+        let order = LockedBox<[String]>([]), scriptDone = DispatchSemaphore(value: 0)
+        Thread {
+            while !order.get().contains("unbind"), let pdu = smsc.next(within: 5) {
+                switch pdu.body {
+                case .deliverSMResp where pdu.sequence == seq: order.update { $0.append("ack \(pdu.status)") }
+                case .submitSM:
+                    order.update { $0.append("submit") }
+                    try? smsc.socket.send(SMPPPDU(.submitSMResp(messageID: "1"), sequence: pdu.sequence))
+                case .unbind:
+                    order.update { $0.append("unbind") }
+                    try? smsc.socket.send(SMPPPDU(.unbindResp, sequence: pdu.sequence))
+                default: break
+                }
             }
-        }
-        await drained.value
-        #expect(order.last == "unbind")
-        #expect(Set(order.dropLast()) == ["ack 0", "submit"])
+            scriptDone.signal()
+        }.start()
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.3) { peer.release.signal() }
+        await bridge.drain()
+        #expect(scriptDone.wait(timeout: .now() + 5) == .success)
+        #expect(order.get().last == "unbind")
+        #expect(Set(order.get().dropLast()) == ["ack 0", "submit"])
         #expect(gateway.counters.logins == 1)
         #expect(!bridge.isBound)
     }
@@ -158,7 +162,7 @@ import Testing
     /// The link drops while a message is in hand: its acknowledgement is not sent on the next connection (whose
     /// sequence numbers mean other PDUs) but counted lost; the client re-binds, and the SMSC's redelivery is
     /// acknowledged (the Gateway refuses the replay without answering it).
-    @Test func anAckForADroppedLinkIsNotSentOnTheNextOne() async throws {
+    @Test(arguments: [false, true]) func anAckForADroppedLinkIsNotSentOnTheNextOne(threadedESME: Bool) async throws {
         let a = PerDeviceConcurrencyTests.a
         let peer = StallingPeer(stalling: a)
         let (gateway, login) = try PerDeviceConcurrencyTests.world(peer: peer)
@@ -167,7 +171,7 @@ import Testing
         var config = ESMEConfig(host: "127.0.0.1", port: smsc.port, systemID: "gw", password: "pw")
         config.reconnectDelay = 0.1
         let bridge = SMPPBridge(gateway: gateway, esme: config, metrics: GatewayMetrics(), reassemblyLimit: 4,
-                                reassemblyTimeout: 30, drainTimeout: 2, logger: Logger(label: "test"))
+                                reassemblyTimeout: 30, drainTimeout: 2, logger: Logger(label: "test"), threadedESME: threadedESME)
         bridge.esme.start()
         defer { bridge.esme.stop() }
         try smsc.acceptAndBind()
