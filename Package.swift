@@ -73,7 +73,7 @@ let package = Package(
         .executableTarget(
             name: "handset-emu",
             dependencies: [
-                "HandsetCore", "BearerDriver", "ModemSim", "Gateway", "SMPP",
+                "HandsetCore", "BearerDriver", "ModemSim", "Gateway", "SMPP", "SMPPNIO",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
