@@ -40,6 +40,11 @@ public struct DaemonConfig: Sendable, Equatable {
     public var reassemblyTimeout: Double = 60
     /// On SIGTERM: how long in-flight messages and queued downlinks may take before the daemon unbinds anyway.
     public var drainTimeout: Double = 10
+    /// Devices handled at once (one thread each); past it, devices with work wait for a free worker.
+    public var deviceWorkers = 64
+    /// Lifetimes of the SAs handed out when the peer sets none (seconds).
+    public var saSoftSeconds: UInt32 = 3000
+    public var saHardSeconds: UInt32 = 3600
 
     public init() {}
 }
@@ -79,6 +84,9 @@ extension DaemonConfig {
         ("reassembly_limit", "1-4096 incomplete concatenated messages"),
         ("reassembly_timeout", "1-3600 seconds"),
         ("drain_timeout", "0-300 seconds"),
+        ("device_workers", "1-4096 devices handled at once"),
+        ("sa_soft_seconds", "60-86400 seconds, below sa_hard_seconds"),
+        ("sa_hard_seconds", "60-86400 seconds, above sa_soft_seconds"),
     ]
 
     static func allowed(_ key: String) -> String { keys.first { $0.key == key }?.allowed ?? "" }
@@ -179,8 +187,19 @@ extension DaemonConfig {
             case "drain_timeout":
                 guard let s = Double(value), (0...300).contains(s) else { throw fail() }
                 c.drainTimeout = s
+            case "device_workers":
+                guard let n = Int(value), (1...4096).contains(n) else { throw fail() }
+                c.deviceWorkers = n
+            case "sa_soft_seconds", "sa_hard_seconds":
+                guard let s = UInt32(value), (60...86400).contains(s) else { throw fail() }
+                if key == "sa_soft_seconds" { c.saSoftSeconds = s } else { c.saHardSeconds = s }
             default: throw fail()
             }
+        }
+        guard c.saSoftSeconds < c.saHardSeconds else {
+            let line = max(seen["sa_soft_seconds"] ?? 0, seen["sa_hard_seconds"] ?? 0)
+            throw ConfigError(file: file, line: line, key: seen["sa_hard_seconds"] == line ? "sa_hard_seconds" : "sa_soft_seconds",
+                              reason: "sa_soft_seconds (\(c.saSoftSeconds)) must be below sa_hard_seconds (\(c.saHardSeconds))")
         }
         func missing(_ key: String) -> ConfigError {
             ConfigError(file: file, line: 0, key: key, reason: "required; allowed: " + allowed(key))

@@ -45,13 +45,16 @@ public final class GatewayDaemon: @unchecked Sendable {
         let negotiator = try Self.negotiator(config.negotiator, registry: registry, logger: logger)
         gateway = Gateway(registry: registry, negotiator: MeasuredNegotiator(negotiator.peer, metrics: metrics),
                           logger: logger)
+        gateway.softSeconds = config.saSoftSeconds
+        gateway.hardSeconds = config.saHardSeconds
         var esme = ESMEConfig(host: config.smppHost, port: config.smppPort, systemID: config.smppSystemID,
                               password: config.smppPassword)
         esme.sourceAddr = config.gatewayNumber
         esme.portDst = Int(KD.smsPort)
         esme.portSrc = Int(KD.smsPort)
         bridge = SMPPBridge(gateway: gateway, esme: esme, metrics: metrics, reassemblyLimit: config.reassemblyLimit,
-                            reassemblyTimeout: config.reassemblyTimeout, drainTimeout: config.drainTimeout, logger: logger)
+                            reassemblyTimeout: config.reassemblyTimeout, drainTimeout: config.drainTimeout, logger: logger,
+                            deviceWorkers: config.deviceWorkers)
         if let u = config.udpListen {
             let bridge = self.bridge
             let service = KDDatagramService(gateway: gateway, serializer: bridge.serializer, metrics: metrics, logger: logger,

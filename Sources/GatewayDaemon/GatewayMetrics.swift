@@ -20,6 +20,8 @@ public final class GatewayMetrics: @unchecked Sendable {
     let registryOpen: CoreMetrics.Gauge
     let reassemblyIncomplete: CoreMetrics.Gauge
     let inFlight: CoreMetrics.Gauge
+    let devicesWaiting: CoreMetrics.Gauge
+    let outboxParts: CoreMetrics.Gauge
 
     public init() {
         var f = PrometheusMetricsFactory(registry: registry)
@@ -32,6 +34,8 @@ public final class GatewayMetrics: @unchecked Sendable {
         registryOpen = CoreMetrics.Gauge(label: "gateway_registry_open", factory: f)
         reassemblyIncomplete = CoreMetrics.Gauge(label: "gateway_reassembly_incomplete", factory: f)
         inFlight = CoreMetrics.Gauge(label: "gateway_messages_in_flight", factory: f)
+        devicesWaiting = CoreMetrics.Gauge(label: "gateway_devices_waiting_for_worker", factory: f)
+        outboxParts = CoreMetrics.Gauge(label: "gateway_smpp_outbox_parts", factory: f)
         observe(GatewayCounters())
         observe(ESMECounters())
     }

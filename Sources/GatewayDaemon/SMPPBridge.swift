@@ -15,7 +15,7 @@ public final class SMPPBridge: Service, @unchecked Sendable {
     let metrics: GatewayMetrics
     let log: Logger
     let drainTimeout: Double
-    let serializer = DeviceSerializer()
+    let serializer: DeviceSerializer
     private(set) var esme: (any ESMELink)!
     private let lock = NSLock()
     private var reassembly: UplinkReassembly<Pending>
@@ -25,7 +25,9 @@ public final class SMPPBridge: Service, @unchecked Sendable {
     struct Pending { var ack: DeliveryAck; var arrived: Double }
 
     public init(gateway: Gateway, esme config: ESMEConfig, metrics: GatewayMetrics, reassemblyLimit: Int,
-                reassemblyTimeout: Double, drainTimeout: Double, logger: Logger, threadedESME: Bool = false) {
+                reassemblyTimeout: Double, drainTimeout: Double, logger: Logger, deviceWorkers: Int = 64,
+                threadedESME: Bool = false) {
+        serializer = DeviceSerializer(maxWorkers: deviceWorkers)
         self.gateway = gateway
         self.metrics = metrics
         log = logger
@@ -69,6 +71,8 @@ public final class SMPPBridge: Service, @unchecked Sendable {
     func publishGauges() {
         metrics.smppBound.record(esme.isBound ? 1 : 0)
         metrics.inFlight.record(serializer.pending)
+        metrics.devicesWaiting.record(serializer.waitingDevices)
+        metrics.outboxParts.record(esme.pendingParts)
         metrics.reassemblyIncomplete.record(lock.withLock { reassembly.incomplete })
         metrics.observe(esme.counters)
     }

@@ -58,6 +58,8 @@ import Testing
         ("registry reg.sqlite", "registry reg.sqlite", "key = value"),
         ("registry = other.sqlite", "registry", "given twice (first on line 2)"),
         ("drain_timeout = -1", "drain_timeout", "0-300 seconds"),
+        ("device_workers = 0", "device_workers", "1-4096"),
+        ("sa_hard_seconds = 2000", "sa_hard_seconds", "must be below sa_hard_seconds (2000)"),
     ])
     func aBadLineIsNamed(line: String, key: String, allowed: String) throws {
         let d = try Self.dir()

@@ -98,3 +98,32 @@ final class LockedBox<T>: @unchecked Sendable {
     func set(_ v: T) { lock.withLock { value = v } }
     func update(_ f: (inout T) -> Void) { lock.withLock { f(&value) } }
 }
+
+@Suite struct DeviceSerializerBoundTests {
+    /// With every worker busy, a new device waits its turn (counted) and runs as soon as one is free; the
+    /// number of threads never exceeds the bound.
+    @Test func pastTheBoundDevicesWaitForAFreeWorker() {
+        let serializer = DeviceSerializer(maxWorkers: 2)
+        let gate = DispatchSemaphore(value: 0)
+        let active = LockedBox(0), peak = LockedBox(0), ran = LockedBox<[UInt64]>([])
+        for d: UInt64 in 1...3 {
+            serializer.submit(device: d) {
+                active.update { $0 += 1; let a = $0; peak.update { $0 = max($0, a) } }
+                if d < 3 { _ = gate.wait(timeout: .now() + 5) }
+                ran.update { $0.append(d) }
+                active.update { $0 -= 1 }
+            }
+        }
+        usleep(100_000)
+        #expect(serializer.waitingDevices == 1)
+        #expect(ran.get().isEmpty, "device 3 ran before a worker was free")
+        gate.signal()  // one of devices 1 and 2 finishes; its worker takes device 3 while the other still waits
+        let deadline = Date().addingTimeInterval(3)
+        while !ran.get().contains(3), Date() < deadline { usleep(10_000) }
+        #expect(ran.get().count == 2 && ran.get().last == 3)
+        gate.signal()
+        #expect(serializer.waitIdle(timeout: 5))
+        #expect(Set(ran.get()) == [1, 2, 3])
+        #expect(peak.get() == 2 && serializer.waitingDevices == 0)
+    }
+}
