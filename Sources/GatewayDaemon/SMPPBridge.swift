@@ -21,6 +21,8 @@ public final class SMPPBridge: Service, @unchecked Sendable {
     private var reassembly: UplinkReassembly<Pending>
     /// SMS not on the key-delegation port: acknowledged (they are not ours to keep) and counted.
     private(set) var ignored = 0
+    /// The link state last logged (touched by `tick` only).
+    private var loggedBound = false
 
     struct Pending { var ack: DeliveryAck; var arrived: Double }
 
@@ -66,6 +68,13 @@ public final class SMPPBridge: Service, @unchecked Sendable {
         refuse(stale, why: "concatenated uplink timed out")
         metrics.recordEvicted(parts: stale.count)
         publishGauges()
+        if esme.isBound != loggedBound {
+            loggedBound.toggle()
+            let c = esme.counters
+            log.notice(loggedBound ? "SMPP bound" : "SMPP link down", metadata: [
+                "binds": "\(c.binds)", "bind-failures": "\(c.bindFailures)", "connect-failures": "\(c.connectFailures)",
+            ])
+        }
     }
 
     func publishGauges() {

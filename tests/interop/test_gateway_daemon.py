@@ -44,6 +44,14 @@ def wait_for(predicate, timeout, what):
     raise AssertionError("timed out waiting for " + what)
 
 
+def test_check_config_names_the_bad_line(tmp_path):
+    conf = tmp_path / "gateway.conf"
+    conf.write_text("registry = reg.sqlite\n# comment\nsmpp_port = 99999\n")
+    r = subprocess.run([GATEWAY, "--config", str(conf), "--check-config"], capture_output=True, text=True, timeout=10)
+    assert r.returncode == 1
+    assert r.stderr.strip() == "handset-gateway: %s:3: smpp_port: allowed: 1-65535" % conf
+
+
 def test_daemon_logs_a_handset_in_over_smpp_and_drains_on_sigterm(tmp_path):
     sim = Simulator("simcom", smpp=True)
     gw = fw = None
@@ -79,6 +87,7 @@ def test_daemon_logs_a_handset_in_over_smpp_and_drains_on_sigterm(tmp_path):
         port = int(wait_for(started, 15, "the gateway to start")["http"].rsplit(":", 1)[1])
         assert http_get(port, "/health")[0] == 200
         wait_for(lambda: http_get(port, "/ready")[0] == 200, 10, "/ready (SMPP bound)")
+        wait_for(lambda: "SMPP bound" in (tmp_path / "gateway.log").read_text(), 5, "the bind logged")
         sim.wait_event(lambda e: e["event"] == "smpp-bind" and e["system-id"] == "handset-gw", 5)
 
         fw = Firmware(fw_conf)
