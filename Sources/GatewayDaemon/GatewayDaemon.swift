@@ -22,7 +22,7 @@ public enum DaemonStartError: Error, CustomStringConvertible {
 
 /// Everything the daemon runs, built from a validated config: the registry, the IKE engine, the Gateway core, its
 /// UDP carriage, the SMPP side and the HTTP endpoint, run as one ServiceGroup. On SIGTERM or SIGINT the group
-/// stops them in reverse order: SMPP drains and unbinds, then the core closes the registry, then HTTP.
+/// stops them in reverse order: UDP closes, SMPP drains and unbinds, the core closes the registry, then HTTP.
 public final class GatewayDaemon: @unchecked Sendable {
     public let config: DaemonConfig
     public let metrics = GatewayMetrics()
