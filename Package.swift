@@ -35,10 +35,11 @@ let package = Package(
         .target(
             name: "ModemSim",
             dependencies: ["BearerDriver", "SMPP", .product(name: "Logging", package: "swift-log")]),
+        .target(name: "ProxyIKE"),
         .target(
             name: "Gateway",
             dependencies: [
-                "HandsetCore", "CHandsetShim",
+                "HandsetCore", "CHandsetShim", "ProxyIKE",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -56,11 +57,12 @@ let package = Package(
                 "HandsetCore", "CHandsetShim",
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ]),
-        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "HandsetCore", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "HandsetCore", "ProxyIKE", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(name: "HandsetEmuTests", dependencies: ["handset-emu", "Gateway", "HandsetCore"]),
         .testTarget(name: "BearerDriverTests", dependencies: ["BearerDriver", "CHandsetShim"]),
         .testTarget(name: "ModemSimTests", dependencies: ["ModemSim", "BearerDriver", "SMPP"]),
         .testTarget(name: "SMPPTests", dependencies: ["SMPP"]),
+        .testTarget(name: "ProxyIKETests", dependencies: ["ProxyIKE"]),
         .testTarget(name: "HandsetFirmwareTests", dependencies: ["handset-fw", "CHandsetShim"]),
     ]
 )

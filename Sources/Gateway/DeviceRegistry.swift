@@ -16,6 +16,9 @@ public struct DeviceRecord: Equatable, Sendable {
     public var lastLogin: Date?
     /// The only handset address this device may ask SAs for; nil (a row from before addresses) may ask for none.
     public var innerAddress: IPAddress?
+    /// The IKE identity the proxy uses for this device, and its pre-shared key (nil: none provisioned).
+    public var ikeIdentity: String?
+    public var ikePSK: Data?
 
     public var deviceID: UInt64 { UInt64(bitPattern: id) }
 
@@ -80,6 +83,8 @@ struct DeviceRow: Codable, FetchableRecord, PersistableRecord {
     var downCounter: Int64
     var lastLogin: Date?
     var innerAddress: String?
+    var ikeIdentity: String?
+    var ikePSK: Data?
 }
 
 /// The gateway's registry: devices, and the peers each device has talked to (the reusable "IKE SA" analogue).
@@ -147,6 +152,13 @@ public final class DeviceRegistry: Sendable {
             try db.execute(sql: "INSERT INTO kekCheck (id, wrapped) VALUES (1, ?)",
                            arguments: [try kek.wrap(Data(count: 32), deviceID: 0, slot: .check)])
         }
+        // Per-device IKE identity and PSK for the proxy charon (issue 15); the PSK is wrapped like the keys.
+        migrator.registerMigration("v4-ike-credentials") { db in
+            try db.alter(table: "device") { t in
+                t.add(column: "ikeIdentity", .text)
+                t.add(column: "ikePSK", .blob)
+            }
+        }
         try migrator.migrate(db)
         let check = try db.read { try Data.fetchOne($0, sql: "SELECT wrapped FROM kekCheck WHERE id = 1") }
         do { _ = try kek.unwrap(check ?? Data(), deviceID: 0, slot: .check) } catch { throw RegistryError.wrongKeyEncryptionKey }
@@ -212,7 +224,9 @@ public final class DeviceRegistry: Sendable {
         DeviceRow(id: d.id, msisdn: d.msisdn, epoch: d.epoch, key: try kek.wrap(d.key, deviceID: d.deviceID, slot: .current),
                   pendingEpoch: d.pendingEpoch,
                   pendingKey: try d.pendingKey.map { k throws(RegistryError) in try kek.wrap(k, deviceID: d.deviceID, slot: .pending) },
-                  upCounter: d.upCounter, downCounter: d.downCounter, lastLogin: d.lastLogin, innerAddress: d.innerAddress?.dottedQuad)
+                  upCounter: d.upCounter, downCounter: d.downCounter, lastLogin: d.lastLogin, innerAddress: d.innerAddress?.dottedQuad,
+                  ikeIdentity: d.ikeIdentity,
+                  ikePSK: try d.ikePSK.map { k throws(RegistryError) in try kek.wrap(k, deviceID: d.deviceID, slot: .ikePSK) })
     }
 
     func record(_ r: DeviceRow) throws(RegistryError) -> DeviceRecord {
@@ -222,6 +236,8 @@ public final class DeviceRegistry: Sendable {
         d.pendingEpoch = r.pendingEpoch
         d.pendingKey = try r.pendingKey.map { k throws(RegistryError) in try kek.unwrap(k, deviceID: id, slot: .pending) }
         d.lastLogin = r.lastLogin
+        d.ikeIdentity = r.ikeIdentity
+        d.ikePSK = try r.ikePSK.map { k throws(RegistryError) in try kek.unwrap(k, deviceID: id, slot: .ikePSK) }
         if let s = r.innerAddress {
             guard let a = IPAddress(dottedQuad: s) else { throw RegistryError.corruptRow(device: d.deviceID) }
             d.innerAddress = a

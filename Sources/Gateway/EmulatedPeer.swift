@@ -75,13 +75,13 @@ public final class EmulatedPeer: PeerNegotiator, @unchecked Sendable {
     // MARK: negotiation (called by the gateway)
 
     public func establish(device: UInt64, handset: IPAddress, selector: TrafficSelector, template: UInt16,
-                          reused: Bool) -> KDSATransfer? {
+                          reused: Bool) -> Result<KDSATransfer, NegotiationFailure> {
         lock.lock()
         defer { lock.unlock() }
         // One address, one device: a second device never gets SAs that would take the first one's traffic.
         if let other = owner(of: handset), other != device {
             log.error("peer refuses an SA for an address another device holds", metadata: ["device": "\(device)"])
-            return nil
+            return .failure(.refused("address held by another device"))
         }
         if reused { stats.reuses += 1 } else { stats.negotiations += 1 }
         let k1 = KeyMaterial.random(32), k2 = KeyMaterial.random(32)
@@ -102,7 +102,7 @@ public final class EmulatedPeer: PeerNegotiator, @unchecked Sendable {
             try k2.withUnsafeBytes { _ = try plane.sas.install(params(toHandset, .outbound, s2), key: $0) }
         } catch {
             log.error("peer could not install SAs: \(error)")
-            return nil
+            return .failure(.refused("peer could not install the pair"))
         }
         if handsets[device]?.address != handset {
             drop(device)
@@ -111,11 +111,11 @@ public final class EmulatedPeer: PeerNegotiator, @unchecked Sendable {
         handsets[device]!.pairs[toPeer] = toHandset
         onSA?(toPeer, true, k1, s1)
         onSA?(toHandset, false, k2, s2)
-        return k1.withUnsafeBytes { a in k2.withUnsafeBytes { b in
+        return .success(k1.withUnsafeBytes { a in k2.withUnsafeBytes { b in
             KDSATransfer(requestID: 0, outboundSPI: toPeer, outboundKey: KeyBytes(a), outboundSalt: s1,
                          inboundSPI: toHandset, inboundKey: KeyBytes(b), inboundSalt: s2, peer: address, peerPort: espPort,
                          prefix: 32, proto: IPProto.udp, localPort: handsetPort, remotePort: service, softSeconds: 0, hardSeconds: 0)
-        } }
+        } })
     }
 
     /// Drops that device's SAs and endpoint only; other devices keep theirs.

@@ -11,16 +11,6 @@ public struct Downlink: Sendable, Equatable {
     public var carriage: KDCarriage = .sms
 }
 
-/// The opposite party as the gateway sees it: it takes one half of each fresh SA pair.
-public protocol PeerNegotiator: AnyObject {
-    /// Installs the peer's half of a fresh pair for `selector` (the handset's view) and returns the handset's half.
-    /// `reused` says whether the gateway already had a relationship with that peer for this device.
-    func establish(device: UInt64, handset: IPAddress, selector: TrafficSelector, template: UInt16,
-                   reused: Bool) -> KDSATransfer?
-    /// The handset logged in afresh: whatever SAs the peer holds for it are dead.
-    func forget(device: UInt64)
-}
-
 /// Back-end services reached over the trusted bearer only.
 public protocol TrustedServices: AnyObject {
     func secret(device: UInt64, channel: UInt16, data: [UInt8]) -> [UInt8]?
@@ -37,6 +27,11 @@ public struct GatewayCounters: Equatable, Sendable {
     public var storeFailures = 0
     /// SAs refused because the handset address asked for is not the device's own inner address.
     public var addressRefused = 0
+    /// Negotiations with the opposite party that failed, by kind (NegotiationFailure).
+    public var noProposalChosen = 0, authenticationFailed = 0, negotiationTimeouts = 0, peerUnreachable = 0
+    public var negotiationRefused = 0
+    /// SAs the peer started (server-initiated), pushed to the handset as request 0.
+    public var saPushed = 0
 }
 
 /// The reference gateway/proxy: verifies and answers key-delegation messages per docs/key-delegation.md.
@@ -214,6 +209,16 @@ public final class Gateway: @unchecked Sendable {
         deliverSA(for: selector, template: template, requestID: 0, device: id)
     }
 
+    /// Pushes a pair the opposite party already negotiated (it started, or it rekeyed) as request 0.
+    public func push(device id: UInt64, transfer: KDSATransfer) -> [Downlink] {
+        var t = transfer
+        t.requestID = 0
+        if t.softSeconds == 0 { t.softSeconds = softSeconds; t.hardSeconds = hardSeconds }
+        let sent = answer(id) { _ in Sealable(.saTransfer(t)) }
+        if !sent.isEmpty { count(\.saPushed) }
+        return sent
+    }
+
     /// Tells the handset to drop a pair (the peer has already dropped its half).
     public func deleteSA(device id: UInt64, outboundSPI: UInt32, inboundSPI: UInt32) -> [Downlink] {
         answer(id) { _ in Sealable(.saDelete(KDSADelete(outboundSPI: outboundSPI, inboundSPI: inboundSPI))) }
@@ -222,10 +227,10 @@ public final class Gateway: @unchecked Sendable {
     /// Every transfer carries fresh SPIs and keys, retransmissions included: a key is never sent twice, so a
     /// handset that rebooted can never restart a sequence number under a key it already used.
     private func deliverSA(for selector: TrafficSelector, template: UInt16, requestID: UInt16, device id: UInt64) -> [Downlink] {
-        func denied() -> [Downlink] {
+        func denied(_ status: KDStatus = .denied) -> [Downlink] {
             answer(id) { dev in
                 Sealable(.error(KDError(refType: KDMessageType.keyRequest.rawValue, refCounter: UInt64(requestID),
-                                        status: .denied, lastAccepted: UInt64(dev.upCounter))))
+                                        status: status, lastAccepted: UInt64(dev.upCounter))))
             }
         }
         guard let dev = withDevice(id, { $0 }) else { return [] }
@@ -238,12 +243,28 @@ public final class Gateway: @unchecked Sendable {
         let reused: Bool
         do { reused = try registry.notePeerContact(device: id, peer: "\(selector.remote)") } catch { return storeFailed(error) }
         if reused { count(\.peerReuses) }
-        guard var t = negotiator.establish(device: id, handset: own, selector: selector, template: template,
-                                           reused: reused) else { return denied() }
+        var t: KDSATransfer
+        switch negotiator.establish(device: id, handset: own, selector: selector, template: template, reused: reused) {
+        case .success(let made): t = made
+        case .failure(let f):
+            count(Self.counter(for: f))
+            log.notice("negotiation failed", metadata: ["device": "\(id)", "why": "\(f)"])
+            return denied(f.status)
+        }
         t.requestID = requestID
         if t.softSeconds == 0 { t.softSeconds = softSeconds; t.hardSeconds = hardSeconds }
         count(\.saDelivered)
         return answer(id) { _ in Sealable(.saTransfer(t)) }
+    }
+
+    static func counter(for f: NegotiationFailure) -> WritableKeyPath<GatewayCounters, Int> {
+        switch f {
+        case .noProposalChosen: \.noProposalChosen
+        case .authenticationFailed: \.authenticationFailed
+        case .timeout: \.negotiationTimeouts
+        case .unreachable: \.peerUnreachable
+        case .refused: \.negotiationRefused
+        }
     }
 
     // MARK: Registry

@@ -19,11 +19,18 @@ struct ProvisionCommand: ParsableCommand {
             --address-pool. The gateway grants SAs for that address only. Put it in the handset's config as \
             local_address (--config does that for you).
 
+            For a real IPsec server (issue 15) the gateway's proxy runs IKE as the device: --ike-id sets its IKE \
+            identity (default HEXID@handset.invalid) and --ike-psk-file its pre-shared key, read from the file, or \
+            when the file does not exist a fresh random one written there (0600) for the server's secrets. The \
+            PSK is stored wrapped under the key-encryption key and never printed.
+
             Examples:
               handset-emu provision --registry reg.sqlite --state-dir state \\
                 --msisdn +15550100001
               handset-emu provision --registry reg.sqlite --kek reg.kek --state-dir s2 \\
                 --msisdn +15550100002 --config handset.conf
+              handset-emu provision --registry reg.sqlite --state-dir s3 --msisdn +15550100003 \\
+                --ike-id handset3@example.org --ike-psk-file s3/ike.psk
             """)
 
     @Option(help: "Gateway registry (SQLite file; created if missing).") var registry: String
@@ -35,6 +42,10 @@ struct ProvisionCommand: ParsableCommand {
     var innerAddress: String?
     @Option(name: .customLong("address-pool"), help: "Pool for inner addresses, A.B.C.D/N.") var addressPool = "10.77.0.0/16"
     @Option(help: "Handset config file whose local_address line is set to the device's inner address.") var config: String?
+    @Option(name: .customLong("ike-id"), help: "The device's IKE identity at the proxy (default: HEXID@handset.invalid).")
+    var ikeID: String?
+    @Option(name: .customLong("ike-psk-file"), help: "The device's IKE pre-shared key (created, random, if missing).")
+    var ikePSKFile: String?
 
     func run() throws {
         let id = try deviceID.map { s -> UInt64 in
@@ -48,13 +59,22 @@ struct ProvisionCommand: ParsableCommand {
             guard let a = IPAddress(dottedQuad: s) else { throw ValidationError("--inner-address must be A.B.C.D") }
             return a
         }
+        var ike: (identity: String, psk: Data)?
+        if ikeID != nil || ikePSKFile != nil {
+            guard let ikePSKFile else { throw ValidationError("--ike-id needs --ike-psk-file") }
+            let identity = ikeID ?? String(format: "%016llx@handset.invalid", id)
+            guard !identity.isEmpty, identity.utf8.count <= 255 else { throw ValidationError("--ike-id must be 1-255 octets") }
+            ike = (identity, try Provisioning.preSharedKey(file: ikePSKFile))
+        }
+        defer { if var k = ike?.psk { k.resetBytes(in: 0..<k.count) } }
         let dev = try Provisioning.create(registry: registry, kek: kek ?? registry + ".kek", stateDir: stateDir, msisdn: msisdn, deviceID: id,
-                                          innerAddress: address, pool: pool)
+                                          innerAddress: address, pool: pool, ike: ike)
         let assigned = dev.innerAddress?.dottedQuad ?? "?"
         if let config { try Provisioning.setLocalAddress(assigned, inConfig: config) }
         print("device-id: \(String(dev.deviceID, radix: 16))")
         print("key-file: \(stateDir)/device.key")
         print("local_address = \(assigned)")
+        if let ike { print("ike-id: \(ike.identity)") }
     }
 }
 
@@ -62,7 +82,8 @@ enum Provisioning {
     struct Failure: Error, CustomStringConvertible { var description: String }
 
     static func create(registry path: String, kek kekPath: String, stateDir: String, msisdn: String, deviceID: UInt64,
-                       innerAddress: IPAddress? = nil, pool: AddressPool = .standard) throws -> DeviceRecord {
+                       innerAddress: IPAddress? = nil, pool: AddressPool = .standard,
+                       ike: (identity: String, psk: Data)? = nil) throws -> DeviceRecord {
         try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
         var key = KeyMaterial.random(32)
@@ -83,7 +104,33 @@ enum Provisioning {
         } catch {
             throw Failure(description: "cannot write \(stateDir)/device.key: \(error)")
         }
-        return try reg.add(DeviceRecord(id: deviceID, msisdn: msisdn, key: Data(key), innerAddress: innerAddress), pool: pool)
+        var record = DeviceRecord(id: deviceID, msisdn: msisdn, key: Data(key), innerAddress: innerAddress)
+        record.ikeIdentity = ike?.identity
+        record.ikePSK = ike?.psk
+        return try reg.add(record, pool: pool)
+    }
+
+    /// Reads a PSK file (one line, trailing newline dropped), or creates one: 32 random octets as 64 hex digits,
+    /// 0600, written to a temp file, synced, then linked into place (never replacing one that appeared).
+    static func preSharedKey(file path: String) throws -> Data {
+        if let data = FileManager.default.contents(atPath: path) {
+            var text = data
+            while let last = text.last, last == 0x0A || last == 0x0D { text.removeLast() }
+            guard !text.isEmpty else { throw Failure(description: "\(path) is empty") }
+            return text
+        }
+        var raw = KeyMaterial.random(32)
+        defer { for i in raw.indices { raw[i] = 0 } }
+        let hex = Data(raw.map { String(format: "%02x", $0) }.joined().utf8)
+        let tmp = "\(path).\(getpid()).tmp"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw Failure(description: "cannot create \(tmp): \(String(cString: strerror(errno)))") }
+        let line = hex + Data([0x0A])
+        let ok = line.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) == $0.count } && fsync(fd) == 0
+        close(fd)
+        defer { unlink(tmp) }
+        guard ok, link(tmp, path) == 0 else { throw Failure(description: "cannot write \(path): \(String(cString: strerror(errno)))") }
+        return hex
     }
 
     /// Replaces (or appends) the `local_address` line of a handset config file, atomically.

@@ -13,8 +13,8 @@ import HandsetCore
         let peer = try EmulatedPeer()
         defer { peer.stop() }
         let a = IPAddress(10, 77, 0, 1), b = IPAddress(10, 77, 0, 2)
-        #expect(peer.establish(device: 0xA, handset: a, selector: selector(a), template: 1, reused: false) != nil)
-        #expect(peer.establish(device: 0xB, handset: b, selector: selector(b), template: 1, reused: false) != nil)
+        #expect(peer.establish(device: 0xA, handset: a, selector: selector(a), template: 1, reused: false).isSuccess)
+        #expect(peer.establish(device: 0xB, handset: b, selector: selector(b), template: 1, reused: false).isSuccess)
         #expect(peer.installedSAs == 4)
         peer.forget(device: 0xA)
         #expect(peer.installedSAs == 2)
@@ -28,11 +28,15 @@ import HandsetCore
         let peer = try EmulatedPeer()
         defer { peer.stop() }
         let b = IPAddress(10, 77, 0, 2)
-        #expect(peer.establish(device: 0xB, handset: b, selector: selector(b), template: 1, reused: false) != nil)
-        #expect(peer.establish(device: 0xA, handset: b, selector: selector(b), template: 1, reused: false) == nil)
+        #expect(peer.establish(device: 0xB, handset: b, selector: selector(b), template: 1, reused: false).isSuccess)
+        #expect(peer.establish(device: 0xA, handset: b, selector: selector(b), template: 1, reused: false) == .failure(.refused("address held by another device")))
         #expect(peer.installedSAs == 2 && peer.installedSAs(device: 0xB) == 2)
         // Once B is forgotten the address is free again.
         peer.forget(device: 0xB)
-        #expect(peer.establish(device: 0xA, handset: b, selector: selector(b), template: 1, reused: false) != nil)
+        #expect(peer.establish(device: 0xA, handset: b, selector: selector(b), template: 1, reused: false).isSuccess)
     }
+}
+
+extension Result {
+    var isSuccess: Bool { if case .success = self { true } else { false } }
 }

@@ -34,14 +34,17 @@ final class TestPeer: PeerNegotiator, TrustedServices, @unchecked Sendable {
     var pairs: [UInt64: [(UInt32, UInt32)]] = [:]
     /// Lets a test make the peer answer something other than the flow asked for.
     var reshape: ((inout KDSATransfer) -> Void)?
+    /// Lets a test make the negotiation fail.
+    var failWith: NegotiationFailure?
 
     init() {
         try! plane.spd.append(SPDRule(SelectorPattern(remote: IPAddress(10, 0, 0, 0), prefix: 8), .protect(template: 1)))
     }
 
     func establish(device: UInt64, handset: IPAddress, selector: TrafficSelector, template: UInt16,
-                   reused: Bool) -> KDSATransfer? {
+                   reused: Bool) -> Result<KDSATransfer, NegotiationFailure> {
         establishCalls += 1
+        if let f = failWith { return .failure(f) }
         var k1 = [UInt8](repeating: 0, count: 32), k2 = k1
         for i in 0..<32 { k1[i] = UInt8.random(in: 0...255); k2[i] = UInt8.random(in: 0...255) }
         let (outSPI, inSPI) = (nextSPI, nextSPI + 1)
@@ -62,7 +65,7 @@ final class TestPeer: PeerNegotiator, TrustedServices, @unchecked Sendable {
                          softSeconds: 0, hardSeconds: 0)
         } }
         reshape?(&t)
-        return t
+        return .success(t)
     }
 
     func forget(device: UInt64) {

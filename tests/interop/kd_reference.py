@@ -37,6 +37,13 @@ def open_(device_key: bytes, device_id: int, direction: str, message: bytes) -> 
 
 COUNTER_MAX = (1 << 40) - 1
 
+# §4 status codes, as the error and sa-ack bodies carry them.
+STATUS = {
+    "ok": 0, "counter low": 1, "counter high": 2, "counter blocked": 3, "integrity failure": 4, "unknown device": 5,
+    "bad message": 6, "denied": 7, "busy": 8, "fetch failed": 9, "unknown epoch": 10, "no proposal chosen": 11,
+    "authentication failed": 12, "peer timeout": 13, "peer unreachable": 14,
+}
+
 
 def check_counter(received: int, last_accepted: int) -> str:
     """§3's receiving rule, from the document: strictly increasing, however far ahead, never past the end."""

@@ -39,3 +39,11 @@ def test_counter_rule():
     assert len(rows) >= 8
     for last, received, verdict in rows:
         assert kd.check_counter(int(received, 16), int(last, 16)) == verdict, (last, received)
+
+
+def test_status_codes_match_the_document():
+    full = (pathlib.Path(__file__).parents[2] / "docs" / "key-delegation.md").read_text()
+    line = " ".join(full.split("Status codes: ")[1].split(".")[0].split())
+    listed = {name: int(code) for code, name in re.findall(r"(\d+) ([a-z ]+?)(?:,|$)", line)}
+    assert listed == kd.STATUS
+

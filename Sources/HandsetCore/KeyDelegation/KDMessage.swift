@@ -52,6 +52,12 @@ public enum KDStatus: UInt8, Error, Equatable, Sendable {
     case busy = 8
     case fetchFailed = 9
     case unknownEpoch = 10
+    /// The opposite party's IKE failed (docs/key-delegation.md §4): no common proposal, authentication refused,
+    /// no answer in time, no route to it.
+    case noProposalChosen = 11
+    case authenticationFailed = 12
+    case peerTimeout = 13
+    case peerUnreachable = 14
 }
 
 public struct KDHeader: Equatable, Sendable {

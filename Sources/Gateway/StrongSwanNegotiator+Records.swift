@@ -1,0 +1,162 @@
+import Foundation
+import HandsetCore
+import ProxyIKE
+
+/// Loading a device into the proxy charon, and turning key records into sa-transfers.
+extension StrongSwanNegotiator {
+    /// Loads the device's PSK and connection (with `adding` among its children). Nil when loaded.
+    func load(device: UInt64, adding: (name: String, selector: TrafficSelector)?) -> NegotiationFailure? {
+        guard var creds = credentials(device) else {
+            log.notice("no IKE identity or PSK provisioned", metadata: ["device": "\(device)"])
+            return .authenticationFailed
+        }
+        defer { for i in creds.psk.indices { creds.psk[i] = 0 } }
+        let conn = Self.connectionName(device)
+        let kids = lock.withLock { () -> [String: TrafficSelector] in
+            if let (name, s) = adding { children[device, default: [:]][name] = s }
+            return children[device] ?? [:]
+        }
+        var shared = VICIMessage()
+        shared.add("id", conn)
+        shared.add("type", "IKE")
+        shared.add("data", bytes: creds.psk)
+        shared.add("owners", list: [creds.identity, config.serverID])
+        do {
+            let vici = try VICIClient(path: config.viciSocket)
+            defer { vici.close() }
+            try Self.expectSuccess(try vici.call("load-shared", shared, timeout: 5), "load-shared")
+            let m = connection(conn, identity: creds.identity, inner: creds.innerAddress, children: kids)
+            try Self.expectSuccess(try vici.call("load-conn", m, timeout: 5), "load-conn")
+        } catch let e as VICIError {
+            log.error("cannot load the device into charon", metadata: ["device": "\(device)", "error": "\(e)"])
+            return .refused("IKE engine: \(e)")
+        } catch {
+            log.error("charon refused the device", metadata: ["device": "\(device)", "error": "\(error)"])
+            return .refused("IKE engine: \(error)")
+        }
+        return nil
+    }
+
+    struct CommandFailed: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    static func expectSuccess(_ r: VICIMessage, _ what: String) throws {
+        guard r.string("success") == "yes" else { throw CommandFailed(description: "\(what): \(r.string("errmsg") ?? "failed")") }
+    }
+
+    /// The connection as IKE-SHARED.md lays it out. A child per flow asked for, plus the device's default child
+    /// (its inner address to anything the server narrows it to) so the server may initiate.
+    func connection(_ name: String, identity: String, inner: IPAddress?, children kids: [String: TrafficSelector]) -> VICIMessage {
+        var local = VICIMessage()
+        local.add("auth", "psk")
+        local.add("id", identity)
+        var remote = VICIMessage()
+        remote.add("auth", "psk")
+        remote.add("id", config.serverID)
+        var children = VICIMessage()
+        func child(_ localTS: String, _ remoteTS: String) -> VICIMessage {
+            var c = VICIMessage()
+            c.add("local_ts", list: [localTS])
+            c.add("remote_ts", list: [remoteTS])
+            c.add("esp_proposals", list: config.espProposals.split(separator: ",").map(String.init))
+            c.add("mode", "tunnel")
+            c.add("start_action", "none")
+            return c
+        }
+        if let inner { children.add(name, section: child("\(inner.dottedQuad)/32", "0.0.0.0/0")) }
+        for (n, s) in kids.sorted(by: { $0.key < $1.key }) {
+            children.add(n, section: child(Self.ts(s.local, 32, s.proto, s.localPort), Self.ts(s.remote, 32, s.proto, s.remotePort)))
+        }
+        var c = VICIMessage()
+        c.add("version", "2")
+        c.add("remote_addrs", list: [config.ikeRemoteAddress])
+        c.add("remote_port", "\(config.ikeRemotePort)")
+        c.add("proposals", list: config.proposals.split(separator: ",").map(String.init))
+        c.add("keyingtries", "1")
+        c.add("local", section: local)
+        c.add("remote", section: remote)
+        c.add("children", section: children)
+        var m = VICIMessage()
+        m.add(name, section: c)
+        return m
+    }
+
+    /// swanctl.conf traffic selector syntax: `addr/prefix[proto/port]`.
+    static func ts(_ a: IPAddress, _ prefix: Int, _ proto: UInt8, _ port: UInt16) -> String {
+        let base = "\(a.dottedQuad)/\(prefix)"
+        guard proto != IPProto.any else { return base }
+        return port == 0 ? "\(base)[\(proto)]" : "\(base)[\(proto)/\(port)]"
+    }
+
+    // MARK: key records
+
+    /// A record from the plugin: the answer a negotiation waits for, or something the peer did on its own.
+    func handle(_ record: KeyRecord) {
+        guard let device = Self.device(ofConnection: record.ikeName) else {
+            lock.withLock { tally.unknownConnection += 1 }
+            return
+        }
+        if record.event == .down {
+            lock.withLock { tally.peerDeletes += 1 }
+            onPeerDelete?(device, record.spiOut, record.spiIn)
+            return
+        }
+        if record.initiator, let w = lock.withLock({ waiting.removeValue(forKey: record.childName) }) {
+            w.fulfil(record)
+            return
+        }
+        // Server-initiated, or a rekey: pushed with request 0.
+        switch transfer(from: record, selector: nil) {
+        case .success(let t):
+            lock.withLock { tally.peerTransfers += 1 }
+            onPeerTransfer?(device, t)
+        case .failure(let f):
+            lock.withLock { tally.unmappable += 1 }
+            log.error("peer's SA cannot go to the handset", metadata: ["device": "\(device)", "why": "\(f)"])
+        }
+    }
+
+    /// The handset's half. `selector` is the flow asked for; nil takes the flow from the record's selectors.
+    func transfer(from r: KeyRecord, selector: TrafficSelector?) -> Result<KDSATransfer, NegotiationFailure> {
+        let algorithm: ESPAlgorithm
+        switch r.encryption {
+        case .aes256gcm16: algorithm = .aesGCM
+        case .chacha20poly1305: algorithm = .chacha20Poly1305
+        case .aes128gcm16: return .failure(.refused("aes128gcm16: sa-transfer carries 256-bit keys only"))
+        }
+        guard r.keyIn.count == 36, r.keyOut.count == 36 else { return .failure(.refused("key length")) }
+        guard let flow = selector ?? Self.flow(local: r.localTS.first, remote: r.remoteTS.first) else {
+            return .failure(.refused("selectors the handset cannot hold"))
+        }
+        func salt(_ k: [UInt8]) -> UInt32 { k[32..<36].reduce(0) { $0 << 8 | UInt32($1) } }
+        let t = r.keyOut.withUnsafeBytes { o in
+            r.keyIn.withUnsafeBytes { i in
+                KDSATransfer(requestID: 0, algorithm: algorithm, tunnel: r.tunnel, esn: r.esn,
+                             outboundSPI: r.spiOut, outboundKey: KeyBytes(UnsafeRawBufferPointer(rebasing: o[0..<32])),
+                             outboundSalt: salt(r.keyOut),
+                             inboundSPI: r.spiIn, inboundKey: KeyBytes(UnsafeRawBufferPointer(rebasing: i[0..<32])),
+                             inboundSalt: salt(r.keyIn), peer: config.serverAddress, peerPort: config.serverESPPort,
+                             prefix: 32, proto: flow.proto, localPort: flow.localPort, remotePort: flow.remotePort,
+                             softSeconds: r.softSeconds, hardSeconds: r.hardSeconds)
+            }
+        }
+        return .success(t)
+    }
+
+    /// A flow from the record's first selectors (`cidr[ proto/port]`); ports 0 when a range.
+    static func flow(local: String?, remote: String?) -> TrafficSelector? {
+        func parse(_ s: String?) -> (IPAddress, UInt8, UInt16)? {
+            guard let s else { return nil }
+            let parts = s.split(separator: " ")
+            guard let cidr = parts.first, let a = IPAddress(dottedQuad: String(cidr.split(separator: "/")[0])) else { return nil }
+            guard parts.count > 1 else { return (a, IPProto.any, 0) }
+            let pp = parts[1].split(separator: "/")
+            let names: [Substring: UInt8] = ["udp": IPProto.udp, "tcp": 6, "icmp": 1]
+            guard let proto = names[pp[0]] ?? UInt8(pp[0]) else { return nil }
+            return (a, proto, pp.count > 1 ? UInt16(pp[1]) ?? 0 : 0)
+        }
+        guard let l = parse(local), let r = parse(remote) else { return nil }
+        return TrafficSelector(local: l.0, remote: r.0, proto: r.1 == IPProto.any ? l.1 : r.1, localPort: l.2, remotePort: r.2)
+    }
+}

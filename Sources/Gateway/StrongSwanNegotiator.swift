@@ -1,0 +1,227 @@
+import Foundation
+import HandsetCore
+import Logging
+import ProxyIKE
+
+/// The gateway's IKE engine: a proxy charon driven over VICI, negotiating as each device with a real IPsec server.
+/// Keys come from our charon plugin's key socket (`KeyRecordReader`), never over VICI.
+/// Each device is one connection `hs-<16 hex id>` with its own identity and PSK (IKE-SHARED.md, "Proxy connection
+/// per device"); each flow the handset asks for is one child of it, so a second flow is a CREATE_CHILD_SA on the
+/// existing IKE_SA.
+public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
+    public struct Configuration: Sendable {
+        public var viciSocket: String
+        public var keySocket: String
+        /// The uid the key socket's listener (charon) must run as.
+        public var trustedUID: UInt32 = 0
+        /// The server's public address and ESP port: where the handset sends its ESP.
+        public var serverAddress: IPAddress
+        public var serverESPPort: UInt16 = 4500
+        /// Where the proxy sends IKE: the packet gateway's relay endpoint, or the server itself.
+        public var ikeRemoteAddress: String
+        public var ikeRemotePort: UInt16 = 4500
+        public var serverID: String
+        public var proposals = "aes256-sha256-x25519"
+        /// What sa-transfer can carry today: 256-bit keys (AES-256-GCM, ChaCha20-Poly1305).
+        public var espProposals = "aes256gcm16,chacha20poly1305"
+        /// Bound on one negotiation, IKE_SA_INIT to the key record.
+        public var timeout: Double = 5
+
+        public init(viciSocket: String, keySocket: String, serverAddress: IPAddress, ikeRemoteAddress: String,
+                    serverID: String) {
+            self.viciSocket = viciSocket
+            self.keySocket = keySocket
+            self.serverAddress = serverAddress
+            self.ikeRemoteAddress = ikeRemoteAddress
+            self.serverID = serverID
+        }
+    }
+
+    public struct Credentials: Sendable {
+        public var identity: String
+        public var psk: [UInt8]
+        public var innerAddress: IPAddress?
+        public init(identity: String, psk: [UInt8], innerAddress: IPAddress?) {
+            self.identity = identity; self.psk = psk; self.innerAddress = innerAddress
+        }
+    }
+
+    public struct Counters: Equatable, Sendable {
+        public var established = 0, failed = 0, peerTransfers = 0, peerDeletes = 0, unknownConnection = 0
+        public var unmappable = 0
+    }
+
+    public let config: Configuration
+    let credentials: @Sendable (UInt64) -> Credentials?
+    let log: Logger
+    let lock = NSLock()
+    var reader: KeyRecordReader?
+    /// Per device: its children by name, with the flow each covers.
+    var children: [UInt64: [String: TrafficSelector]] = [:]
+    /// Negotiations waiting for their key record, by child name.
+    var waiting: [String: Waiter] = [:]
+    var tally = Counters()
+
+    /// A transfer the peer made on its own (it initiated, or rekeyed), for the gateway to push with request 0.
+    public var onPeerTransfer: (@Sendable (_ device: UInt64, _ transfer: KDSATransfer) -> Void)?
+    /// A CHILD_SA the peer deleted, as the handset's (outbound, inbound) SPIs.
+    public var onPeerDelete: (@Sendable (_ device: UInt64, _ outbound: UInt32, _ inbound: UInt32) -> Void)?
+
+    public var counters: Counters { lock.withLock { tally } }
+
+    public init(configuration: Configuration, logger: Logger = Logger(label: "ike"),
+                credentials: @escaping @Sendable (UInt64) -> Credentials?) {
+        config = configuration
+        log = logger
+        self.credentials = credentials
+    }
+
+    /// Credentials from the registry (identity, PSK, inner address).
+    public convenience init(configuration: Configuration, registry: DeviceRegistry, logger: Logger = Logger(label: "ike")) {
+        self.init(configuration: configuration, logger: logger) { id in
+            guard let d = try? registry.device(id: id), let identity = d.ikeIdentity, let psk = d.ikePSK else { return nil }
+            return Credentials(identity: identity, psk: Array(psk), innerAddress: d.innerAddress)
+        }
+    }
+
+    /// Opens the key socket (checking its listener) and loads the given devices so the server may initiate to them.
+    public func start(devices: [UInt64] = []) throws {
+        let r = KeyRecordReader(path: config.keySocket, trustedUID: config.trustedUID) { [weak self] in self?.handle($0) }
+        try r.start()
+        lock.withLock { reader = r }
+        for d in devices { _ = load(device: d, adding: nil) }
+    }
+
+    public func stop() { lock.withLock { reader }?.stop() }
+
+    public var keySocketCounters: KeyRecordReader.Counters? { lock.withLock { reader }?.counters }
+
+    public static func connectionName(_ device: UInt64) -> String { String(format: "hs-%016llx", device) }
+
+    static func device(ofConnection name: String) -> UInt64? {
+        guard name.hasPrefix("hs-"), name.utf8.count == 19 else { return nil }
+        return UInt64(name.dropFirst(3), radix: 16)
+    }
+
+    /// One child per flow; the name says which.
+    static func childName(_ device: UInt64, _ s: TrafficSelector) -> String {
+        "\(connectionName(device))-\(s.remote.dottedQuad)-\(s.proto)-\(s.remotePort)-\(s.localPort)"
+    }
+
+    // MARK: PeerNegotiator
+
+    public func establish(device: UInt64, handset: IPAddress, selector: TrafficSelector, template: UInt16,
+                          reused: Bool) -> Result<KDSATransfer, NegotiationFailure> {
+        let result = negotiate(device: device, selector: selector)
+        lock.withLock {
+            if case .success = result { tally.established += 1 } else { tally.failed += 1 }
+        }
+        return result
+    }
+
+    public func forget(device: UInt64) {
+        lock.withLock { children[device] = nil }
+        var m = VICIMessage()
+        m.add("ike", Self.connectionName(device))
+        m.add("force", "yes")
+        m.add("timeout", "-1")
+        _ = try? VICIClient(path: config.viciSocket).call("terminate", m, timeout: 2)
+    }
+
+    private func negotiate(device: UInt64, selector: TrafficSelector) -> Result<KDSATransfer, NegotiationFailure> {
+        let deadline = Date().addingTimeInterval(config.timeout)
+        let child = Self.childName(device, selector)
+        if let failure = load(device: device, adding: (child, selector)) { return .failure(failure) }
+        if let failure = routeCheck() { return .failure(failure) }
+        let waiter = Waiter()
+        lock.withLock { waiting[child] = waiter }
+        defer { lock.withLock { if waiting[child] === waiter { waiting[child] = nil } } }
+
+        var m = VICIMessage()
+        m.add("child", child)
+        m.add("ike", Self.connectionName(device))
+        m.add("timeout", "\(Int(config.timeout * 1000))")
+        m.add("loglevel", "1")
+        let outcome: (response: VICIMessage, events: [VICIMessage])
+        do {
+            let vici = try VICIClient(path: config.viciSocket)
+            defer { vici.close() }
+            outcome = try vici.stream("initiate", m, event: "control-log", timeout: config.timeout + 2)
+        } catch {
+            log.error("VICI initiate failed", metadata: ["device": "\(device)", "error": "\(error)"])
+            return .failure(.refused("IKE engine: \(error)"))
+        }
+        let lines = outcome.events.compactMap { $0.string("msg") }
+        guard outcome.response.string("success") == "yes" else {
+            let failure = Self.classify(log: lines, errmsg: outcome.response.string("errmsg") ?? "")
+            if failure == .timeout || failure == .unreachable { abandon(device) }
+            log.notice("negotiation failed", metadata: ["device": "\(device)", "why": "\(failure)",
+                                                         "errmsg": "\(outcome.response.string("errmsg") ?? "")"])
+            return .failure(failure == .timeout ? (routeCheck() ?? .timeout) : failure)
+        }
+        // The plugin writes the record when the keys are derived, before charon reports the CHILD_SA up.
+        guard var record = waiter.wait(until: max(deadline, Date().addingTimeInterval(1))) else {
+            log.error("CHILD_SA up but no key record came", metadata: ["device": "\(device)", "child": "\(child)"])
+            return .failure(.refused("no key record from the plugin"))
+        }
+        defer { record.wipe() }
+        return transfer(from: record, selector: selector)
+    }
+
+    /// Ends an IKE_SA that is still trying (no answer): charon would otherwise retransmit for minutes.
+    func abandon(_ device: UInt64) {
+        var m = VICIMessage()
+        m.add("ike", Self.connectionName(device))
+        m.add("force", "yes")
+        m.add("timeout", "-1")
+        _ = try? VICIClient(path: config.viciSocket).call("terminate", m, timeout: 2)
+    }
+
+    /// No route from this host to where IKE goes: unreachable, without waiting for charon's retransmissions.
+    func routeCheck() -> NegotiationFailure? {
+        guard let a = IPAddress(dottedQuad: config.ikeRemoteAddress) else { return nil }
+        let s = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard s >= 0 else { return nil }
+        defer { close(s) }
+        var sin = sockaddr_in()
+        sin.sin_family = sa_family_t(AF_INET)
+        sin.sin_port = config.ikeRemotePort.bigEndian
+        sin.sin_addr.s_addr = a.v4.bigEndian
+        let rc = withUnsafePointer(to: &sin) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard rc != 0 else { return nil }
+        return [ENETUNREACH, EHOSTUNREACH, EADDRNOTAVAIL].contains(errno) ? .unreachable : nil
+    }
+
+    /// The failure kind from what charon logged during the initiate (control-log) and its errmsg.
+    static func classify(log lines: [String], errmsg: String) -> NegotiationFailure {
+        let text = (lines + [errmsg]).joined(separator: "\n").lowercased()
+        if text.contains("no_proposal_chosen") || text.contains("no acceptable proposal") { return .noProposalChosen }
+        if text.contains("authentication_failed") || text.contains("no shared key found")
+            || (text.contains("authentication of") && text.contains("failed")) { return .authenticationFailed }
+        if text.contains("network is unreachable") || text.contains("no route to host") { return .unreachable }
+        return .timeout
+    }
+}
+
+/// One negotiation waiting for its key record.
+final class Waiter: @unchecked Sendable {
+    private let cond = NSCondition()
+    private var record: KeyRecord?
+
+    func fulfil(_ r: KeyRecord) {
+        cond.withLock {
+            record = r
+            cond.signal()
+        }
+    }
+
+    func wait(until deadline: Date) -> KeyRecord? {
+        cond.withLock {
+            while record == nil, cond.wait(until: deadline) {}
+            defer { record = nil }
+            return record
+        }
+    }
+}
