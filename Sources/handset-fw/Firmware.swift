@@ -59,6 +59,9 @@ struct Firmware: ~Copyable {
 
     static func nowSeconds() -> UInt64 { hs_monotonic_ms() / 1000 }
 
+    /// Events taken per pass of the loop at most: four times the driver's URC slots.
+    static let eventsPerPass = 32
+
     /// Module bring-up; repeated after a module reboot. Key-delegation state and SAs survive a module reboot.
     /// The module may still hold a bearer and a socket from before the handset restarted (it kept its power):
     /// "already active" answers are not failures, and a stale socket is closed and opened again.
@@ -141,8 +144,15 @@ struct Firmware: ~Copyable {
         while hs_stop_requested() == 0 {
             if kd.phase == .ready { hs_heap_mark_startup_done() }
             do {
-                let wait = job == .idle && hasWaitingWork ? 0 : 50
-                if let e = try driver.nextEvent(timeoutMs: wait) { try handle(e) }
+                // Every URC waiting is taken before the modem is given a command (bounded, so a flood cannot
+                // starve the modem's work): a command's wait then meets a nearly empty URC queue.
+                var wait = job == .idle && hasWaitingWork ? 0 : 50
+                var taken = 0
+                while taken < Self.eventsPerPass, let e = try driver.nextEvent(timeoutMs: wait) {
+                    handle(e)
+                    taken += 1
+                    wait = 0
+                }
                 if job != .idle { advanceJob() } else { try startWaitingWork() }
             } catch {
                 if afterModemError("event loop", error) {
@@ -171,7 +181,7 @@ struct Firmware: ~Copyable {
     }
 
     /// One event. Nothing here sends an AT command: what needs the modem is queued for `startWaitingWork`.
-    mutating func handle(_ e: ATEvent) throws(ATError) {
+    mutating func handle(_ e: ATEvent) {
         switch e {
         case .smsStored(let index):
             if !storedToRead.add(index) { catchUpDue = true }

@@ -141,14 +141,21 @@ public final class ATEngine<Transport: ByteTransport> {
         endCommand()
     }
 
-    /// Reads and dispatches input for up to `timeoutMs`, returning early once a URC is queued and the
-    /// bytes read so far are consumed, or once the command in flight needs `advance`.
+    /// Reads and dispatches input for up to `timeoutMs`, returning early once a URC is queued (input after
+    /// it waits for the next call), or once the command in flight needs `advance`.
     public func poll(timeoutMs: Int) throws(ATError) {
         let deadline = transport.nowMs() + UInt64(max(timeoutMs, 0))
         _ = try pump(until: deadline) { e in
-            // Finish what has been read before returning, so a burst of URCs is taken whole.
-            (e.urcs.pending > 0 && e.rxStart >= e.rxEnd && e.rawRemaining == 0 && e.bodySlot < 0) || e.commandAnswered
+            // Back-pressure: stop at the first whole URC and leave the rest of the input unread, so a burst
+            // fills the queue only as fast as the owner takes it out (nextEvent). Bytes read stay in `rx`.
+            (e.urcs.pending > 0 && e.rawRemaining == 0 && e.bodySlot < 0) || e.commandAnswered
         }
+    }
+
+    /// Reads and dispatches everything that arrives for `timeoutMs` (URCs are queued; past the queue's room
+    /// they are counted as overflows), to clear the line of a half-finished exchange.
+    func drain(timeoutMs: Int) throws(ATError) {
+        _ = try pump(until: transport.nowMs() + UInt64(max(timeoutMs, 0))) { _ in false }
     }
 
     /// Waits for a URC starting with `prefix` (such as `+CIPOPEN:` after its OK); other URCs stay queued.
