@@ -138,12 +138,14 @@ struct StrongSwanNegotiatorTests {
         #expect(s.negotiator.counters.established == 2 && s.negotiator.keySocketCounters?.malformed == 0)
     }
 
+    /// Through the gateway: the server's own CHILD_SA reaches the handset as a sealed sa-transfer (request 0),
+    /// its delete as a sealed sa-delete of exactly that pair.
     @Test func theServerInitiatesAndTheTransferIsPushed() throws {
         let s = try Setup()
         defer { s.close() }
+        let gateway = Gateway(registry: s.registry, negotiator: s.negotiator)
         let pushed = Pushed()
-        s.negotiator.onPeerTransfer = { d, t in pushed.add(d, t) }
-        s.negotiator.onPeerDelete = { d, o, i in pushed.delete(d, o, i) }
+        s.negotiator.route(to: gateway) { pushed.send($0) }
         // The lab's server conn initiates to the packet gateway's port 4500; with no relay here, point one at the
         // proxy's NAT-T port instead.
         var child = VICIMessage()
@@ -173,9 +175,11 @@ struct StrongSwanNegotiatorTests {
         go.add("timeout", "3000")
         let started = try s.lab.serverCall("initiate", go)
         #expect(started.string("success") == "yes", "\(started.string("errmsg") ?? ""): \(s.lab.tail("SRV_LOG"))")
-        #expect(Self.eventually(2) { pushed.transfers.count == 1 })
-        let (device, t) = try #require(pushed.transfers.first)
-        #expect(device == Self.device && t.peer == s.server && t.remotePort == 0)
+        #expect(Self.eventually(2) { pushed.downlinks.count == 1 })
+        let t = try #require(try pushed.downlinks.first.flatMap { try Self.open($0, s.registry) }.flatMap {
+            if case .transfer(let t) = $0 { t } else { nil }
+        })
+        #expect(t.requestID == 0 && t.peer == s.server && t.remotePort == 0 && gateway.counters.saPushed == 1)
         let server = try #require(try s.lab.serverChildren().first)
         #expect(server.string("spi-in") == Self.hex(t.outboundSPI) && server.string("spi-out") == Self.hex(t.inboundSPI))
         try Self.sendESP(t, to: s.server)
@@ -185,8 +189,8 @@ struct StrongSwanNegotiatorTests {
         end.add("child", "push")
         end.add("timeout", "3000")
         _ = try s.lab.serverCall("terminate", end)
-        #expect(Self.eventually(2) { !pushed.deletes.isEmpty })
-        #expect(pushed.deletes.first.map { $0.0 == Self.device && $0.1 == t.outboundSPI && $0.2 == t.inboundSPI } == true)
+        #expect(Self.eventually(2) { pushed.downlinks.count == 2 })
+        #expect(try pushed.downlinks.last.flatMap { try Self.open($0, s.registry) } == .delete(t.outboundSPI, t.inboundSPI))
     }
 
     @Test func aWrongPSKIsAuthenticationFailed() throws {
@@ -231,12 +235,33 @@ struct StrongSwanNegotiatorTests {
     }
 }
 
+enum Opened: Equatable {
+    case transfer(KDSATransfer)
+    case delete(UInt32, UInt32)
+}
+
+extension StrongSwanNegotiatorTests {
+    /// Opens a downlink as the handset would (the device's current key).
+    static func open(_ d: Downlink, _ registry: DeviceRegistry) throws -> Opened? {
+        let dev = try #require(try registry.device(id: device))
+        var k = DeliveryKeys()
+        _ = dev.key.withUnsafeBytes { k.derive(deviceKey: $0, deviceID: device, epoch: UInt16(dev.epoch)) }
+        let h = try #require(d.bytes.withUnsafeBytes { KDHeader.parse($0, direction: .down) })
+        var plain = [UInt8](repeating: 0, count: d.bytes.count)
+        let n = try #require(d.bytes.withUnsafeBytes { w in plain.withUnsafeMutableBytes { k.open(w, header: h, direction: .down, into: $0) } })
+        return plain[0..<n].withUnsafeBytes { p -> Opened? in
+            switch KDBody.decode(h.type, p) {
+            case .saTransfer(let t)?: .transfer(t)
+            case .saDelete(let x)?: .delete(x.outboundSPI, x.inboundSPI)
+            default: nil
+            }
+        }
+    }
+}
+
 final class Pushed: @unchecked Sendable {
     private let lock = NSLock()
-    private var t: [(UInt64, KDSATransfer)] = []
-    private var d: [(UInt64, UInt32, UInt32)] = []
-    func add(_ device: UInt64, _ x: KDSATransfer) { lock.withLock { t.append((device, x)) } }
-    func delete(_ device: UInt64, _ o: UInt32, _ i: UInt32) { lock.withLock { d.append((device, o, i)) } }
-    var transfers: [(UInt64, KDSATransfer)] { lock.withLock { t } }
-    var deletes: [(UInt64, UInt32, UInt32)] { lock.withLock { d } }
+    private var sent: [Downlink] = []
+    func send(_ d: [Downlink]) { lock.withLock { sent += d } }
+    var downlinks: [Downlink] { lock.withLock { sent } }
 }
