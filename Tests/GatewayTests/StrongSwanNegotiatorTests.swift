@@ -193,6 +193,39 @@ struct StrongSwanNegotiatorTests {
         #expect(try pushed.downlinks.last.flatMap { try Self.open($0, s.registry) } == .delete(t.outboundSPI, t.inboundSPI))
     }
 
+    /// Lifecycle from IKE: the server's CHILD_SA rekey reaches the handset as a new sa-transfer with the server's
+    /// new SPIs, then an sa-delete of the old pair (make-before-break); an IKE_SA rekey sends the handset nothing.
+    @Test func serverRekeysBecomeTransfersAndDeletes() throws {
+        let s = try Setup()
+        defer { s.close() }
+        let gateway = Gateway(registry: s.registry, negotiator: s.negotiator)
+        let pushed = Pushed()
+        s.negotiator.route(to: gateway) { pushed.send($0) }
+        guard case .success(let old) = s.establish().0 else { Issue.record("establish failed"); return }
+        var rekey = VICIMessage()
+        rekey.add("ike", "hs")
+        #expect(try s.lab.serverCall("rekey", rekey).string("success") == "yes")
+        usleep(500_000)
+        #expect(pushed.downlinks.isEmpty, "an IKE_SA rekey is nothing to the handset")
+
+        var child = VICIMessage()
+        child.add("child", "hs")
+        #expect(try s.lab.serverCall("rekey", child).string("success") == "yes")
+        // The old pair goes when charon destroys it (delete_rekeyed_delay, 5 s by default): make-before-break.
+        #expect(Self.eventually(3) { pushed.downlinks.count == 1 })
+        #expect(Self.eventually(8) { pushed.downlinks.count == 2 })
+        let opened = try pushed.downlinks.compactMap { try Self.open($0, s.registry) }
+        guard opened.count == 2, case .transfer(let new) = opened[0] else { Issue.record("got \(opened)"); return }
+        #expect(new.requestID == 0 && new.outboundSPI != old.outboundSPI && new.inboundSPI != old.inboundSPI)
+        #expect(opened[1] == .delete(old.outboundSPI, old.inboundSPI))
+        let server = try #require(try s.lab.serverChildren().first { $0.string("spi-in") == Self.hex(new.outboundSPI) })
+        #expect(server.string("spi-out") == Self.hex(new.inboundSPI))
+        try Self.sendESP(new, to: s.server)
+        #expect(try Self.eventually(2) {
+            try s.lab.serverChildren().first { $0.string("spi-in") == Self.hex(new.outboundSPI) }?.string("packets-in") == "1"
+        })
+    }
+
     @Test func aWrongPSKIsAuthenticationFailed() throws {
         let s = try Setup(serverPSK: "not-the-device-psk")
         defer { s.close() }
