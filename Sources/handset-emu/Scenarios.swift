@@ -105,7 +105,8 @@ extension Scenario {
         let w = c.world
         let sel = TrafficSelector(local: w.handsetAddress, remote: w.peer.address, localPort: 9000, remotePort: 0)
         w.deliver(w.gateway.push(device: w.deviceID, selector: sel))
-        try c.within(60, "the peer to learn the handset's endpoint from an authenticated packet") { w.peer.knowsEndpoint(of: w.handsetAddress) }
+        // The handset's dummy packet on the pushed pair tells the peer where it is and that it holds the keys.
+        try c.within(60, "the handset to announce the pushed pair") { w.peer.canSend(to: w.handsetAddress, port: 9000, from: 7777) }
         let text = "hello from the opposite party"
         guard w.peer.send(Array(text.utf8), to: w.handsetAddress, port: 9000, from: 7777) else {
             throw ScenarioFailure("the peer could not send")
