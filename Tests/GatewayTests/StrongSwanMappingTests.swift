@@ -33,6 +33,7 @@ import Testing
         #expect(t.outboundKey == [UInt8](repeating: 0x22, count: 32).withUnsafeBytes { KeyBytes($0) })
         #expect(t.inboundKey == [UInt8](repeating: 0x11, count: 32).withUnsafeBytes { KeyBytes($0) })
         #expect(t.peer == IPAddress(192, 0, 2, 1) && t.peerPort == 4500 && t.tunnel && t.algorithm == .aesGCM)
+        #expect(t.remote == IPAddress(10, 200, 0, 1), "the service behind the server, not the server")
         #expect(t.proto == IPProto.udp && t.remotePort == 7 && t.localPort == 0 && t.softSeconds == 100 && t.hardSeconds == 200)
     }
 

@@ -110,7 +110,7 @@ struct StrongSwanNegotiatorTests {
         let (r, seconds) = s.establish()
         print("establish (IKE_SA_INIT + IKE_AUTH + key record): \(String(format: "%.1f", seconds * 1000)) ms")
         guard case .success(let t) = r else { Issue.record("establish failed: \(r)"); return }
-        #expect(t.peer == s.server && t.peerPort == 4500 && t.tunnel && t.algorithm == .aesGCM)
+        #expect(t.peer == s.server && t.peerPort == 4500 && t.tunnel && t.algorithm == .aesGCM && t.remote == Self.service)
         #expect(t.proto == IPProto.udp && t.remotePort == 7 && t.softSeconds > 0 && t.hardSeconds >= t.softSeconds)
         // The server's view: it receives on the handset's outbound SPI and sends on its inbound one.
         let children = try s.lab.serverChildren()
