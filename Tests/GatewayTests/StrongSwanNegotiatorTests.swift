@@ -19,6 +19,7 @@ struct StrongSwanNegotiatorTests {
         let negotiator: StrongSwanNegotiator
         let identity = "00000000000000a1@handset.invalid"
         let psk = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        let deviceKey = KeyMaterial.random(32)
         var server: IPAddress { IPAddress(dottedQuad: lab["SRV_ADDR"])! }
 
         init(serverPSK: String? = nil, configure: (inout StrongSwanNegotiator.Configuration) -> Void = { _ in }) throws {
@@ -26,7 +27,7 @@ struct StrongSwanNegotiatorTests {
             do {
                 registry = try DeviceRegistry(path: lab.dir.appendingPathComponent("reg.sqlite").path,
                                               kek: try KeyEncryptionKey.loadOrCreate(path: lab.dir.appendingPathComponent("reg.kek").path))
-                var d = DeviceRecord(id: StrongSwanNegotiatorTests.device, msisdn: "+15550000161", key: Data(count: 32),
+                var d = DeviceRecord(id: StrongSwanNegotiatorTests.device, msisdn: "+15550000161", key: Data(deviceKey),
                                      innerAddress: StrongSwanNegotiatorTests.inner)
                 d.ikeIdentity = identity
                 d.ikePSK = Data(psk.utf8)
@@ -81,6 +82,11 @@ struct StrongSwanNegotiatorTests {
             out.withUnsafeMutableBytes { plane.seal(b, selector: TrafficSelector(local: inner, remote: service, localPort: 40000, remotePort: 7), into: $0) }
         }
         guard case .packet(let n, let peer, let port) = r, peer == server else { throw IKELab.LabError(description: "seal: \(r)") }
+        try sendUDP(Array(out[0..<n]), to: server, port: port)
+    }
+
+    static func sendUDP(_ out: [UInt8], to server: IPAddress, port: UInt16) throws {
+        let n = out.count
         let s = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         defer { close(s) }
         var sin = sockaddr_in()
@@ -136,6 +142,40 @@ struct StrongSwanNegotiatorTests {
         s.negotiator.forget(device: Self.device)
         #expect(try Self.eventually(3) { try s.lab.serverSAs().isEmpty })
         #expect(s.negotiator.counters.established == 2 && s.negotiator.keySocketCounters?.malformed == 0)
+    }
+
+    /// End to end with the handset's own code: login, a key-request for the service behind the server, the
+    /// gateway negotiating as the device, the handset installing the pair, and its first sealed datagram counted
+    /// by the server's charon.
+    @Test func aHandsetsKeyRequestGetsAPairTheServerAccepts() throws {
+        let s = try Setup()
+        defer { s.close() }
+        let gateway = Gateway(registry: s.registry, negotiator: s.negotiator)
+        let flash = Flash()
+        var store = FlashStore(flash: flash)
+        try store.save(KeyState(deviceID: Self.device, key: s.deviceKey.withUnsafeBytes { KeyBytes($0) }))
+        var c = try KeyDelegationClient(store: FlashStore(flash: flash))
+        c.localAddress = Self.inner
+        var plane = HandsetPlane()
+        try plane.spd.append(SPDRule(SelectorPattern(remote: IPAddress(10, 200, 0, 0), prefix: 16), .protect(template: 1)))
+        c.boot(now: 0)
+        exchange(&c, gateway, plane: &plane)
+        #expect(c.phase == .ready)
+        c.requestKey(template: 1, selector: TrafficSelector(local: Self.inner, remote: Self.service, localPort: 0, remotePort: 7), now: 1)
+        let t0 = Date()
+        exchange(&c, gateway, plane: &plane)
+        print("key-request to SA installed (IKE included, SMS legs excluded): \(String(format: "%.1f", Date().timeIntervalSince(t0) * 1000)) ms")
+        #expect(plane.sas.count == 2 && c.counters.sasInstalled == 2 && gateway.counters.saDelivered == 1)
+
+        var out = [UInt8](repeating: 0, count: 2048)
+        let payload = Array("from the handset's own data plane".utf8)
+        let r = payload.withUnsafeBytes { b in
+            out.withUnsafeMutableBytes { plane.seal(b, selector: TrafficSelector(local: Self.inner, remote: Self.service, localPort: 40000, remotePort: 7), into: $0) }
+        }
+        guard case .packet(let n, let peer, let port) = r else { Issue.record("seal: \(r)"); return }
+        #expect(peer == s.server && port == 4500)
+        try Self.sendUDP(Array(out[0..<n]), to: peer, port: port)
+        #expect(try Self.eventually(2) { try s.lab.serverChildren().first?.string("packets-in") == "1" })
     }
 
     /// Through the gateway: the server's own CHILD_SA reaches the handset as a sealed sa-transfer (request 0),
