@@ -94,6 +94,10 @@ final class ModemEngine: @unchecked Sendable {
     var simcomRecvFrom: Bool
     var ubloxHexMode = false
     var smsFullReport = false
+    /// The packet gateway in front of the handset's public endpoint (nil: every socket is bridged on loopback), and
+    /// the module socket that last sent through it (see ModemEngine+PacketGateway.swift).
+    var packetGateway: PacketGateway?
+    var packetGatewaySocket: Int?
 
     private(set) var handlers: [String: Handler] = [:]
     /// What the module refused or dropped; bad input never changes other state.

@@ -16,6 +16,10 @@ struct RunCommand: ParsableCommand {
 
             --tun (root only) adds the tun scenario: an ordinary program's UDP through the firmware's TUN interface.
 
+            --packet-gateway, --ike-proxy and --opposite-party put the operator's packet gateway in front of the \
+            handset's public endpoint (see `handset-emu modem --help`); the emulated peer is reached on 127.0.0.1 \
+            either way.
+
             Scenarios: \(Scenario.all.map(\.name).joined(separator: ", ")) (default: all, in that order).
 
             Examples:
@@ -36,6 +40,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Faults for the simulator (see `handset-emu modem --help`).") var faults: String?
     @Option(help: "Seconds of traffic in the rekey scenario.") var duration: Double = 12
     @Option(help: "Datagrams per second in the rekey scenario.") var rate: Double = 2
+    @OptionGroup(title: "Packet gateway") var packetGateway: PacketGatewayOptions
 
     func validate() throws {
         for s in scenario where Self.scenario(named: s) == nil {
@@ -45,6 +50,7 @@ struct RunCommand: ParsableCommand {
             throw ValidationError("--profile must be simcom, quectel or ublox (generic has no sockets)")
         }
         guard duration >= 3, rate > 0, rate <= 50 else { throw ValidationError("--duration >= 3 and 0 < --rate <= 50") }
+        _ = try packetGateway.config()
     }
 
     static func scenario(named n: String) -> Scenario? { n == Scenario.tun.name ? Scenario.tun : Scenario.named(n) }
@@ -62,7 +68,7 @@ struct RunCommand: ParsableCommand {
         }
         let plan = try faults.map { try FaultPlan(spec: $0) } ?? FaultPlan()
         let world = try EmulatedWorld(profile: ModemProfile.named(profile)!, faults: plan, trace: trace, pcap: pcap,
-                                      keylog: keylog, logger: logger)
+                                      keylog: keylog, logger: logger, packetGateway: try packetGateway.config())
         world.capture.peerPort = world.peer.espPort
         defer { world.shutdown() }
         print("world: modem \(profile) on \(world.dir.path)/modem, peer 127.0.0.1:\(world.peer.espPort), firmware \(fwPath)\(qemu.map { " under \($0)" } ?? "")")

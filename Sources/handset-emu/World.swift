@@ -42,7 +42,7 @@ final class EmulatedWorld: @unchecked Sendable {
     var onKeyDelegation: (@Sendable (_ up: Bool, _ bytes: [UInt8]) -> Void)?
 
     init(profile: ModemProfile, faults: FaultPlan, trace: Bool, pcap: String?, keylog: String?, logger: Logger,
-         timing: SimTiming = SimTiming()) throws {
+         timing: SimTiming = SimTiming(), packetGateway: PacketGatewayConfig? = nil) throws {
         log = logger
         self.trace = trace
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("handset-emu-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
@@ -64,7 +64,7 @@ final class EmulatedWorld: @unchecked Sendable {
         var traceSink: (@Sendable (ATTraceLine) -> Void)?
         if trace { traceSink = { line in FileHandle.standardError.write(Data((line.description + "\n").utf8)) } }
         sim = ModemSimulator(profile: profile, linkPath: dir.appendingPathComponent("modem").path, faults: faults,
-                             smsPort: nil, identity: identity, timing: timing, logger: logger,
+                             smsPort: nil, packetGateway: packetGateway, identity: identity, timing: timing, logger: logger,
                              events: events, trace: traceSink)
         box.world = self
         kdUDP.onMessage = { up, bytes in box.world?.onKeyDelegation?(up, bytes) }
