@@ -138,7 +138,8 @@ extension StrongSwanNegotiator {
                              inboundSPI: r.spiIn, inboundKey: KeyBytes(UnsafeRawBufferPointer(rebasing: i[0..<32])),
                              inboundSalt: salt(r.keyIn), peer: config.serverAddress, peerPort: config.serverESPPort,
                              prefix: 32, proto: flow.proto, localPort: flow.localPort, remotePort: flow.remotePort,
-                             softSeconds: r.softSeconds, hardSeconds: r.hardSeconds)
+                             softSeconds: r.softSeconds, hardSeconds: r.hardSeconds,
+                             remote: r.tunnel && flow.remote != config.serverAddress ? flow.remote : nil)
             }
         }
         return .success(t)

@@ -69,6 +69,17 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
 
     public var counters: Counters { lock.withLock { tally } }
 
+    /// Sends what the peer does on its own to the handset through `gateway`: its new SAs as sa-transfer with
+    /// request 0, its deletes as sa-delete. `send` gets the sealed downlinks.
+    public func route(to gateway: Gateway, send: @escaping @Sendable ([Downlink]) -> Void) {
+        onPeerTransfer = { [weak gateway] device, t in
+            if let gateway { send(gateway.push(device: device, transfer: t)) }
+        }
+        onPeerDelete = { [weak gateway] device, outbound, inbound in
+            if let gateway { send(gateway.deleteSA(device: device, outboundSPI: outbound, inboundSPI: inbound)) }
+        }
+    }
+
     public init(configuration: Configuration, logger: Logger = Logger(label: "ike"),
                 credentials: @escaping @Sendable (UInt64) -> Credentials?) {
         config = configuration
