@@ -20,6 +20,9 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
         /// Where the proxy sends IKE: the packet gateway's relay endpoint, or the server itself.
         public var ikeRemoteAddress: String
         public var ikeRemotePort: UInt16 = 4500
+        /// The proxy charon's NAT-T port (its `port_nat_t`): IKE leaves from it with the non-ESP marker, which is
+        /// what the packet gateway's relay expects. 0: charon's choice (its IKE port, floating later).
+        public var ikeLocalPort: UInt16 = 0
         public var serverID: String
         public var proposals = "aes256-sha256-x25519"
         /// What sa-transfer can carry today: 256-bit keys (AES-256-GCM, ChaCha20-Poly1305).

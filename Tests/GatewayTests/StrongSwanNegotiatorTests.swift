@@ -22,8 +22,9 @@ struct StrongSwanNegotiatorTests {
         let deviceKey = KeyMaterial.random(32)
         var server: IPAddress { IPAddress(dottedQuad: lab["SRV_ADDR"])! }
 
-        init(serverPSK: String? = nil, configure: (inout StrongSwanNegotiator.Configuration) -> Void = { _ in }) throws {
-            lab = try IKELab()
+        init(lab existing: IKELab? = nil, serverPSK: String? = nil,
+             configure: (inout StrongSwanNegotiator.Configuration) -> Void = { _ in }) throws {
+            lab = try existing ?? IKELab()
             do {
                 registry = try DeviceRegistry(path: lab.dir.appendingPathComponent("reg.sqlite").path,
                                               kek: try KeyEncryptionKey.loadOrCreate(path: lab.dir.appendingPathComponent("reg.kek").path))
