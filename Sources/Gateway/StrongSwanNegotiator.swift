@@ -64,6 +64,8 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
     /// Negotiations waiting for their key record, by child name.
     var waiting: [String: Waiter] = [:]
     var tally = Counters()
+    /// One negotiation per device at a time: a child's key record is matched by its name.
+    var deviceLocks: [UInt64: NSLock] = [:]
 
     /// A transfer the peer made on its own (it initiated, or rekeyed), for the gateway to push with request 0.
     public var onPeerTransfer: (@Sendable (_ device: UInt64, _ transfer: KDSATransfer) -> Void)?
@@ -126,7 +128,13 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
 
     public func establish(device: UInt64, handset: IPAddress, selector: TrafficSelector, template: UInt16,
                           reused: Bool) -> Result<KDSATransfer, NegotiationFailure> {
-        let result = negotiate(device: device, selector: selector)
+        let one = lock.withLock { () -> NSLock in
+            if let l = deviceLocks[device] { return l }
+            let l = NSLock()
+            deviceLocks[device] = l
+            return l
+        }
+        let result = one.withLock { negotiate(device: device, selector: selector) }
         lock.withLock {
             if case .success = result { tally.established += 1 } else { tally.failed += 1 }
         }
