@@ -141,13 +141,10 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
         return result
     }
 
+    /// A login: the device's IKE_SA (and with it every CHILD_SA) is deleted at the server.
     public func forget(device: UInt64) {
         lock.withLock { children[device] = nil }
-        var m = VICIMessage()
-        m.add("ike", Self.connectionName(device))
-        m.add("force", "yes")
-        m.add("timeout", "-1")
-        _ = try? VICIClient(path: config.viciSocket).call("terminate", m, timeout: 2)
+        abandon(device)
     }
 
     private func negotiate(device: UInt64, selector: TrafficSelector) -> Result<KDSATransfer, NegotiationFailure> {
@@ -190,7 +187,7 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
         return transfer(from: record, selector: selector)
     }
 
-    /// Ends an IKE_SA that is still trying (no answer): charon would otherwise retransmit for minutes.
+    /// Ends the device's IKE_SA without waiting; one still trying would otherwise retransmit for minutes.
     func abandon(_ device: UInt64) {
         var m = VICIMessage()
         m.add("ike", Self.connectionName(device))
