@@ -22,8 +22,9 @@ struct StrongSwanNegotiatorTests {
         let deviceKey = KeyMaterial.random(32)
         var server: IPAddress { IPAddress(dottedQuad: lab["SRV_ADDR"])! }
 
-        init(serverPSK: String? = nil, configure: (inout StrongSwanNegotiator.Configuration) -> Void = { _ in }) throws {
-            lab = try IKELab()
+        init(lab existing: IKELab? = nil, serverPSK: String? = nil,
+             configure: (inout StrongSwanNegotiator.Configuration) -> Void = { _ in }) throws {
+            lab = try existing ?? IKELab()
             do {
                 registry = try DeviceRegistry(path: lab.dir.appendingPathComponent("reg.sqlite").path,
                                               kek: try KeyEncryptionKey.loadOrCreate(path: lab.dir.appendingPathComponent("reg.kek").path))
@@ -266,6 +267,37 @@ struct StrongSwanNegotiatorTests {
         })
     }
 
+    /// Negotiations run side by side: eight devices at once (two flows each, the second serialised behind the
+    /// first per device) each get their own IKE_SA and pairs the server holds.
+    @Test func devicesNegotiateConcurrently() throws {
+        let s = try Setup()
+        defer { s.close() }
+        let ids = (0..<8).map { UInt64(0xB0 + $0) }
+        for (i, id) in ids.enumerated() {
+            let identity = String(format: "%016llx@handset.invalid", id), psk = "psk-\(id)-\(s.psk)"
+            var d = DeviceRecord(id: id, msisdn: "+1555000\(200 + i)", key: Data(count: 32), innerAddress: IPAddress(10, 201, 1, UInt8(i + 1)))
+            d.ikeIdentity = identity
+            d.ikePSK = Data(psk.utf8)
+            try s.registry.add(d)
+            try s.lab.serverLoadPSK(identity: identity, psk: psk)
+        }
+        let results = Results()
+        let negotiator = s.negotiator
+        let t0 = Date()
+        DispatchQueue.concurrentPerform(iterations: ids.count * 2) { k in
+            let id = ids[k / 2], inner = IPAddress(10, 201, 1, UInt8(k / 2 + 1))
+            let sel = TrafficSelector(local: inner, remote: Self.service, localPort: 0, remotePort: UInt16(7 + k % 2))
+            results.add(negotiator.establish(device: id, handset: inner, selector: sel, template: 1, reused: false))
+        }
+        print("\(ids.count * 2) concurrent establishes (\(ids.count) devices): \(String(format: "%.0f", Date().timeIntervalSince(t0) * 1000)) ms")
+        let transfers = results.all.compactMap { if case .success(let t) = $0 { t } else { nil } }
+        #expect(transfers.count == ids.count * 2, "\(results.all.filter { if case .failure = $0 { true } else { false } })")
+        let sas = try s.lab.serverSAs()
+        #expect(sas.count == ids.count)
+        let serverSPIs = Set(sas.flatMap { $0.sa.section("child-sas")?.sections.compactMap { $0.section.string("spi-in") } ?? [] })
+        #expect(serverSPIs == Set(transfers.map { Self.hex($0.outboundSPI) }))
+    }
+
     @Test func aWrongPSKIsAuthenticationFailed() throws {
         let s = try Setup(serverPSK: "not-the-device-psk")
         defer { s.close() }
@@ -330,6 +362,13 @@ extension StrongSwanNegotiatorTests {
             }
         }
     }
+}
+
+final class Results: @unchecked Sendable {
+    private let lock = NSLock()
+    private var r: [Result<KDSATransfer, NegotiationFailure>] = []
+    func add(_ x: Result<KDSATransfer, NegotiationFailure>) { lock.withLock { r.append(x) } }
+    var all: [Result<KDSATransfer, NegotiationFailure>] { lock.withLock { r } }
 }
 
 final class Pushed: @unchecked Sendable {
