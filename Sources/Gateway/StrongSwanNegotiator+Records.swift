@@ -72,6 +72,7 @@ extension StrongSwanNegotiator {
         c.add("version", "2")
         c.add("remote_addrs", list: [config.ikeRemoteAddress])
         c.add("remote_port", "\(config.ikeRemotePort)")
+        if let port = config.ikeLocalPort { c.add("local_port", "\(port)") }
         c.add("proposals", list: config.proposals.split(separator: ",").map(String.init))
         c.add("keyingtries", "1")
         c.add("local", section: local)

@@ -20,6 +20,10 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
         /// Where the proxy sends IKE: the packet gateway's relay endpoint, or the server itself.
         public var ikeRemoteAddress: String
         public var ikeRemotePort: UInt16 = 4500
+        /// The proxy's own IKE port for these connections (`local_port`). Behind a packet gateway it must be charon's
+        /// port_nat_t: only there does charon put the RFC 3948 non-ESP marker on IKE, which is what the packet gateway
+        /// demultiplexes by (with another port and a remote port other than 500 it never floats). nil: charon's default.
+        public var ikeLocalPort: UInt16?
         public var serverID: String
         public var proposals = "aes256-sha256-x25519"
         /// What sa-transfer can carry today: 256-bit keys (AES-256-GCM, ChaCha20-Poly1305).
