@@ -138,6 +138,7 @@ extension StrongSwanNegotiator {
                              outboundSalt: salt(r.keyOut),
                              inboundSPI: r.spiIn, inboundKey: KeyBytes(UnsafeRawBufferPointer(rebasing: i[0..<32])),
                              inboundSalt: salt(r.keyIn), peer: config.serverAddress, peerPort: config.serverESPPort,
+                             tunnelRemote: r.tunnel && flow.remote != config.serverAddress ? flow.remote : nil,
                              prefix: 32, proto: flow.proto, localPort: flow.localPort, remotePort: flow.remotePort,
                              softSeconds: r.softSeconds, hardSeconds: r.hardSeconds)
             }

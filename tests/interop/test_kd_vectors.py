@@ -32,6 +32,9 @@ def test_sa_pair_fits_one_sms():
     # §4: a 103-octet IPv4 sa-transfer body sealed downlink, plus the 7-octet port UDH, within 140 octets.
     sealed = kd.seal(DEVICE_KEY, DEVICE_ID, 1, "down", 0x11, 1, bytes(103))
     assert len(sealed) == 128 and len(sealed) + 7 <= 140
+    # With a 4-octet tunnel remote (flag bit 6) it still fits: 107 + 25 + 7 = 139.
+    sealed = kd.seal(DEVICE_KEY, DEVICE_ID, 1, "down", 0x11, 1, bytes(107))
+    assert len(sealed) == 132 and len(sealed) + 7 <= 140
 
 
 def test_counter_rule():
