@@ -11,9 +11,10 @@ extension EmulatedWorld {
     static let strongSwanHandsetAddress = IPAddress(10, 201, 0, 2)
     /// The server's inner service address (UDP echo on port 7).
     static let strongSwanService = IPAddress(10, 200, 0, 1)
+    /// Everything to the service is protected: the server's own connection covers all of 10.200.0.1 (any protocol),
+    /// and a push may cover at most one protect rule.
     static let strongSwanRules = """
-        rule = protect 10.200.0.1/32 udp * 7 template=1
-        rule = protect 10.200.0.1/32 udp 9000-9100 * template=2
+        rule = protect 10.200.0.1/32 any * * template=1
         """
 
     static func negotiator(lab: IKELabSession, relay: PacketGatewayConfig, registry: DeviceRegistry,
