@@ -29,6 +29,10 @@ let package = Package(
         .executableTarget(
             name: "esp-instructions", dependencies: ["BenchSupport", "CCallgrind"], path: "Sources/esp-instructions",
             linkerSettings: [.linkedLibrary("m")]),  // BenchSupport rounds; the benchmark targets get libm via Foundation
+        // Instruction counts on ARM (scripts/arm-instructions): built as Embedded Swift, run under qemu-user.
+        .executableTarget(
+            name: "esp-count", dependencies: ["BenchSupport"], path: "Sources/esp-count",
+            linkerSettings: [.linkedLibrary("m")]),
         // One executable per benchmark group, each in Benchmarks/NAME/NAME.swift.
         benchmark("ESP"),
         benchmark("ESPOverhead"),

@@ -21,6 +21,10 @@ public final class EmulatedPeer: PeerNegotiator, @unchecked Sendable {
         /// By the handset's outbound SPI (the peer's inbound): the handset's inbound SPI.
         var pairs: [UInt32: UInt32] = [:]
         var endpoint: sockaddr_in?
+        /// By the handset's outbound SPI: the peer's outbound half of a pair, held back until the handset has used
+        /// the pair. The handset learns its keys by SMS seconds after the peer, so a reply sealed under the new SA
+        /// sooner would be lost (strongSwan's responder holds back its new outbound SA the same way when rekeying).
+        var heldOutbound: [UInt32: (SAParameters, [UInt8])] = [:]
     }
     var handsets: [UInt64: Handset] = [:]
     var running = true
@@ -69,6 +73,11 @@ public final class EmulatedPeer: PeerNegotiator, @unchecked Sendable {
     public var counters: PeerStats { lock.withLock { stats } }
     public var installedSAs: Int { lock.withLock { plane.sas.count } }
     public func knowsEndpoint(of handset: IPAddress) -> Bool { lock.withLock { endpoint(of: handset) != nil } }
+    /// Whether `send` would go out now: the handset's endpoint is known and the flow has a live outbound SA.
+    public func canSend(to handset: IPAddress, port: UInt16, from local: UInt16) -> Bool {
+        let flow = TrafficSelector(local: address, remote: handset, localPort: local, remotePort: port)
+        return lock.withLock { endpoint(of: handset) != nil && plane.sas.outboundSlot(for: flow) != nil }
+    }
     /// SAs (both directions) the peer holds for one device.
     public func installedSAs(device: UInt64) -> Int { lock.withLock { (handsets[device]?.pairs.count ?? 0) * 2 } }
 
@@ -99,7 +108,6 @@ public final class EmulatedPeer: PeerNegotiator, @unchecked Sendable {
         }
         do {
             try k1.withUnsafeBytes { _ = try plane.sas.install(params(toPeer, .inbound, s1), key: $0) }
-            try k2.withUnsafeBytes { _ = try plane.sas.install(params(toHandset, .outbound, s2), key: $0) }
         } catch {
             log.error("peer could not install SAs: \(error)")
             return .failure(.refused("peer could not install the pair"))
@@ -109,6 +117,7 @@ public final class EmulatedPeer: PeerNegotiator, @unchecked Sendable {
             handsets[device] = Handset(address: handset)
         }
         handsets[device]!.pairs[toPeer] = toHandset
+        handsets[device]!.heldOutbound[toPeer] = (params(toHandset, .outbound, s2), k2)
         onSA?(toPeer, true, k1, s1)
         onSA?(toHandset, false, k2, s2)
         return .success(k1.withUnsafeBytes { a in k2.withUnsafeBytes { b in
@@ -245,9 +254,16 @@ public final class EmulatedPeer: PeerNegotiator, @unchecked Sendable {
         }
     }
 
-    /// NAT-T: the handset is wherever its last authenticated packet came from.
+    /// NAT-T: the handset is wherever its last authenticated packet came from. Its first packet on a pair also
+    /// proves it holds that pair's keys, so the peer's outbound half goes live.
     private func learn(spi: UInt32, from: sockaddr_in) {
         guard let device = handsets.first(where: { $0.value.pairs[spi] != nil })?.key else { return }
         handsets[device]?.endpoint = from
+        guard let (p, key) = handsets[device]?.heldOutbound.removeValue(forKey: spi) else { return }
+        do {
+            try key.withUnsafeBytes { _ = try plane.sas.install(p, key: $0) }
+        } catch {
+            log.error("peer could not install its outbound SA: \(error)")
+        }
     }
 }

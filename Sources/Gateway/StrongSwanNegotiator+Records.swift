@@ -72,7 +72,7 @@ extension StrongSwanNegotiator {
         c.add("version", "2")
         c.add("remote_addrs", list: [config.ikeRemoteAddress])
         c.add("remote_port", "\(config.ikeRemotePort)")
-        if let port = config.ikeLocalPort { c.add("local_port", "\(port)") }
+        if config.ikeLocalPort != 0 { c.add("local_port", "\(config.ikeLocalPort)") }
         c.add("proposals", list: config.proposals.split(separator: ",").map(String.init))
         c.add("keyingtries", "1")
         c.add("local", section: local)
@@ -138,9 +138,9 @@ extension StrongSwanNegotiator {
                              outboundSalt: salt(r.keyOut),
                              inboundSPI: r.spiIn, inboundKey: KeyBytes(UnsafeRawBufferPointer(rebasing: i[0..<32])),
                              inboundSalt: salt(r.keyIn), peer: config.serverAddress, peerPort: config.serverESPPort,
-                             tunnelRemote: r.tunnel && flow.remote != config.serverAddress ? flow.remote : nil,
                              prefix: 32, proto: flow.proto, localPort: flow.localPort, remotePort: flow.remotePort,
-                             softSeconds: r.softSeconds, hardSeconds: r.hardSeconds)
+                             softSeconds: r.softSeconds, hardSeconds: r.hardSeconds,
+                             remote: r.tunnel && flow.remote != config.serverAddress ? flow.remote : nil)
             }
         }
         return .success(t)

@@ -73,6 +73,8 @@ struct ModemCommand: ParsableCommand {
           reboot-mid-sms[=1]  per PDU at the +CMGS prompt: module reboots
                               unanswered; =1: the network got it first
           slow-link=BAUD      output paced at BAUD (10 bits per byte)
+          slow-sms-send[=MS]  per PDU at the +CMGS prompt: answered MS ms
+                              later (default 3000), URCs sent meanwhile
 
         Examples:
           handset-emu modem --link /tmp/modem   # until Ctrl-C

@@ -119,6 +119,11 @@ enum Provisioning {
             guard !text.isEmpty else { throw Failure(description: "\(path) is empty") }
             return text
         }
+        let parent = (path as NSString).deletingLastPathComponent
+        if !parent.isEmpty {
+            try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
+        }
         var raw = KeyMaterial.random(32)
         defer { for i in raw.indices { raw[i] = 0 } }
         let hex = Data(raw.map { String(format: "%02x", $0) }.joined().utf8)

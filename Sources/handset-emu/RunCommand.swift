@@ -117,7 +117,14 @@ struct RunCommand: ParsableCommand {
             print("scenario \(s.name): \(s.summary) ...")
             let r = Result { try s.run(ctx) }
             results.append((s, r, Date().timeIntervalSince(t0)))
-            if case .failure(let e) = r { print(e is ScenarioSkipped ? "  \(e)" : "  FAILED: \(e)") }
+            if case .failure(let e) = r {
+                print(e is ScenarioSkipped ? "  \(e)" : "  FAILED: \(e)")
+                // Now, not at the end: a later scenario may restart the firmware, which starts a new log.
+                if !(e is ScenarioSkipped) {
+                    print("  --- firmware log at the failure (last 40 lines)")
+                    for l in world.firmwareOutput.split(separator: "\n").suffix(40) { print("  \(l)") }
+                }
+            }
         }
         status.stop()
         world.stopFirmware(graceful: true)

@@ -55,6 +55,18 @@ struct ScenarioContext {
         return m
     }
 
+    /// The app events (op 0x84) the firmware sent since the last call, by name; the others stay queued.
+    func firmwareEvents() -> [String] {
+        let names = [1: "sent", 2: "waiting-for-key", 3: "discarded", 4: "clear-refused", 5: "sa-installed", 6: "failed",
+                     7: "sms-unavailable"]
+        var seen: [String] = []
+        while let m = app.wait(timeout: 0, { $0.op == 0x84 }) {
+            let code = Int(m.body.first ?? 0)
+            seen.append(names[code] ?? "event \(code)")
+        }
+        return seen
+    }
+
     /// An echo round trip through ESP; returns the reply.
     func echo(_ text: String, port: UInt16 = EmulatedPeer.echoPort, sport: UInt16 = 5000, timeout: Double = 60) throws -> String {
         app.datagram(to: port, from: sport, Array(text.utf8))
@@ -93,7 +105,8 @@ extension Scenario {
         let w = c.world
         let sel = TrafficSelector(local: w.handsetAddress, remote: w.peer.address, localPort: 9000, remotePort: 0)
         w.deliver(w.gateway.push(device: w.deviceID, selector: sel))
-        try c.within(60, "the peer to learn the handset's endpoint from an authenticated packet") { w.peer.knowsEndpoint(of: w.handsetAddress) }
+        // The handset's dummy packet on the pushed pair tells the peer where it is and that it holds the keys.
+        try c.within(60, "the handset to announce the pushed pair") { w.peer.canSend(to: w.handsetAddress, port: 9000, from: 7777) }
         let text = "hello from the opposite party"
         guard w.peer.send(Array(text.utf8), to: w.handsetAddress, port: 9000, from: 7777) else {
             throw ScenarioFailure("the peer could not send")
@@ -161,31 +174,44 @@ extension Scenario {
         try c.within(30, "the short-lived SA") { w.gateway.counters.saDelivered > delivered }
         Thread.sleep(forTimeInterval: 1)
         let start = Date()
-        var sent = 0, answered = 0
+        var sent = 0, answered = 0, lost: [String] = []
         while Date().timeIntervalSince(start) < c.duration {
             sent += 1
-            if (try? c.echo("tick \(sent)", sport: 5003, timeout: 5)) != nil { answered += 1 }
+            let at = Date().timeIntervalSince(start)
+            _ = c.firmwareEvents()
+            if (try? c.echo("tick \(sent)", sport: 5003, timeout: 5)) != nil {
+                answered += 1
+            } else {
+                lost.append(String(format: "tick %d at %.1f s, firmware events %@", sent, at, c.firmwareEvents().description))
+            }
             Thread.sleep(forTimeInterval: 1 / c.rate)
         }
         let rekeys = w.gateway.counters.saDelivered - delivered - 1
         guard rekeys >= 1 else { throw ScenarioFailure("no rekey happened in \(Int(c.duration)) s (soft \(soft) s)") }
-        guard answered == sent else { throw ScenarioFailure("\(sent - answered) of \(sent) echoes lost across the rekey") }
+        guard answered == sent else {
+            throw ScenarioFailure("\(sent - answered) of \(sent) echoes lost across the rekey: \(lost.joined(separator: "; "))")
+        }
         return "\(sent) echoes, \(rekeys) rekey(s) at soft expiry (\(soft)/\(hard) s), none lost"
     }
 }
 
 extension Scenario {
-    /// Kills the firmware process right after the gateway handled the k-th message of a boot, so its answer is
-    /// lost: k = 1 cuts after `login` (login-ack in flight), k = 2 after `key-confirm` (the gateway has already
-    /// promoted the new key), and the third cut hits the boot that resumes with `key-confirm`. After a normal boot
-    /// both sides must still agree: a fresh key request must succeed and traffic must flow.
+    /// Kills the firmware process right after a step of the login rotation, so the gateway's answer is lost:
+    /// first after the gateway handled the boot's first message (`login`, login-ack in flight), then after it
+    /// promoted the new key (`key-confirm` handled, confirm-ack in flight), then once more after the first message.
+    /// The cut lands wherever the firmware is by then (under load it may already have handled the answer, and the
+    /// next boot resumes with `key-confirm`), so each wait is on the gateway's state, not on a message count.
+    /// After a normal boot both sides must still agree: a fresh key request must succeed and traffic must flow.
     static func powerCut(_ c: ScenarioContext) throws -> String {
         let w = c.world
         let startEpoch = try w.registry.device(id: w.deviceID)?.epoch ?? 0
-        for k in [1, 2, 1] {
-            let seen = w.gateway.counters.received
+        let epochNow = { (try? w.registry.device(id: w.deviceID))?.epoch ?? 0 }
+        for step in ["first message", "key promoted", "first message"] {
+            let seen = w.gateway.counters.received, epoch = epochNow()
             try w.powerCycleFirmware(path: c.firmware, qemu: c.qemu)
-            try c.within(60, "uplink message \(k) after boot") { w.gateway.counters.received >= seen + k }
+            try c.within(60, "\(step) after boot") {
+                step == "key promoted" ? epochNow() != epoch : w.gateway.counters.received > seen
+            }
             w.stopFirmware()
         }
         try w.startFirmware(path: c.firmware, qemu: c.qemu)

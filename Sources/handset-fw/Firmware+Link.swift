@@ -45,6 +45,7 @@ extension Firmware {
     /// served meanwhile. Returns false only when asked to stop.
     mutating func reopenSerialLink() -> Bool {
         log("serial link lost; closing the port, reopening with back-off")
+        abortJob(.transport(SerialError(kind: .hangUp, errno: 5)))
         driver.engine.transport.close()
         // A closed descriptor number may be handed to the next open(2): nothing may write to it meanwhile.
         driver.engine.transport = SerialPort(adopting: -1)

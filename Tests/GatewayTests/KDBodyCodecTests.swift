@@ -14,11 +14,11 @@ import Testing
                              outboundSPI: 0x1111, outboundKey: key, outboundSalt: 0xA, inboundSPI: 0x2222, inboundKey: key,
                              inboundSalt: 0xB, peer: IPAddress(v6High: 0x2001_0db8, low: 1), peerPort: 4500, prefix: 64,
                              proto: IPProto.udp, localPort: 1, remotePort: 2, softSeconds: 10, hardSeconds: 20)
-        // A server whose service (10.200.0.1) sits behind its public address (10.99.0.1): flag bit 6.
-        let tunnelBehindPeer = KDSATransfer(requestID: 3, tunnel: true, outboundSPI: 0x3333, outboundKey: key, outboundSalt: 1,
-                                            inboundSPI: 0x4444, inboundKey: key, inboundSalt: 2, peer: IPAddress(10, 99, 0, 1),
-                                            tunnelRemote: IPAddress(10, 200, 0, 1), prefix: 32, proto: IPProto.udp,
-                                            localPort: 0, remotePort: 7, softSeconds: 10, hardSeconds: 20)
+        // Tunnel to a server whose service sits behind it (flag bit 6: the pair's remote address).
+        var v4Tunnel = t
+        v4Tunnel.peer = IPAddress(10, 99, 0, 1)
+        v4Tunnel.remote = IPAddress(10, 200, 0, 1)
+        v4Tunnel.prefix = 32
         return [
             .login(KDLogin(hello: 0x1122_3344_5566_7788, firmware: 3, capabilities: 7)),
             .loginAck(KDLoginAck(hello: 1, newEpoch: 2, newKey: key, gatewayTime: 1_800_000_000)),
@@ -27,7 +27,7 @@ import Testing
             .keyRequest(KDKeyRequest(requestID: 5, template: 1, selector: sel)),
             .keyRequest(KDKeyRequest(requestID: 6, template: 2, selector: v6)),
             .saTransfer(t),
-            .saTransfer(tunnelBehindPeer),
+            .saTransfer(v4Tunnel),
             .saAck(KDSAAck(requestID: 9, outboundSPI: 0x1111, status: .denied)),
             .saDelete(KDSADelete(outboundSPI: 0x1111, inboundSPI: 0x2222)),
             .secretData(channel: 4, data: d),
@@ -90,27 +90,22 @@ import Testing
         }
     }
 
-    /// docs/key-delegation.md §4: the tunnel remote follows the peer port, 4 octets for IPv4 (body 103 + 4), only with
-    /// tunnel mode; the selectors then name it, not the peer.
-    @Test func tunnelRemoteLayoutAndPolicy() throws {
-        try Self.data.withUnsafeBytes { d in
-            guard case .saTransfer(let t) = Self.bodies(d)[7] else { Issue.record("no tunnel transfer"); return }
-            var plain = Self.encoded(.saTransfer(t))
-            #expect(plain.count == 107)
-            #expect(plain[2] == 0b0100_0100)                                  // tunnel + tunnel remote
-            #expect(Array(plain[83..<89]) == [10, 99, 0, 1, 0x11, 0x94])      // peer, port 4500
-            #expect(Array(plain[89..<93]) == [10, 200, 0, 1])                 // tunnel remote
-            let back = try #require(plain.withUnsafeBytes { KDBody.decode(.saTransfer, $0) })
-            guard case .saTransfer(let u) = back else { Issue.record("decoded as \(back.type)"); return }
-            #expect(u.tunnelRemote == IPAddress(10, 200, 0, 1) && u.peer == IPAddress(10, 99, 0, 1))
-            #expect(u.selectorPattern.remote == IPAddress(10, 200, 0, 1))
-            let asked = TrafficSelector(local: IPAddress(10, 201, 0, 2), remote: IPAddress(10, 200, 0, 1), localPort: 0, remotePort: 7)
-            #expect(u.selectorPattern.isWithin(request: asked))
-            var other = asked
-            other.remote = IPAddress(10, 99, 0, 1)
-            #expect(!u.selectorPattern.isWithin(request: other))               // the peer is not what it covers
-            plain[2] = 0b0100_0000                                            // a tunnel remote without tunnel mode
-            #expect(plain.withUnsafeBytes { KDBody.decode(.saTransfer, $0) } == nil)
+    /// §4: flag bit 6 and the remote address after the lifetimes; 107 octets with IPv4, so still one SMS.
+    @Test func theRemoteAddressIsFlaggedAndFitsOneSMS() throws {
+        var t = KDSATransfer(requestID: 1, tunnel: true, outboundSPI: 0x1111, outboundKey: Self.key, outboundSalt: 1,
+                             inboundSPI: 0x2222, inboundKey: Self.key, inboundSalt: 2, peer: IPAddress(10, 99, 0, 1),
+                             prefix: 32, proto: IPProto.udp, localPort: 0, remotePort: 7, softSeconds: 1, hardSeconds: 2)
+        #expect(Self.encoded(.saTransfer(t)).count == 103)
+        t.remote = IPAddress(10, 200, 0, 1)
+        let b = Self.encoded(.saTransfer(t))
+        #expect(b.count == 107 && b[2] == 4 | 64 && Array(b[103...]) == [10, 200, 0, 1])
+        #expect(KD.downlinkHeader + b.count + KD.tagLength + 7 <= 140)
+        // The flag without the address is truncation, refused.
+        #expect(Array(b[0..<103]).withUnsafeBytes { KDBody.decode(.saTransfer, $0) } == nil)
+        let back = b.withUnsafeBytes { p -> KDSATransfer? in
+            guard case .saTransfer(let x)? = KDBody.decode(.saTransfer, p) else { return nil }
+            return x
         }
+        #expect(back?.remote == IPAddress(10, 200, 0, 1) && back?.selectorPattern.remote == IPAddress(10, 200, 0, 1))
     }
 }

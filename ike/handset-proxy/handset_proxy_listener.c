@@ -11,9 +11,9 @@
 /* What one CHILD_SA's records say, kept from key derivation to its last record. */
 typedef struct {
 	/* ike_name= ... spi_out= lines */
-	char head[FIELD_LEN];
+	char *head;
 	/* local_ts= and remote_ts= lines */
-	char ts[FIELD_LEN];
+	char *ts;
 	/* wiped as soon as the up/rekeyed record is out */
 	chunk_t key_in;
 	chunk_t key_out;
@@ -34,6 +34,8 @@ typedef struct {
 
 static void sa_info_destroy(sa_info_t *info)
 {
+	free(info->head);
+	free(info->ts);
 	chunk_clear(&info->key_in);
 	chunk_clear(&info->key_out);
 	free(info);
@@ -119,7 +121,8 @@ static sa_info_t *sa_info_create(ike_sa_t *ike_sa, child_sa_t *child_sa,
 	sa_info_t *info;
 	host_t *me, *other;
 	char *encr, *mode, local_ts[FIELD_LEN / 2], remote_ts[FIELD_LEN / 2];
-	int n;
+	char head[FIELD_LEN], ts[FIELD_LEN];
+	int n, m;
 
 	encr = encr_name(child_sa, encr_i.len);
 	if (!encr)
@@ -150,16 +153,11 @@ static sa_info_t *sa_info_create(ike_sa_t *ike_sa, child_sa_t *child_sa,
 			 child_sa->get_unique_id(child_sa));
 		return NULL;
 	}
-	INIT(info,
-		/* our inbound key is the one the peer encrypts with */
-		.key_in = chunk_clone(initiator ? encr_r : encr_i),
-		.key_out = chunk_clone(initiator ? encr_i : encr_r),
-		.soft = child_sa->get_lifetime(child_sa, FALSE),
-		.hard = child_sa->get_lifetime(child_sa, TRUE),
-	);
 	me = ike_sa->get_my_host(ike_sa);
 	other = ike_sa->get_other_host(ike_sa);
-	n = snprintf(info->head, sizeof(info->head),
+	/* identities print as charon prints them: non-printable octets become '?',
+	 * so a peer's identity cannot add lines to a record */
+	n = snprintf(head, sizeof(head),
 		"ike_name=%s\nchild_name=%s\nike_id=%u\nchild_id=%u\ninitiator=%d\n"
 		"local_id=%Y\nremote_id=%Y\nlocal=%H:%u\nremote=%H:%u\n"
 		"encr=%s\nmode=%s\nesn=%d\nspi_in=%.8x\nspi_out=%.8x\n",
@@ -170,15 +168,23 @@ static sa_info_t *sa_info_create(ike_sa_t *ike_sa, child_sa_t *child_sa,
 		encr, mode, esn_of(child_sa),
 		ntohl(child_sa->get_spi(child_sa, TRUE)),
 		ntohl(child_sa->get_spi(child_sa, FALSE)));
-	if (n < 0 || (size_t)n >= sizeof(info->head) ||
-		(size_t)snprintf(info->ts, sizeof(info->ts), "local_ts=%s\nremote_ts=%s\n",
-						 local_ts, remote_ts) >= sizeof(info->ts))
+	m = snprintf(ts, sizeof(ts), "local_ts=%s\nremote_ts=%s\n", local_ts,
+				 remote_ts);
+	if (n < 0 || (size_t)n >= sizeof(head) || m < 0 || (size_t)m >= sizeof(ts))
 	{
 		DBG1(DBG_CHD, "handset-proxy: CHILD_SA %s{%u}: record too long",
 			 child_sa->get_name(child_sa), child_sa->get_unique_id(child_sa));
-		sa_info_destroy(info);
 		return NULL;
 	}
+	INIT(info,
+		.head = strdup(head),
+		.ts = strdup(ts),
+		/* our inbound key is the one the peer encrypts with */
+		.key_in = chunk_clone(initiator ? encr_r : encr_i),
+		.key_out = chunk_clone(initiator ? encr_i : encr_r),
+		.soft = child_sa->get_lifetime(child_sa, FALSE),
+		.hard = child_sa->get_lifetime(child_sa, TRUE),
+	);
 	return info;
 }
 

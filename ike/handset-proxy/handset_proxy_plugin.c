@@ -1,6 +1,7 @@
 #include "handset_proxy_plugin.h"
 #include "handset_proxy_ipsec.h"
 #include "handset_proxy_listener.h"
+#include "handset_proxy_net.h"
 #include "handset_proxy_socket.h"
 
 #include <daemon.h>
@@ -48,6 +49,8 @@ METHOD(plugin_t, get_features, int,
 		PLUGIN_CALLBACK(kernel_ipsec_register, handset_proxy_ipsec_create),
 			PLUGIN_PROVIDE(CUSTOM, "kernel-ipsec"),
 				PLUGIN_DEPENDS(RNG, RNG_WEAK),
+		PLUGIN_CALLBACK(kernel_net_register, handset_proxy_net_create),
+			PLUGIN_PROVIDE(CUSTOM, "kernel-net"),
 		PLUGIN_CALLBACK((plugin_feature_callback_t)register_listener, NULL),
 			PLUGIN_PROVIDE(CUSTOM, "handset-proxy"),
 	};

@@ -12,6 +12,9 @@
 
 #define DEFAULT_SOCKET "/run/charon.handset-proxy"
 
+/* A client that does not read for this long is dropped rather than stall IKE. */
+#define SEND_TIMEOUT_MS 1000
+
 typedef struct {
 	handset_proxy_socket_t public;
 	struct sockaddr_un addr;
@@ -54,6 +57,10 @@ static bool peer_allowed(private_socket_t *this, int fd)
 CALLBACK(on_accept, bool,
 	private_socket_t *this, int fd, watcher_event_t event)
 {
+	struct timeval timeout = {
+		.tv_sec = SEND_TIMEOUT_MS / 1000,
+		.tv_usec = (SEND_TIMEOUT_MS % 1000) * 1000,
+	};
 	int client;
 
 	client = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
@@ -62,7 +69,8 @@ CALLBACK(on_accept, bool,
 		DBG1(DBG_CFG, "handset-proxy: accept failed: %s", strerror(errno));
 		return TRUE;
 	}
-	if (!peer_allowed(this, client))
+	if (!peer_allowed(this, client) ||
+		setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout)) != 0)
 	{
 		close(client);
 		return TRUE;
@@ -83,8 +91,8 @@ METHOD(handset_proxy_socket_t, send_, bool,
 	this->mutex->lock(this->mutex);
 	if (this->client_fd != -1)
 	{
-		if (send(this->client_fd, record.ptr, record.len,
-				 MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)record.len)
+		if (send(this->client_fd, record.ptr, record.len, MSG_NOSIGNAL) ==
+			(ssize_t)record.len)
 		{
 			sent = TRUE;
 		}

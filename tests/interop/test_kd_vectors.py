@@ -30,9 +30,11 @@ def test_sealed_messages():
 
 def test_sa_pair_fits_one_sms():
     # §4: a 103-octet IPv4 sa-transfer body sealed downlink, plus the 7-octet port UDH, within 140 octets.
+    assert kd.sa_transfer_length(0) == 103 and kd.sa_transfer_length(16) == 115
     sealed = kd.seal(DEVICE_KEY, DEVICE_ID, 1, "down", 0x11, 1, bytes(103))
     assert len(sealed) == 128 and len(sealed) + 7 <= 140
-    # With a 4-octet tunnel remote (flag bit 6) it still fits: 107 + 25 + 7 = 139.
+    # With the remote address (flag bit 6) it is 107 octets: still one SMS.
+    assert kd.sa_transfer_length(kd.SA_REMOTE_PRESENT | 4) == 107
     sealed = kd.seal(DEVICE_KEY, DEVICE_ID, 1, "down", 0x11, 1, bytes(107))
     assert len(sealed) == 132 and len(sealed) + 7 <= 140
 

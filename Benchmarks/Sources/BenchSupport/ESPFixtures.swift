@@ -120,7 +120,8 @@ public final class ESPFixture: @unchecked Sendable {
         let n = nonceAndAAD.baseAddress!.assumingMemoryBound(to: UInt8.self)
         let w = wire.baseAddress!.assumingMemoryBound(to: UInt8.self) + espHeader
         // Same bytes ESP encrypts: the payload (copied, as SATable.seal copies it) and the trailer.
-        w.update(from: payload.baseAddress!.assumingMemoryBound(to: UInt8.self), count: payloadLength)
+        // copyMemory, as SATable.seal: a typed `update(from:)` stays a byte loop under the firmware's -Osize on ARM.
+        UnsafeMutableRawPointer(w).copyMemory(from: payload.baseAddress!, byteCount: payloadLength)
         return hs_aead_seal(rawContext, n, n + 12, 8, w, w, plainLength, w + plainLength, icv)
     }
 

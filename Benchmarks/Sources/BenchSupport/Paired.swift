@@ -1,3 +1,4 @@
+#if !hasFeature(Embedded)  // the clock is host-only; esp-count (Embedded, ARM) counts instructions instead
 /// Framing overhead measured pairwise: in each of `rounds` rounds, `batch` raw AEAD calls and `batch` calls
 /// of the full path run back to back on the same buffers (which goes first alternates), so both halves see
 /// the same CPU contention. Returns the median over rounds of full/raw time in per-mille (1050 = 5.0 %
@@ -34,3 +35,4 @@ extension DataPlaneFixture {
     public func sealOverhead(vs raw: ESPFixture) -> Int { pairedOverhead(raw: { _ = raw.sealRaw() }, full: { _ = seal() }) }
     public func openOverhead(vs raw: ESPFixture) -> Int { pairedOverhead(raw: { _ = raw.openRaw() }, full: { _ = open() }) }
 }
+#endif

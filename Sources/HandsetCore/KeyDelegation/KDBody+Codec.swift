@@ -14,10 +14,9 @@ extension KDBody {
             w.u16(m.requestID); w.u8(m.flags)
             w.u32(m.outboundSPI); m.outboundKey.withBytes { w.bytes($0) }; w.u32(m.outboundSalt)
             w.u32(m.inboundSPI); m.inboundKey.withBytes { w.bytes($0) }; w.u32(m.inboundSalt)
-            w.address(m.peer); w.u16(m.peerPort)
-            if let inner = m.tunnelRemote { w.address(inner) }
-            w.u8(m.prefix); w.u8(m.proto)
+            w.address(m.peer); w.u16(m.peerPort); w.u8(m.prefix); w.u8(m.proto)
             w.u16(m.localPort); w.u16(m.remotePort); w.u32(m.softSeconds); w.u32(m.hardSeconds)
+            if let remote = m.remote { w.address(remote) }
         case .saAck(let m): w.u16(m.requestID); w.u32(m.outboundSPI); w.u8(m.status.rawValue)
         case .saDelete(let m): w.u32(m.outboundSPI); w.u32(m.inboundSPI)
         case .secretData(let channel, let data): w.u16(channel); w.bytes(data)
@@ -83,17 +82,14 @@ extension KDBody {
         let outSPI = r.u32(), outKey = KeyBytes(r.bytes(32)), outSalt = r.u32()
         let inSPI = r.u32(), inKey = KeyBytes(r.bytes(32)), inSalt = r.u32()
         let v6 = flags & 16 != 0
-        let peer = r.address(v6: v6), peerPort = r.u16()
-        // A tunnel remote (same family as the peer) only in tunnel mode.
-        guard flags & 64 == 0 || flags & 4 != 0 else { return nil }
-        let inner: IPAddress? = flags & 64 != 0 ? r.address(v6: v6) : nil
-        let prefix = r.u8(), proto = r.u8()
+        let peer = r.address(v6: v6), peerPort = r.u16(), prefix = r.u8(), proto = r.u8()
         let lport = r.u16(), rport = r.u16(), soft = r.u32(), hard = r.u32()
+        let remote: IPAddress? = flags & 64 != 0 ? r.address(v6: v6) : nil
         guard Int(prefix) <= (v6 ? 128 : 32), outSPI > 255, inSPI > 255, soft <= hard || hard == 0 else { return nil }
         return KDSATransfer(requestID: id, algorithm: alg, tunnel: flags & 4 != 0, esn: flags & 8 != 0,
                             implicitIV: flags & 32 != 0, outboundSPI: outSPI, outboundKey: outKey, outboundSalt: outSalt,
                             inboundSPI: inSPI, inboundKey: inKey, inboundSalt: inSalt, peer: peer, peerPort: peerPort,
-                            tunnelRemote: inner, prefix: prefix, proto: proto, localPort: lport, remotePort: rport,
-                            softSeconds: soft, hardSeconds: hard)
+                            prefix: prefix, proto: proto, localPort: lport, remotePort: rport,
+                            softSeconds: soft, hardSeconds: hard, remote: remote)
     }
 }

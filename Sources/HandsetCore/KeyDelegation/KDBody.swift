@@ -43,37 +43,33 @@ public struct KDSATransfer: Equatable, Sendable {
     public var inboundSalt: UInt32
     public var peer: IPAddress
     public var peerPort: UInt16
-    /// Tunnel mode only: the inner remote address the selectors name, when it is not `peer` (a server whose
-    /// service sits behind its public address). nil: the selectors name `peer`.
-    public var tunnelRemote: IPAddress?
     public var prefix: UInt8
     public var proto: UInt8
     public var localPort: UInt16  // 0 = any
     public var remotePort: UInt16  // 0 = any
     public var softSeconds: UInt32
     public var hardSeconds: UInt32
+    /// The pair's remote selector address when it is not the peer (tunnel mode to a server whose services sit
+    /// behind its public address); nil: the peer itself.
+    public var remote: IPAddress?
 
     public init(requestID: UInt16, algorithm: ESPAlgorithm = .aesGCM, tunnel: Bool = false, esn: Bool = false,
                 implicitIV: Bool = false, outboundSPI: UInt32, outboundKey: KeyBytes, outboundSalt: UInt32,
                 inboundSPI: UInt32, inboundKey: KeyBytes, inboundSalt: UInt32, peer: IPAddress, peerPort: UInt16 = 4500,
-                tunnelRemote: IPAddress? = nil, prefix: UInt8, proto: UInt8, localPort: UInt16, remotePort: UInt16,
-                softSeconds: UInt32, hardSeconds: UInt32) {
+                prefix: UInt8, proto: UInt8, localPort: UInt16, remotePort: UInt16, softSeconds: UInt32, hardSeconds: UInt32,
+                remote: IPAddress? = nil) {
         self.requestID = requestID; self.algorithm = algorithm; self.tunnel = tunnel; self.esn = esn
         self.implicitIV = implicitIV; self.outboundSPI = outboundSPI; self.outboundKey = outboundKey
         self.outboundSalt = outboundSalt; self.inboundSPI = inboundSPI; self.inboundKey = inboundKey
-        self.inboundSalt = inboundSalt; self.peer = peer; self.peerPort = peerPort; self.tunnelRemote = tunnelRemote
-        self.prefix = prefix
+        self.inboundSalt = inboundSalt; self.peer = peer; self.peerPort = peerPort; self.prefix = prefix
         self.proto = proto; self.localPort = localPort; self.remotePort = remotePort
-        self.softSeconds = softSeconds; self.hardSeconds = hardSeconds
+        self.softSeconds = softSeconds; self.hardSeconds = hardSeconds; self.remote = remote
     }
 
     var flags: UInt8 {
         (algorithm == .chacha20Poly1305 ? 1 : 0) | (tunnel ? 4 : 0) | (esn ? 8 : 0) | (peer.isV6 ? 16 : 0)
-            | (implicitIV ? 32 : 0) | (tunnelRemote != nil ? 64 : 0)
+            | (implicitIV ? 32 : 0) | (remote != nil ? 64 : 0)
     }
-
-    /// The remote address the selectors and the inner header name.
-    public var selectorRemote: IPAddress { tunnelRemote ?? peer }
 }
 
 public struct KDSAAck: Equatable, Sendable {

@@ -125,7 +125,7 @@ extension KeyDelegationClient {
         if let i = answered { requests[i].used = false }
         guard admitted == .ok else { return admitted }
         let selector = t.selectorPattern
-        let mode: ESPMode = t.tunnel ? .tunnel(local: localAddress, remote: t.selectorRemote) : .transport
+        let mode: ESPMode = t.tunnel ? .tunnel(local: localAddress, remote: t.peer) : .transport
         let life = SALifetime(softSeconds: UInt64(t.softSeconds), hardSeconds: UInt64(t.hardSeconds))
         var out = SAParameters(spi: t.outboundSPI, direction: .outbound, algorithm: t.algorithm, keyLength: 32,
                                salt: t.outboundSalt, mode: mode, local: localAddress, selector: selector, peer: t.peer,
