@@ -46,7 +46,7 @@ let package = Package(
         .executableTarget(
             name: "handset-emu",
             dependencies: [
-                "HandsetCore", "BearerDriver", "ModemSim", "Gateway", "SMPP",
+                "HandsetCore", "BearerDriver", "ModemSim", "Gateway", "SMPP", "ProxyIKE",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),

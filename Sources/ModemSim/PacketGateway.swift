@@ -159,6 +159,7 @@ public final class PacketGateway: @unchecked Sendable {
     }
 
     private func fromPublic(_ bytes: [UInt8], from: UDPPeer) {
+        if from.port == Self.ikePort { return fromPort500(bytes, from: from) }
         let kind = NATTPayload.classify(bytes)
         if kind != .tooShort, Self.ipv4(from.host) == serverAddress { lock.withLock { lastServer = from } }
         switch kind {
@@ -169,6 +170,15 @@ public final class PacketGateway: @unchecked Sendable {
         }
     }
 
+    /// RFC 7296 §2.23: port 500 carries IKE without the marker. A server that initiates from port 500 to the
+    /// handset's 4500 (strongSwan does, until NAT detection floats it to 4500) is IKE: the proxy's NAT-T socket gets
+    /// it with the marker added, and answers to port 500 leave without it (fromProxy).
+    private func fromPort500(_ bytes: [UInt8], from: UDPPeer) {
+        guard bytes.count >= NATTPayload.ikeHeaderLength else { return count(\.droppedTooShort) }
+        if Self.ipv4(from.host) == serverAddress { lock.withLock { lastServer = from } }
+        forward(proxySocket, [0, 0, 0, 0] + bytes, to: config.ikeProxy, \.ikeToProxy)
+    }
+
     private func fromProxy(_ bytes: [UInt8], from: UDPPeer) {
         guard from.port == config.ikeProxy.port, Self.ipv4(from.host) == proxyAddress else {
             count(\.droppedUnknownSource)
@@ -177,7 +187,9 @@ public final class PacketGateway: @unchecked Sendable {
         switch NATTPayload.classify(bytes) {
         case .tooShort: count(\.droppedTooShort)
         case .esp: count(\.droppedWrongDirection)
-        case .ike: forward(publicSocket, bytes, to: serverEndpoint, \.ikeToServer)
+        case .ike:
+            let to = serverEndpoint
+            forward(publicSocket, to.port == Self.ikePort ? Array(bytes.dropFirst(4)) : bytes, to: to, \.ikeToServer)
         case .keepalive: forward(publicSocket, bytes, to: serverEndpoint, \.keepalivesToServer)
         }
     }
@@ -190,6 +202,8 @@ public final class PacketGateway: @unchecked Sendable {
     private func count(_ field: WritableKeyPath<PacketGatewayCounters, Int>) {
         lock.withLock { tally[keyPath: field] += 1 }
     }
+
+    static let ikePort = 500
 
     static func ipv4(_ host: String) -> UInt32? {
         var a = in_addr()

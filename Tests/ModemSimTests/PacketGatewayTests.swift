@@ -133,6 +133,30 @@ import Testing
         #expect(lab.server.next(timeout: 0.2) == nil)
     }
 
+    /// A server initiating from port 500 sends IKE without the marker (RFC 7296 §2.23): the proxy gets it with the
+    /// marker, and the answer goes back to port 500 without it. Binding port 500 needs root.
+    @Test(.enabled(if: getuid() == 0, "binding UDP port 500 needs root"))
+    func serverInitiatingFromPort500() throws {
+        let server = try UDPInbox(address: "127.0.0.3", port: 500)
+        defer { server.close() }
+        let proxy = try UDPInbox()
+        defer { proxy.close() }
+        let config = PacketGatewayConfig(publicEndpoint: UDPPeer(host: "127.0.0.2", port: 0), ikeProxy: proxy.endpoint,
+                                         oppositeParty: UDPPeer(host: "127.0.0.3", port: 4500))
+        let relay = try PacketGateway(config: config, queue: DispatchQueue(label: "relay")) { _, _ in true }
+        defer { relay.close() }
+        let bare = Array(Self.ike.dropFirst(4))                 // IKE_SA_INIT as sent from port 500
+        server.send(bare, to: relay.publicSide)
+        let atProxy = try #require(proxy.next())
+        #expect(atProxy.bytes == Self.ike)                      // with the marker the NAT-T socket expects
+        proxy.send(Self.ike, to: relay.proxySide)
+        let back = try #require(server.next())
+        #expect(back.bytes == bare && back.from == relay.publicSide)
+        server.send([1, 2, 3], to: relay.publicSide)            // too short for an IKE header
+        #expect(wait { relay.counters.droppedTooShort == 1 })
+        #expect(relay.counters.ikeToProxy == 1 && relay.counters.ikeToServer == 1 && relay.counters.espToHandset == 0)
+    }
+
     func wait(_ condition: () -> Bool) -> Bool {
         let deadline = Date().addingTimeInterval(2)
         while !condition() && Date() < deadline { usleep(5_000) }
@@ -185,9 +209,9 @@ final class UDPInbox: @unchecked Sendable {
     private var socket: LoopbackUDPSocket!
     let endpoint: UDPPeer
 
-    init(address: String = "127.0.0.1") throws {
+    init(address: String = "127.0.0.1", port: Int = 0) throws {
         let inbox = self.inbox
-        socket = try LoopbackUDPSocket(address: address, port: 0, queue: DispatchQueue(label: "inbox")) { b, from in
+        socket = try LoopbackUDPSocket(address: address, port: port, queue: DispatchQueue(label: "inbox")) { b, from in
             inbox.put(b, from)
         }
         endpoint = UDPPeer(host: address, port: socket.port)
