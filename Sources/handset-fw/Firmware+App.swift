@@ -140,8 +140,8 @@ extension Firmware {
                 }
             }
         }
-        if job == .idle { flushOutbox() } else { outboxDue = true }
-        if job == .idle { flushHeld() }
+        flushOutbox()
+        flushHeld()
     }
 
     /// After a push, one authenticated dummy packet (next header 59) tells the peer where the handset is now

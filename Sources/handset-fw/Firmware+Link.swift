@@ -27,20 +27,6 @@ extension Firmware {
         return reopenSerialLink()
     }
 
-    /// Waits up to `ms` for module output (start-up URCs are drained). On a lost link it reopens the port
-    /// instead, whose back-off is the wait; other errors wait out the time, so a caller's retry loop never spins.
-    mutating func waitForModem(ms: Int) {
-        let start = hs_monotonic_ms()
-        do throws(ATError) {
-            _ = try driver.nextEvent(timeoutMs: ms)
-        } catch {
-            modemError("waiting", error)
-            if Self.linkLost(error) { _ = reopenSerialLink(); return }
-            let spent = hs_monotonic_ms() - start
-            if spent < UInt64(ms) { idle(ms: UInt32(UInt64(ms) - spent)) }
-        }
-    }
-
     /// Closes the dead port and reopens `serial` after 1 s, doubling to 30 s. The app socket and TUN are still
     /// served meanwhile. Returns false only when asked to stop.
     mutating func reopenSerialLink() -> Bool {
