@@ -8,10 +8,13 @@ extension Firmware {
     static let reopenFirstMs: UInt32 = 1000
     static let reopenMaxMs: UInt32 = 30_000
 
-    /// Counts and logs one modem error: `fw: modem error (WHAT): KIND`.
+    /// Counts one modem error and logs it, `fw: modem error (WHAT): KIND`, rate-limited per kind
+    /// (ErrorLogLimiter.swift): ` (N like it left out)` after a minute of repeats.
     mutating func modemError(_ what: StaticString, _ e: ATError) {
         stats.modemErrors &+= 1
-        LogLine("fw: modem error (").append(what).append("): ").append(e).emit()
+        guard let left = errorLog.admit(what, e, nowMs: hs_monotonic_ms()) else { return }
+        let line = LogLine("fw: modem error (").append(what).append("): ").append(e)
+        if left > 0 { line.append(" (").append(left).append(" like it left out)").emit() } else { line.emit() }
     }
 
     /// The device itself failed (hang-up, gone, bad descriptor), not a command: no AT exchange can succeed.

@@ -34,9 +34,7 @@ extension Firmware {
             if startModem() { bringUp = .registering(tries: 0, nextMs: now) } else { bringUpFailed() }
         case .registering(let tries, let next):
             guard now >= next else { return }
-            let packet = (try? driver.registration(.packet).status.isRegistered) ?? false
-            let eps = (try? driver.registration(.eps).status.isRegistered) ?? false
-            if packet || eps {
+            if registered(.packet) || registered(.eps) {
                 log("registered")
                 bringUp = .bearer
             } else if tries + 1 >= Self.registrationTries {
@@ -84,14 +82,22 @@ extension Firmware {
     /// "already active" answers are not failures, and a stale socket is closed and opened again.
     private mutating func bringUpBearer() -> Bool {
         if config.apn.count > 0 {
-            _ = config.apn.withBytes { a -> Bool in
-                do throws(ATError) { try driver.defineContext(apn: a); return true } catch { return false }
+            let refused = config.apn.withBytes { a -> ATError? in
+                do throws(ATError) { try driver.defineContext(apn: a); return nil } catch { return error }
+            }
+            if let refused { modemError("PDP context", refused) }
+        }
+        var attached = false
+        do throws(ATError) { attached = try driver.isAttached() } catch { modemError("attach state", error) }
+        if !attached {
+            do throws(ATError) { try driver.attach() } catch {
+                modemError("attach", error)
+                log("bring-up failed: attach")
+                return false
             }
         }
-        if (try? driver.isAttached()) != true {
-            do throws(ATError) { try driver.attach() } catch { log("bring-up failed: attach"); return false }
-        }
         do throws(ATError) { try driver.activateBearer() } catch {
+            modemError("bearer", error)
             log("bearer activation refused (already active?); continuing")
         }
         guard openESPSocket() else { log("bring-up failed: socket"); return false }
@@ -101,6 +107,14 @@ extension Firmware {
             log("could not list stored SMS")
         }
         return true
+    }
+
+    /// Registered (home or roaming) in `domain`; a failed query counts as not registered.
+    private mutating func registered(_ domain: RegistrationDomain) -> Bool {
+        do throws(ATError) { return try driver.registration(domain).status.isRegistered } catch {
+            modemError("registration", error)
+            return false
+        }
     }
 
     /// Waits 5 s before the next try, or presses a power line and waits for the module to boot.

@@ -43,6 +43,7 @@ struct Firmware: ~Copyable {
     var catchUpDue = false
     var lastTick: UInt64 = 0
     var stats = FirmwareStats()
+    var errorLog = ErrorLogLimiter()
     var power: ModemPower
     var tun = TUNState()
     var scratch = InlineArray<2048, UInt8>(repeating: 0)
@@ -74,7 +75,7 @@ struct Firmware: ~Copyable {
                 espSocket = try driver.openUDP(localPort: port)
                 return true
             } catch {
-                continue
+                modemError("socket open", error)
             }
         }
         return false
