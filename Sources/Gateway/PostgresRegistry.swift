@@ -1,0 +1,182 @@
+import Foundation
+import HandsetCore
+import Logging
+import PostgresNIO
+
+/// The PostgreSQL `RegistryStore`, for fleets: several gateway instances share one database.
+///
+/// Counters: `update` runs `SELECT … FOR UPDATE` on the device's row inside one transaction, applies the change and
+/// writes it back before COMMIT. A second instance's `update` of the same device blocks on the row lock, then reads
+/// the committed row, so it can neither accept the same uplink counter nor take the same downlink counter; the
+/// gateway seals only after COMMIT returned. `skipDownlinks` is one `UPDATE … SET down_counter = down_counter + n`.
+/// At rest: keys and IKE PSKs are wrapped under the KEK exactly as in SQLite (device id and slot in the AAD).
+public final class PostgresRegistry: RegistryStore, @unchecked Sendable {
+    let pool: PostgresBlockingPool
+    let kek: KeyEncryptionKey
+    private let writes = NSLock()
+    private var written = 0
+
+    static let columns = """
+        id, msisdn, epoch, key, pending_epoch, pending_key, up_counter, down_counter, last_login, inner_address, \
+        ike_identity, ike_psk
+        """
+
+    /// Connects, applies pending migrations and checks the KEK against the one the database was written with.
+    public init(configuration: PostgresConnection.Configuration, kek: KeyEncryptionKey, connections: Int = 4,
+                logger: Logger = Logger(label: "registry.postgres")) throws {
+        pool = PostgresBlockingPool(configuration: configuration, capacity: connections, logger: logger)
+        self.kek = kek
+        let check = try kek.checkValue()
+        let stored: Data? = try pool.withConnection { c in
+            try transaction(c) {
+                try PostgresSchema.migrate(c, pool: pool)
+                _ = try run(c, "INSERT INTO kek_check (id, wrapped) VALUES (1, \(check)) ON CONFLICT (id) DO NOTHING")
+                return try run(c, "SELECT wrapped FROM kek_check WHERE id = 1").first?.decode(Data.self)
+            }
+        }
+        try kek.verify(checkValue: stored)
+    }
+
+    /// Closes the connections and the event loop (also done on deinit).
+    public func close() { pool.shutdown() }
+
+    // MARK: Plumbing
+
+    @discardableResult
+    func run(_ c: PostgresConnection, _ q: PostgresQuery) throws -> PostgresQueryResult {
+        let r = try pool.wait(c.query(q, logger: pool.logger), on: c)
+        if let n = r.metadata.rows, ["INSERT", "UPDATE", "DELETE"].contains(r.metadata.command) {
+            writes.withLock { written += n }
+        }
+        return r
+    }
+
+    /// BEGIN, `body`, COMMIT; ROLLBACK on any error (best effort: a lost connection rolls back by itself).
+    func transaction<T>(_ c: PostgresConnection, _ body: () throws -> T) throws -> T {
+        do { try run(c, "BEGIN") } catch { throw PostgresBlockingPool.FirstStatementFailed(underlying: error) }
+        do {
+            let result = try body()
+            try run(c, "COMMIT")
+            return result
+        } catch {
+            if !c.isClosed { _ = try? run(c, "ROLLBACK") }
+            throw error
+        }
+    }
+
+    func write<T>(_ body: (PostgresConnection) throws -> T) throws -> T {
+        try pool.withConnection { c in try transaction(c) { try body(c) } }
+    }
+
+    func fetch(_ q: PostgresQuery) throws -> [DeviceRecord] {
+        try pool.withConnection { c in
+            let rows: PostgresQueryResult
+            do { rows = try run(c, q) } catch { throw PostgresBlockingPool.FirstStatementFailed(underlying: error) }
+            return try rows.map(record)
+        }
+    }
+
+    func record(_ r: PostgresRow) throws -> DeviceRecord {
+        let (id, msisdn, epoch, key, pendingEpoch, pendingKey, up, down, lastLogin, inner, ikeID, ikePSK) = try r.decode(
+            (Int64, String, Int64, Data, Int64, Data?, Int64, Int64, Date?, String?, String?, Data?).self)
+        return try kek.record(DeviceRow(id: id, msisdn: msisdn, epoch: Int(epoch), key: key, pendingEpoch: Int(pendingEpoch),
+                                        pendingKey: pendingKey, upCounter: up, downCounter: down, lastLogin: lastLogin,
+                                        innerAddress: inner, ikeIdentity: ikeID, ikePSK: ikePSK))
+    }
+
+    func insert(_ c: PostgresConnection, _ r: DeviceRow) throws {
+        try run(c, """
+            INSERT INTO device (\(unescaped: Self.columns)) VALUES (\(r.id), \(r.msisdn), \(Int64(r.epoch)), \(r.key), \
+            \(Int64(r.pendingEpoch)), \(r.pendingKey), \(r.upCounter), \(r.downCounter), \(r.lastLogin), \(r.innerAddress), \
+            \(r.ikeIdentity), \(r.ikePSK))
+            """)
+    }
+
+    @discardableResult
+    func updateRow(_ c: PostgresConnection, _ r: DeviceRow) throws -> Int {
+        try run(c, """
+            UPDATE device SET msisdn = \(r.msisdn), epoch = \(Int64(r.epoch)), key = \(r.key), \
+            pending_epoch = \(Int64(r.pendingEpoch)), pending_key = \(r.pendingKey), up_counter = \(r.upCounter), \
+            down_counter = \(r.downCounter), last_login = \(r.lastLogin), inner_address = \(r.innerAddress), \
+            ike_identity = \(r.ikeIdentity), ike_psk = \(r.ikePSK) WHERE id = \(r.id)
+            """).metadata.rows ?? 0
+    }
+
+    // MARK: RegistryStore
+
+    @discardableResult
+    public func add(_ d: DeviceRecord, pool addresses: AddressPool = .standard) throws -> DeviceRecord {
+        try write { c in
+            var d = d
+            // Adds are serialised across instances, so two never pick the same free address.
+            try run(c, "SELECT pg_advisory_xact_lock(\(PostgresSchema.addLock))")
+            if let a = d.innerAddress {
+                try checkInnerAddress(a)
+                if try run(c, "SELECT 1 FROM device WHERE inner_address = \(a.dottedQuad)").first != nil {
+                    throw RegistryError.addressInUse(a.dottedQuad)
+                }
+            } else {
+                let taken = try run(c, "SELECT inner_address FROM device WHERE inner_address IS NOT NULL")
+                let used = Set(try taken.compactMap { IPAddress(dottedQuad: try $0.decode(String.self))?.v4 })
+                guard let a = addresses.first(notIn: used) else { throw RegistryError.poolExhausted }
+                d.innerAddress = a
+            }
+            try insert(c, try kek.row(d))
+            return d
+        }
+    }
+
+    public func device(id: UInt64) throws -> DeviceRecord? {
+        try fetch("SELECT \(unescaped: Self.columns) FROM device WHERE id = \(Int64(bitPattern: id))").first
+    }
+    public func device(msisdn: String) throws -> DeviceRecord? {
+        try fetch("SELECT \(unescaped: Self.columns) FROM device WHERE msisdn = \(msisdn)").first
+    }
+    public func device(innerAddress: IPAddress) throws -> DeviceRecord? {
+        try fetch("SELECT \(unescaped: Self.columns) FROM device WHERE inner_address = \(innerAddress.dottedQuad)").first
+    }
+    public func allDevices() throws -> [DeviceRecord] {
+        try fetch("SELECT \(unescaped: Self.columns) FROM device ORDER BY id")
+    }
+
+    public func update<T>(device id: UInt64, _ change: (inout DeviceRecord) throws -> T) throws -> T? {
+        try write { c in
+            let q: PostgresQuery = "SELECT \(unescaped: Self.columns) FROM device WHERE id = \(Int64(bitPattern: id)) FOR UPDATE"
+            guard let row = try run(c, q).first else { return nil }
+            var d = try record(row)
+            let before = d
+            let result = try change(&d)
+            if d != before { try updateRow(c, try kek.row(d)) }
+            return result
+        }
+    }
+
+    public func save(_ d: DeviceRecord) throws {
+        let r = try kek.row(d)
+        _ = try write { c in try updateRow(c, r) }
+    }
+
+    public func skipDownlinks(device: UInt64, _ n: Int64) throws {
+        _ = try write { c in
+            try run(c, "UPDATE device SET down_counter = down_counter + \(n) WHERE id = \(Int64(bitPattern: device))")
+        }
+    }
+
+    public func rowsWritten() throws -> Int { writes.withLock { written } }
+
+    /// One upsert: `uses` counts every contact; the first one inserts it (xmax = 0 tells an insert from an update).
+    public func notePeerContact(device: UInt64, peer: String) throws -> Bool {
+        try write { c in
+            let r = try run(c, """
+                INSERT INTO peer_contact (device_id, peer, negotiated_at, uses) VALUES (\(Int64(bitPattern: device)), \
+                \(peer), now(), 1) ON CONFLICT (device_id, peer) DO UPDATE SET uses = peer_contact.uses + 1 \
+                RETURNING (xmax <> 0) AS known
+                """)
+            return try r.first?.decode(Bool.self) ?? false
+        }
+    }
+
+    public func forgetPeers(device: UInt64) throws {
+        _ = try write { c in try run(c, "DELETE FROM peer_contact WHERE device_id = \(Int64(bitPattern: device))") }
+    }
+}
