@@ -1,5 +1,6 @@
 import Foundation
 import Gateway
+import NIOPosix
 import Testing
 @testable import HandsetCore
 
@@ -73,6 +74,36 @@ struct PostgresRegistryTests {
         #expect(try server.psql(db, "SELECT count(*) FROM schema_version") == "1")
         try server.psql(db, "INSERT INTO schema_version (version, name) VALUES (2, 'from a newer gateway')")
         #expect(throws: RegistryError.schemaTooNew(found: 2, known: 1)) { try w.openAnother() }
+    }
+
+    /// Instances starting together on an empty database: the advisory lock lets one migrate, the others find it done.
+    @Test func instancesOpeningAnEmptyDatabaseTogetherMigrateItOnce() throws {
+        let server = try PostgresTestServer.shared.get()
+        let db = try server.createDatabase()
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pgm-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let kek = try KeyEncryptionKey.loadOrCreate(path: dir.appendingPathComponent("k").path)
+        let opened = Outcome()
+        DispatchQueue.concurrentPerform(iterations: 4) { _ in
+            if (try? RegistryStoreSpec.open(server.spec(db, connections: 1), kek: kek)) != nil { opened.add(1) }
+        }
+        #expect(opened.seen.count == 4)
+        #expect(try server.psql(db, "SELECT count(*) || ' ' || count(DISTINCT version) FROM schema_version") == "1 1")
+        #expect(try server.psql(db, "SELECT count(*) FROM kek_check") == "1")
+    }
+
+    /// The store blocks its caller: called on a NIO event loop it refuses at once rather than risk a deadlock.
+    @Test func aCallFromAnEventLoopIsRefusedNotDeadlocked() throws {
+        let w = try World(store: .postgres)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let registry = w.registry
+        let id = w.deviceID
+        let outcome = try group.next().submit { () -> String in
+            do { return "read \(try registry.device(id: id) != nil)" } catch { return "\(error)" }
+        }.wait()
+        #expect(outcome.contains("registry called from a NIO event loop"))
+        #expect(try w.registry.device(id: w.deviceID) != nil)  // and from an ordinary thread it works
     }
 
     /// PostgreSQL keeps rows, WAL and freed pages in files we can read: no key is in any of them in clear.
