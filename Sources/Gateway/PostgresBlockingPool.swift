@@ -25,6 +25,11 @@ final class PostgresBlockingPool: @unchecked Sendable {
          logger: Logger = Logger(label: "registry.postgres")) {
         var configuration = configuration
         configuration.options.connectTimeout = .seconds(3)
+        // Server-side bounds below the client's own: a row lock waited on too long is a clean error (55P03), and
+        // a client that vanished mid-transaction (a partition, not a crash: that closes the socket) frees its rows.
+        configuration.options.additionalStartupParameters += [
+            ("lock_timeout", "5s"), ("idle_in_transaction_session_timeout", "15s"),
+        ]
         self.configuration = configuration
         self.capacity = max(1, capacity)
         self.timeout = timeout
