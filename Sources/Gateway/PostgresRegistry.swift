@@ -42,13 +42,43 @@ public final class PostgresRegistry: RegistryStore, @unchecked Sendable {
 
     // MARK: Plumbing
 
+    /// Sends without waiting. A connection runs its statements in order, so several sent together cost one round
+    /// trip; each still succeeds or fails on its own.
+    func send(_ c: PostgresConnection, _ q: PostgresQuery) -> EventLoopFuture<PostgresQueryResult> {
+        c.query(q, logger: pool.logger)
+    }
+
     @discardableResult
-    func run(_ c: PostgresConnection, _ q: PostgresQuery) throws -> PostgresQueryResult {
-        let r = try pool.wait(c.query(q, logger: pool.logger), on: c)
+    func wait(_ c: PostgresConnection, _ f: EventLoopFuture<PostgresQueryResult>) throws -> PostgresQueryResult {
+        let r = try pool.wait(f, on: c)
         if let n = r.metadata.rows, ["INSERT", "UPDATE", "DELETE"].contains(r.metadata.command) {
             writes.withLock { written += n }
         }
         return r
+    }
+
+    @discardableResult
+    func run(_ c: PostgresConnection, _ q: PostgresQuery) throws -> PostgresQueryResult { try wait(c, send(c, q)) }
+
+    /// One statement, its own transaction. Retried once on a fresh connection if a pooled one was dead: every
+    /// caller's statement is safe to run twice (an overwrite, an increment of a use count or of skipped counters).
+    @discardableResult
+    func autocommit(_ q: PostgresQuery) throws -> PostgresQueryResult {
+        try pool.withConnection { c in
+            do { return try run(c, q) } catch { throw PostgresBlockingPool.FirstStatementFailed(underlying: error) }
+        }
+    }
+
+    /// The last write and COMMIT go out together. Should the write fail, the server has aborted the transaction
+    /// and answers COMMIT with ROLLBACK: the caller gets the write's error, and nothing was kept.
+    func commit(_ c: PostgresConnection, after write: PostgresQuery) throws {
+        let w = send(c, write), done = send(c, "COMMIT")
+        do { try wait(c, w) } catch {
+            _ = try? wait(c, done)
+            throw error
+        }
+        let tag = try wait(c, done).metadata.command
+        guard tag == "COMMIT" else { throw RegistryError.storeFailed("transaction ended in \(tag)") }
     }
 
     /// BEGIN, `body`, COMMIT; ROLLBACK on any error (best effort: a lost connection rolls back by itself).
@@ -92,14 +122,13 @@ public final class PostgresRegistry: RegistryStore, @unchecked Sendable {
             """)
     }
 
-    @discardableResult
-    func updateRow(_ c: PostgresConnection, _ r: DeviceRow) throws -> Int {
-        try run(c, """
+    func updateRow(_ r: DeviceRow) throws -> PostgresQuery {
+        try """
             UPDATE device SET msisdn = \(r.msisdn), epoch = \(Int64(r.epoch)), key = \(r.key), \
             pending_epoch = \(Int64(r.pendingEpoch)), pending_key = \(r.pendingKey), up_counter = \(r.upCounter), \
             down_counter = \(r.downCounter), last_login = \(r.lastLogin), inner_address = \(r.innerAddress), \
             ike_identity = \(r.ikeIdentity), ike_psk = \(r.ikePSK) WHERE id = \(r.id)
-            """).metadata.rows ?? 0
+            """
     }
 
     // MARK: RegistryStore
@@ -139,44 +168,51 @@ public final class PostgresRegistry: RegistryStore, @unchecked Sendable {
         try fetch("SELECT \(unescaped: Self.columns) FROM device ORDER BY id")
     }
 
+    /// Two round trips when the device changes: BEGIN with the locking read, then the write with COMMIT.
     public func update<T>(device id: UInt64, _ change: (inout DeviceRecord) throws -> T) throws -> T? {
-        try write { c in
-            let q: PostgresQuery = "SELECT \(unescaped: Self.columns) FROM device WHERE id = \(Int64(bitPattern: id)) FOR UPDATE"
-            guard let row = try run(c, q).first else { return nil }
-            var d = try record(row)
-            let before = d
-            let result = try change(&d)
-            if d != before { try updateRow(c, try kek.row(d)) }
-            return result
+        try pool.withConnection { c in
+            let begin = send(c, "BEGIN")
+            let read = send(c, "SELECT \(unescaped: Self.columns) FROM device WHERE id = \(Int64(bitPattern: id)) FOR UPDATE")
+            do { try wait(c, begin) } catch {
+                _ = try? wait(c, read)
+                throw PostgresBlockingPool.FirstStatementFailed(underlying: error)
+            }
+            do {
+                guard let row = try wait(c, read).first else {
+                    try run(c, "COMMIT")
+                    return nil
+                }
+                var d = try record(row)
+                let before = d
+                let result = try change(&d)
+                if d != before { try commit(c, after: try updateRow(try kek.row(d))) } else { try run(c, "COMMIT") }
+                return result
+            } catch {
+                if !c.isClosed { _ = try? run(c, "ROLLBACK") }
+                throw error
+            }
         }
     }
 
-    public func save(_ d: DeviceRecord) throws {
-        let r = try kek.row(d)
-        _ = try write { c in try updateRow(c, r) }
-    }
+    public func save(_ d: DeviceRecord) throws { try autocommit(try updateRow(try kek.row(d))) }
 
     public func skipDownlinks(device: UInt64, _ n: Int64) throws {
-        _ = try write { c in
-            try run(c, "UPDATE device SET down_counter = down_counter + \(n) WHERE id = \(Int64(bitPattern: device))")
-        }
+        try autocommit("UPDATE device SET down_counter = down_counter + \(n) WHERE id = \(Int64(bitPattern: device))")
     }
 
     public func rowsWritten() throws -> Int { writes.withLock { written } }
 
     /// One upsert: `uses` counts every contact; the first one inserts it (xmax = 0 tells an insert from an update).
     public func notePeerContact(device: UInt64, peer: String) throws -> Bool {
-        try write { c in
-            let r = try run(c, """
-                INSERT INTO peer_contact (device_id, peer, negotiated_at, uses) VALUES (\(Int64(bitPattern: device)), \
-                \(peer), now(), 1) ON CONFLICT (device_id, peer) DO UPDATE SET uses = peer_contact.uses + 1 \
-                RETURNING (xmax <> 0) AS known
-                """)
-            return try r.first?.decode(Bool.self) ?? false
-        }
+        let r = try autocommit("""
+            INSERT INTO peer_contact (device_id, peer, negotiated_at, uses) VALUES (\(Int64(bitPattern: device)), \
+            \(peer), now(), 1) ON CONFLICT (device_id, peer) DO UPDATE SET uses = peer_contact.uses + 1 \
+            RETURNING (xmax <> 0) AS known
+            """)
+        return try r.first?.decode(Bool.self) ?? false
     }
 
     public func forgetPeers(device: UInt64) throws {
-        _ = try write { c in try run(c, "DELETE FROM peer_contact WHERE device_id = \(Int64(bitPattern: device))") }
+        try autocommit("DELETE FROM peer_contact WHERE device_id = \(Int64(bitPattern: device))")
     }
 }
