@@ -37,8 +37,8 @@ public final class PostgresRegistry: RegistryStore, @unchecked Sendable {
         try kek.verify(checkValue: stored)
     }
 
-    /// Closes the connections and the event loop (also done on deinit).
-    public func close() { pool.shutdown() }
+    /// Closes the connections and the event loop (also done on deinit); later calls fail with `storeUnavailable`.
+    public func disconnect() { pool.shutdown() }
 
     // MARK: Plumbing
 

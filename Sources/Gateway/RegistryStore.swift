@@ -26,9 +26,14 @@ public protocol RegistryStore: AnyObject, Sendable {
     /// Records a contact with `peer`; returns true when it was already known (the negotiation is reused).
     func notePeerContact(device: UInt64, peer: String) throws -> Bool
     func forgetPeers(device: UInt64) throws
+    /// Lets go of connections and threads (a daemon's drain); later calls fail. SQLite's file closes when the
+    /// store is released, so there it does nothing.
+    func disconnect()
 }
 
 extension RegistryStore {
+    public func disconnect() {}
+
     @discardableResult
     public func add(_ d: DeviceRecord) throws -> DeviceRecord { try add(d, pool: .standard) }
 }

@@ -172,6 +172,12 @@ struct PostgresRegistryTests {
         #expect((6..<11).map(delete) == [1, 1, 1, 1, 1])
         #expect(try store.device(id: 5)?.downCounter == 10)
         #expect(counters == Array(1...10))
+        store.disconnect()  // a drain: the store lets go, and says so if called again
+        #expect {
+            try store.device(id: 5)
+        } throws: { e in
+            if case RegistryError.storeUnavailable = e { true } else { false }
+        }
     }
 }
 
