@@ -92,6 +92,24 @@ struct PostgresRegistryTests {
         #expect(try server.psql(db, "SELECT count(*) FROM kek_check") == "1")
     }
 
+    /// Every session of the gateway is killed server-side while it sits idle in the pool (a failover, an
+    /// operator's pg_terminate_backend): the next calls redial and succeed, and the gateway sees no failure.
+    @Test func sessionsKilledWhileIdleAreReplacedUnseen() throws {
+        let w = try World(store: .postgres)
+        let server = try PostgresTestServer.shared.get()
+        let start = try #require(try w.registry.device(id: w.deviceID)).downCounter
+        #expect(w.gateway.deleteSA(device: w.deviceID, outboundSPI: 1, inboundSPI: 1).count == 1)
+        let killed = try server.psql(w.database!, """
+            SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+            WHERE datname = current_database() AND pid <> pg_backend_pid()
+            """)
+        #expect(Int(killed) ?? 0 >= 1)
+        #expect(w.gateway.deleteSA(device: w.deviceID, outboundSPI: 2, inboundSPI: 2).count == 1)
+        #expect(try w.registry.notePeerContact(device: w.deviceID, peer: "192.0.2.9") == false)
+        #expect(w.gateway.counters.storeFailures == 0)
+        #expect(try w.registry.device(id: w.deviceID)?.downCounter == start + 2)
+    }
+
     /// The store blocks its caller: called on a NIO event loop it refuses at once rather than risk a deadlock.
     @Test func aCallFromAnEventLoopIsRefusedNotDeadlocked() throws {
         let w = try World(store: .postgres)
