@@ -33,7 +33,10 @@ struct ProvisionCommand: ParsableCommand {
                 --ike-id handset3@example.org --ike-psk-file s3/ike.psk
             """)
 
-    @Option(help: "Gateway registry: a SQLite file (created if missing), or a store as the gateway names it (sqlite:PATH, postgres://USER@HOST:PORT/DB?password_file=F; docs/registry.md).")
+    @Option(help: """
+        Gateway registry: a SQLite file (created if missing), or a store as the gateway names it \
+        (sqlite:PATH, postgres://USER@HOST:PORT/DB?password_file=F; docs/registry.md).
+        """)
     var registry: String
     @Option(help: "The registry's key-encryption key file (created if missing; default: REGISTRY.kek).") var kek: String?
     @Option(name: .customLong("state-dir"), help: "Handset state directory to write device.key into.") var stateDir: String
