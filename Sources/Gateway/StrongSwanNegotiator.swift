@@ -93,7 +93,7 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
     }
 
     /// Credentials from the registry (identity, PSK, inner address).
-    public convenience init(configuration: Configuration, registry: DeviceRegistry, logger: Logger = Logger(label: "ike")) {
+    public convenience init(configuration: Configuration, registry: any RegistryStore, logger: Logger = Logger(label: "ike")) {
         self.init(configuration: configuration, logger: logger) { id in
             guard let d = try? registry.device(id: id), let identity = d.ikeIdentity, let psk = d.ikePSK else { return nil }
             return Credentials(identity: identity, psk: Array(psk), innerAddress: d.innerAddress)
