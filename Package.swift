@@ -86,14 +86,10 @@ let package = Package(
                 "HandsetCore", "CHandsetShim",
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ]),
-<<<<<<< HEAD
-        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "HandsetCore", "ProxyIKE", "ModemSim", .product(name: "GRDB", package: "GRDB.swift")]),
-=======
         .testTarget(name: "GatewayTests", dependencies: [
-            "Gateway", "HandsetCore", "ProxyIKE", .product(name: "GRDB", package: "GRDB.swift"),
+            "Gateway", "HandsetCore", "ProxyIKE", "ModemSim", .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "PostgresNIO", package: "postgres-nio"),
         ]),
->>>>>>> pg-registry
         .testTarget(name: "HandsetEmuTests", dependencies: ["handset-emu", "Gateway", "HandsetCore"]),
         .testTarget(name: "BearerDriverTests", dependencies: ["BearerDriver", "CHandsetShim"]),
         .testTarget(name: "ModemSimTests", dependencies: ["ModemSim", "BearerDriver", "SMPP"]),
