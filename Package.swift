@@ -26,6 +26,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         // Handset side: embedded-clean.
@@ -49,6 +50,7 @@ let package = Package(
             dependencies: [
                 "HandsetCore", "CHandsetShim", "ProxyIKE",
                 .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
         // The gateway as an operator runs it: config, SMPP, UDP, metrics and lifecycle around the Gateway core.
@@ -73,7 +75,7 @@ let package = Package(
         .executableTarget(
             name: "handset-emu",
             dependencies: [
-                "HandsetCore", "BearerDriver", "ModemSim", "Gateway", "SMPP", "SMPPNIO",
+                "HandsetCore", "BearerDriver", "ModemSim", "Gateway", "SMPP", "SMPPNIO", "ProxyIKE",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -84,7 +86,10 @@ let package = Package(
                 "HandsetCore", "CHandsetShim",
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ]),
-        .testTarget(name: "GatewayTests", dependencies: ["Gateway", "HandsetCore", "ProxyIKE", .product(name: "GRDB", package: "GRDB.swift")]),
+        .testTarget(name: "GatewayTests", dependencies: [
+            "Gateway", "HandsetCore", "ProxyIKE", "ModemSim", .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+        ]),
         .testTarget(name: "HandsetEmuTests", dependencies: ["handset-emu", "Gateway", "HandsetCore"]),
         .testTarget(name: "BearerDriverTests", dependencies: ["BearerDriver", "CHandsetShim"]),
         .testTarget(name: "ModemSimTests", dependencies: ["ModemSim", "BearerDriver", "SMPP"]),

@@ -54,6 +54,13 @@ public enum RegistryError: Error, Equatable, CustomStringConvertible {
     /// The KEK file is missing, unreadable, the wrong size, or readable by others.
     case kekFile(path: String, reason: String)
     case registryFile(path: String, reason: String)
+    /// The database cannot be reached (down, restarting, connection lost mid-call): try again later. A change
+    /// whose commit was cut off may or may not have landed; a counter it took is then skipped, never reused.
+    case storeUnavailable(String)
+    /// The database refused a statement (a constraint, a trigger, a full disk): nothing of the change was kept.
+    case storeFailed(String)
+    /// The database was migrated by a newer gateway: this one does not know its schema.
+    case schemaTooNew(found: Int, known: Int)
 
     public var description: String {
         switch self {
@@ -66,6 +73,9 @@ public enum RegistryError: Error, Equatable, CustomStringConvertible {
         case .keyWrapFailed(let d): "cannot wrap the key of device \(String(d, radix: 16))"
         case .kekFile(let p, let r): "key-encryption key file \(p): \(r)"
         case .registryFile(let p, let r): "registry \(p): \(r)"
+        case .storeUnavailable(let r): "registry database unavailable: \(r)"
+        case .storeFailed(let r): "registry database refused the change: \(r)"
+        case .schemaTooNew(let f, let k): "registry schema version \(f) is newer than this gateway's \(k)"
         }
     }
 }
@@ -88,7 +98,8 @@ struct DeviceRow: Codable, FetchableRecord, PersistableRecord {
 }
 
 /// The gateway's registry: devices, and the peers each device has talked to (the reusable "IKE SA" analogue).
-/// SQLite through GRDB; every change is one transaction, so a crash never leaves a half-rotated key.
+/// The SQLite `RegistryStore` (the embedded default), through GRDB; every change is one transaction, so a crash
+/// never leaves a half-rotated key.
 /// At rest: the file (and its journal) is 0600, device keys are wrapped under `kek`, which lives outside the
 /// database, and deleted content is overwritten (secure_delete), so a copied file alone yields no key.
 public final class DeviceRegistry: Sendable {
@@ -150,7 +161,7 @@ public final class DeviceRegistry: Sendable {
                 try db.execute(sql: "UPDATE device SET key = ?, pendingKey = ? WHERE id = ?", arguments: [key, pending, id])
             }
             try db.execute(sql: "INSERT INTO kekCheck (id, wrapped) VALUES (1, ?)",
-                           arguments: [try kek.wrap(Data(count: 32), deviceID: 0, slot: .check)])
+                           arguments: [try kek.checkValue()])
         }
         // Per-device IKE identity and PSK for the proxy charon (issue 15); the PSK is wrapped like the keys.
         migrator.registerMigration("v4-ike-credentials") { db in
@@ -160,8 +171,7 @@ public final class DeviceRegistry: Sendable {
             }
         }
         try migrator.migrate(db)
-        let check = try db.read { try Data.fetchOne($0, sql: "SELECT wrapped FROM kekCheck WHERE id = 1") }
-        do { _ = try kek.unwrap(check ?? Data(), deviceID: 0, slot: .check) } catch { throw RegistryError.wrongKeyEncryptionKey }
+        try kek.verify(checkValue: try db.read { try Data.fetchOne($0, sql: "SELECT wrapped FROM kekCheck WHERE id = 1") })
     }
 
     /// Adds a device. Without an inner address it gets the lowest free one in `pool`; two devices never share one.
@@ -170,9 +180,7 @@ public final class DeviceRegistry: Sendable {
         try db.write { db in
             var d = d
             if let a = d.innerAddress {
-                guard !a.isV6, a.v4 != 0, a.v4 >> 24 != 127, a.v4 >> 28 < 14 else {
-                    throw RegistryError.badInnerAddress(a.isV6 ? "IPv6" : a.dottedQuad)
-                }
+                try checkInnerAddress(a)
                 if try Int.fetchOne(db, sql: "SELECT 1 FROM device WHERE innerAddress = ?", arguments: [a.dottedQuad]) != nil {
                     throw RegistryError.addressInUse(a.dottedQuad)
                 }
@@ -219,31 +227,9 @@ public final class DeviceRegistry: Sendable {
     }
     public func allDevices() throws -> [DeviceRecord] { try db.read { try DeviceRow.fetchAll($0) }.map(record) }
 
-    /// Wraps both keys afresh (a new random nonce each time).
-    func row(_ d: DeviceRecord) throws(RegistryError) -> DeviceRow {
-        DeviceRow(id: d.id, msisdn: d.msisdn, epoch: d.epoch, key: try kek.wrap(d.key, deviceID: d.deviceID, slot: .current),
-                  pendingEpoch: d.pendingEpoch,
-                  pendingKey: try d.pendingKey.map { k throws(RegistryError) in try kek.wrap(k, deviceID: d.deviceID, slot: .pending) },
-                  upCounter: d.upCounter, downCounter: d.downCounter, lastLogin: d.lastLogin, innerAddress: d.innerAddress?.dottedQuad,
-                  ikeIdentity: d.ikeIdentity,
-                  ikePSK: try d.ikePSK.map { k throws(RegistryError) in try kek.wrap(k, deviceID: d.deviceID, slot: .ikePSK) })
-    }
+    func row(_ d: DeviceRecord) throws(RegistryError) -> DeviceRow { try kek.row(d) }
+    func record(_ r: DeviceRow) throws(RegistryError) -> DeviceRecord { try kek.record(r) }
 
-    func record(_ r: DeviceRow) throws(RegistryError) -> DeviceRecord {
-        let id = UInt64(bitPattern: r.id)
-        var d = DeviceRecord(id: id, msisdn: r.msisdn, key: try kek.unwrap(r.key, deviceID: id, slot: .current), epoch: r.epoch,
-                             upCounter: r.upCounter, downCounter: r.downCounter)
-        d.pendingEpoch = r.pendingEpoch
-        d.pendingKey = try r.pendingKey.map { k throws(RegistryError) in try kek.unwrap(k, deviceID: id, slot: .pending) }
-        d.lastLogin = r.lastLogin
-        d.ikeIdentity = r.ikeIdentity
-        d.ikePSK = try r.ikePSK.map { k throws(RegistryError) in try kek.unwrap(k, deviceID: id, slot: .ikePSK) }
-        if let s = r.innerAddress {
-            guard let a = IPAddress(dottedQuad: s) else { throw RegistryError.corruptRow(device: d.deviceID) }
-            d.innerAddress = a
-        }
-        return d
-    }
     /// Moves the device's sent counter on by `n`: all that `n` downlinks lost on the way leave behind at the gateway
     /// (the torture fault `downlink-blackout`). One statement, so it never undoes a concurrent write.
     public func skipDownlinks(device: UInt64, _ n: Int64) throws {

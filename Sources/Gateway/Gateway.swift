@@ -41,10 +41,10 @@ public struct GatewayCounters: Equatable, Sendable {
 /// the message there, unanswered. A bad counter is refused before any crypto, and nothing refused is answered:
 /// a replay costs a dictionary lookup (or one registry read, the first time), a forgery one registry read and one
 /// AEAD open; neither writes, sends an SMS or spends a downlink counter (docs/key-delegation.md §3).
-/// Each read-modify-write of a device is one registry transaction (`DeviceRegistry.update`), so gateways sharing
+/// Each read-modify-write of a device is one registry transaction (`RegistryStore.update`), so gateways sharing
 /// the registry never reuse a counter; no lock is held across the peer, a fetch or the network.
 public final class Gateway: @unchecked Sendable {
-    let registry: DeviceRegistry
+    let registry: any RegistryStore
     let negotiator: PeerNegotiator
     let services: TrustedServices?
     let log: Logger
@@ -58,7 +58,7 @@ public final class Gateway: @unchecked Sendable {
     public var softSeconds: UInt32 = 3000
     public var hardSeconds: UInt32 = 3600
 
-    public init(registry: DeviceRegistry, negotiator: PeerNegotiator, services: TrustedServices? = nil,
+    public init(registry: any RegistryStore, negotiator: PeerNegotiator, services: TrustedServices? = nil,
                 logger: Logger = Logger(label: "gateway")) {
         self.registry = registry
         self.negotiator = negotiator

@@ -20,10 +20,13 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
         /// Where the proxy sends IKE: the packet gateway's relay endpoint, or the server itself.
         public var ikeRemoteAddress: String
         public var ikeRemotePort: UInt16 = 4500
+        /// The proxy charon's NAT-T port (its `port_nat_t`): IKE leaves from it with the non-ESP marker, which is
+        /// what the packet gateway's relay expects. 0: charon's choice (its IKE port, floating later).
+        public var ikeLocalPort: UInt16 = 0
         public var serverID: String
         public var proposals = "aes256-sha256-x25519"
         /// What sa-transfer can carry today: 256-bit keys (AES-256-GCM, ChaCha20-Poly1305).
-        public var espProposals = "aes256gcm16,chacha20poly1305"
+        public var espProposals = "aes256gcm16,aes128gcm16,chacha20poly1305"
         /// Bound on one negotiation, IKE_SA_INIT to the key record.
         public var timeout: Double = 5
 
@@ -61,6 +64,8 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
     /// Negotiations waiting for their key record, by child name.
     var waiting: [String: Waiter] = [:]
     var tally = Counters()
+    /// One negotiation per device at a time: a child's key record is matched by its name.
+    var deviceLocks: [UInt64: NSLock] = [:]
 
     /// A transfer the peer made on its own (it initiated, or rekeyed), for the gateway to push with request 0.
     public var onPeerTransfer: (@Sendable (_ device: UInt64, _ transfer: KDSATransfer) -> Void)?
@@ -68,6 +73,17 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
     public var onPeerDelete: (@Sendable (_ device: UInt64, _ outbound: UInt32, _ inbound: UInt32) -> Void)?
 
     public var counters: Counters { lock.withLock { tally } }
+
+    /// Sends what the peer does on its own to the handset through `gateway`: its new SAs as sa-transfer with
+    /// request 0, its deletes as sa-delete. `send` gets the sealed downlinks.
+    public func route(to gateway: Gateway, send: @escaping @Sendable ([Downlink]) -> Void) {
+        onPeerTransfer = { [weak gateway] device, t in
+            if let gateway { send(gateway.push(device: device, transfer: t)) }
+        }
+        onPeerDelete = { [weak gateway] device, outbound, inbound in
+            if let gateway { send(gateway.deleteSA(device: device, outboundSPI: outbound, inboundSPI: inbound)) }
+        }
+    }
 
     public init(configuration: Configuration, logger: Logger = Logger(label: "ike"),
                 credentials: @escaping @Sendable (UInt64) -> Credentials?) {
@@ -77,7 +93,7 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
     }
 
     /// Credentials from the registry (identity, PSK, inner address).
-    public convenience init(configuration: Configuration, registry: DeviceRegistry, logger: Logger = Logger(label: "ike")) {
+    public convenience init(configuration: Configuration, registry: any RegistryStore, logger: Logger = Logger(label: "ike")) {
         self.init(configuration: configuration, logger: logger) { id in
             guard let d = try? registry.device(id: id), let identity = d.ikeIdentity, let psk = d.ikePSK else { return nil }
             return Credentials(identity: identity, psk: Array(psk), innerAddress: d.innerAddress)
@@ -112,20 +128,23 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
 
     public func establish(device: UInt64, handset: IPAddress, selector: TrafficSelector, template: UInt16,
                           reused: Bool) -> Result<KDSATransfer, NegotiationFailure> {
-        let result = negotiate(device: device, selector: selector)
+        let one = lock.withLock { () -> NSLock in
+            if let l = deviceLocks[device] { return l }
+            let l = NSLock()
+            deviceLocks[device] = l
+            return l
+        }
+        let result = one.withLock { negotiate(device: device, selector: selector) }
         lock.withLock {
             if case .success = result { tally.established += 1 } else { tally.failed += 1 }
         }
         return result
     }
 
+    /// A login: the device's IKE_SA (and with it every CHILD_SA) is deleted at the server.
     public func forget(device: UInt64) {
         lock.withLock { children[device] = nil }
-        var m = VICIMessage()
-        m.add("ike", Self.connectionName(device))
-        m.add("force", "yes")
-        m.add("timeout", "-1")
-        _ = try? VICIClient(path: config.viciSocket).call("terminate", m, timeout: 2)
+        abandon(device)
     }
 
     private func negotiate(device: UInt64, selector: TrafficSelector) -> Result<KDSATransfer, NegotiationFailure> {
@@ -168,7 +187,7 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
         return transfer(from: record, selector: selector)
     }
 
-    /// Ends an IKE_SA that is still trying (no answer): charon would otherwise retransmit for minutes.
+    /// Ends the device's IKE_SA without waiting; one still trying would otherwise retransmit for minutes.
     func abandon(_ device: UInt64) {
         var m = VICIMessage()
         m.add("ike", Self.connectionName(device))

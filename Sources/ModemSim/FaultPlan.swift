@@ -5,7 +5,7 @@
 //   NAME@P       fires at each opportunity with probability P (0...1), from a seeded generator
 //   NAME#N       fires once, at the N-th opportunity (1-based)
 // An "opportunity" is: each AT command line (reboot-mid-command, garbage, drop-final, interleave-urc), each URC
-// (delay-urc), each incoming SMS (sms-full), each AT+CMGS (sms-send-fail), each UDP datagram carried (socket-close).
+// (delay-urc), each incoming SMS (sms-full), each AT+CMGS (sms-send-fail), each PDU sent at the +CMGS prompt (slow-sms-send), each UDP datagram carried (socket-close).
 // slow-link=BAUD is a mode. SMS centre faults: each SMS part carried either way (sms-loss, sms-duplicate), each
 // concatenated MT message (sms-reorder, partial-sms), each MT part that has a next part (reboot-between-parts), each PDU sent
 // at the +CMGS prompt (reboot-mid-sms).
@@ -28,6 +28,8 @@ public enum FaultKind: String, Sendable, CaseIterable {
     case rebootMidSMS = "reboot-mid-sms"          // the module reboots after the PDU at the +CMGS prompt, before
                                                   // answering; VALUE=1: the network got it, else a coin decides
     case slowLink = "slow-link"                   // output paced at VALUE baud (10 bits per byte)
+    case slowSMSSend = "slow-sms-send"            // the answer to the PDU at the +CMGS prompt comes VALUE ms later
+                                                  // (default 3000); URCs go out meanwhile, as on a real network
 }
 
 public struct FaultRule: Sendable, Equatable {

@@ -1,4 +1,5 @@
-// A real UDP socket on 127.0.0.1: the far side of a module socket, and the SMS centre's control port.
+// A real UDP socket, on 127.0.0.1 unless told otherwise: the far side of a module socket, the SMS centre's control
+// port, and the packet gateway's public and proxy-side endpoints.
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -16,19 +17,22 @@ final class LoopbackUDPSocket: @unchecked Sendable {
     let port: Int
     private var source: DispatchSourceRead?
 
-    /// Binds 127.0.0.1:`port` (0 picks a free port) and calls `onDatagram` on `queue` for each datagram.
-    init(port: Int, queue: DispatchQueue, onDatagram: @escaping @Sendable ([UInt8], UDPPeer) -> Void)
-        throws(SystemCallError) {
+    /// Binds `address`:`port` (0 picks a free port) and calls `onDatagram` on `queue` for each datagram.
+    init(address: String = "127.0.0.1", port: Int, queue: DispatchQueue,
+         onDatagram: @escaping @Sendable ([UInt8], UDPPeer) -> Void) throws(SystemCallError) {
+        var addr = LoopbackUDPSocket.loopback(port: port)
+        guard inet_pton(AF_INET, address, &addr.sin_addr) == 1 else {
+            throw SystemCallError(call: "inet_pton \(address)", errno: EINVAL)
+        }
         let s = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         guard s >= 0 else { throw SystemCallError(call: "socket", errno: errno) }
-        var addr = LoopbackUDPSocket.loopback(port: port)
         let rc = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         guard rc == 0 else {
             let e = errno
             Glibc.close(s)
-            throw SystemCallError(call: "bind 127.0.0.1:\(port)", errno: e)
+            throw SystemCallError(call: "bind \(address):\(port)", errno: e)
         }
         var bound = sockaddr_in()
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)

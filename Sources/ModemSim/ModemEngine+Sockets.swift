@@ -54,6 +54,7 @@ extension ModemEngine {
     func closeSocket(_ id: Int, byNetwork: Bool) {
         guard let s = sockets.removeValue(forKey: id) else { return }
         s.endpoint.close()
+        if packetGatewaySocket == id { packetGatewaySocket = nil }
         emit(NetworkEvent("socket-close", [("id", .int(id)), ("by", .string(byNetwork ? "network" : "module"))]))
         if byNetwork { urc(networkClosedURC(id)) }
     }
@@ -62,8 +63,12 @@ extension ModemEngine {
         for id in sockets.keys.sorted() { closeSocket(id, byNetwork: reportToModule) }
     }
 
-    /// Sends one datagram through the bridge. Addresses outside 127/8 are carried to the same port on 127.0.0.1.
+    /// Sends one datagram through the bridge. Addresses outside 127/8 are carried to the same port on 127.0.0.1,
+    /// except the opposite party's when a packet gateway is configured: those go out of its public socket.
     func sendDatagram(_ socket: SimSocket, _ bytes: [UInt8], to requested: UDPPeer) -> Bool {
+        if let relay = packetGateway, relay.carriesUplink(to: requested) {
+            return sendThroughPacketGateway(relay, socket, bytes, to: requested)
+        }
         let host = requested.host == "localhost" ? "127.0.0.1" : requested.host
         let via = host.hasPrefix("127.") ? UDPPeer(host: host, port: requested.port)
             : UDPPeer(host: "127.0.0.1", port: requested.port)
@@ -76,10 +81,12 @@ extension ModemEngine {
         return true
     }
 
-    private func datagramArrived(socket id: Int, bytes: [UInt8], from peer: UDPPeer) {
+    func datagramArrived(socket id: Int, bytes: [UInt8], from peer: UDPPeer, via: String? = nil) {
         guard let s = sockets[id] else { return }
-        emit(NetworkEvent("udp-rx", [("id", .int(id)), ("len", .int(bytes.count)), ("peer", .string(peer.description)),
-                                     ("data", .string(Hex.encode(bytes)))]))
+        var fields: [(String, JSONValue)] = [("id", .int(id)), ("len", .int(bytes.count)), ("peer", .string(peer.description)),
+                                             ("data", .string(Hex.encode(bytes)))]
+        if let via { fields.append(("via", .string(via))) }
+        emit(NetworkEvent("udp-rx", fields))
         let wasEmpty = s.rx.isEmpty
         switch profile.socketDialect {
         case .simcom:
@@ -100,7 +107,7 @@ extension ModemEngine {
     }
 
     /// socket-close fault: the network drops the socket after a datagram.
-    private func afterDatagram(_ id: Int) {
+    func afterDatagram(_ id: Int) {
         guard faults.isArmed(.socketClose), faults.fires(.socketClose) else { return }
         emit(NetworkEvent("fault", [("name", .string(FaultKind.socketClose.rawValue)), ("id", .int(id))]))
         queue.async { [weak self] in self?.closeSocket(id, byNetwork: true) }

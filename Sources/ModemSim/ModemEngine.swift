@@ -94,6 +94,10 @@ final class ModemEngine: @unchecked Sendable {
     var simcomRecvFrom: Bool
     var ubloxHexMode = false
     var smsFullReport = false
+    /// The packet gateway in front of the handset's public endpoint (nil: every socket is bridged on loopback), and
+    /// the module socket that last sent through it (see ModemEngine+PacketGateway.swift).
+    var packetGateway: PacketGateway?
+    var packetGatewaySocket: Int?
 
     private(set) var handlers: [String: Handler] = [:]
     /// What the module refused or dropped; bad input never changes other state.
@@ -196,7 +200,11 @@ final class ModemEngine: @unchecked Sendable {
                 let text = String(decoding: payloadBuffer, as: UTF8.self)
                 payloadBuffer = []
                 mode = .command
-                finish(submitPDU(hex: text, length: length))
+                if length > 0, faults.isArmed(.slowSMSSend), faults.fires(.slowSMSSend) {
+                    answerLater(submitting: text, length: length)
+                } else {
+                    finish(submitPDU(hex: text, length: length))
+                }
                 flushHeldURCs()
             case 0x1B:
                 trace?(ATTraceLine(.toModule, payloadBuffer, terminator: "ESC"))
@@ -218,6 +226,17 @@ final class ModemEngine: @unchecked Sendable {
                 finish(send(data))
                 flushHeldURCs()
             }
+        }
+    }
+
+    /// slow-sms-send: the network takes its time; the module stays in command mode, so URCs go out first.
+    private func answerLater(submitting text: String, length: Int) {
+        let ms = faults.value(of: .slowSMSSend) ?? 3000
+        let generation = bootGeneration
+        emit(NetworkEvent("fault", [("name", .string(FaultKind.slowSMSSend.rawValue)), ("ms", .int(ms))]))
+        queue.asyncAfter(deadline: .now() + TimeInterval(ms) / 1000) { [self] in
+            guard generation == bootGeneration else { return }
+            finish(submitPDU(hex: text, length: length))
         }
     }
 

@@ -25,6 +25,8 @@ public final class ModemSimulator: @unchecked Sendable {
     private let logger: Logger
     private let requestedSMSPort: Int?
     private let smpp: SMPPOptions?
+    private let packetGatewayConfig: PacketGatewayConfig?
+    private var relay: PacketGateway?
     private var pty: PseudoTerminal?
     private var readSource: DispatchSourceRead?
     private var engine: ModemEngine!
@@ -37,10 +39,13 @@ public final class ModemSimulator: @unchecked Sendable {
     ///   - linkPath: symlink to create for the pty slave (nil: only `slavePath`).
     ///   - smsPort: UDP control port of the SMS centre on 127.0.0.1 (0 picks one, nil disables it).
     ///   - smpp: the SMS centre also listens for SMPP 3.4 ESMEs on 127.0.0.1 (nil: no SMPP).
+    ///   - packetGateway: the handset's public UDP endpoint, shared by the proxy's IKE and the handset's ESP
+    ///     (nil: module sockets are bridged on loopback only).
     ///   - events: receives every network event; `ModemSimulator.stdoutEvents` prints them as JSON lines.
     ///   - trace: receives every AT line either way (on the simulator's queue), for `--trace`.
     public init(profile: ModemProfile, linkPath: String?, faults: FaultPlan = FaultPlan(), smsPort: Int? = nil,
-                smpp: SMPPOptions? = nil, identity: SubscriberIdentity = SubscriberIdentity(), timing: SimTiming = SimTiming(),
+                smpp: SMPPOptions? = nil, packetGateway: PacketGatewayConfig? = nil,
+                identity: SubscriberIdentity = SubscriberIdentity(), timing: SimTiming = SimTiming(),
                 logger: Logger = Logger(label: "modemsim"),
                 events: @escaping @Sendable (NetworkEvent) -> Void = ModemSimulator.stdoutEvents,
                 trace: (@Sendable (ATTraceLine) -> Void)? = nil) {
@@ -49,6 +54,7 @@ public final class ModemSimulator: @unchecked Sendable {
         self.logger = logger
         self.requestedSMSPort = smsPort
         self.smpp = smpp
+        self.packetGatewayConfig = packetGateway
         self.events = events
         self.trace = trace
         let emit: (NetworkEvent) -> Void = { [events] e in events(e) }
@@ -81,6 +87,7 @@ public final class ModemSimulator: @unchecked Sendable {
                 smppPort = try centre.listenSMPP(port: smpp.port, password: smpp.password)
             }
         }
+        if let config = packetGatewayConfig { try startPacketGateway(config) }
         let src = DispatchSource.makeReadSource(fileDescriptor: p.master, queue: queue)
         src.setEventHandler { [weak self] in
             let bytes = p.readAvailable()
@@ -96,8 +103,27 @@ public final class ModemSimulator: @unchecked Sendable {
         queue.sync { engine.powerOn() }
     }
 
+    /// The relay runs on the engine's queue, so it reaches module sockets without a hop.
+    private func startPacketGateway(_ config: PacketGatewayConfig) throws {
+        let engine = self.engine!
+        let r = try PacketGateway(config: config, queue: queue) { [weak engine] bytes, from in
+            engine?.deliverFromPacketGateway(bytes, from: from) ?? false
+        }
+        relay = r
+        queue.sync {
+            engine.packetGateway = r
+            engine.emit(NetworkEvent("packet-gateway", [("public", .string(r.publicSide.description)),
+                                                        ("proxy-side", .string(r.proxySide.description)),
+                                                        ("ike-proxy", .string(config.ikeProxy.description)),
+                                                        ("opposite-party", .string(config.oppositeParty.description))]))
+        }
+        logger.info("packet gateway up", metadata: ["public": "\(r.publicSide)", "proxy-side": "\(r.proxySide)"])
+    }
+
     public func stop() {
         let source: DispatchSourceRead? = queue.sync {
+            relay?.close()
+            engine.packetGateway = nil
             engine.shutdown()
             centre.close()
             pty?.removeLink()
@@ -174,6 +200,15 @@ public final class ModemSimulator: @unchecked Sendable {
     public func clearFault(_ kind: FaultKind) { queue.sync { engine.faults.remove(kind) } }
 
     public func faultCount(_ kind: FaultKind) -> Int { queue.sync { engine.faults.fired[kind] ?? 0 } }
+
+    /// The handset's public endpoint as the relay bound it (nil without a packet gateway).
+    public var packetGatewayPublicSide: UDPPeer? { relay?.publicSide }
+
+    /// The relay's endpoint facing the proxy charon (nil without a packet gateway).
+    public var packetGatewayProxySide: UDPPeer? { relay?.proxySide }
+
+    /// What the packet gateway carried and dropped (nil without one).
+    public var packetGatewayCounters: PacketGatewayCounters? { relay?.counters }
 
     /// Local UDP port behind module socket `id`, if open.
     public func socketPort(_ id: Int) -> Int? { queue.sync { engine.sockets[id]?.endpoint.port } }

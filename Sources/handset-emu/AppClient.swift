@@ -71,7 +71,10 @@ final class AppClient: @unchecked Sendable {
     /// Registers this app with the firmware (any known request does; 0x00 does nothing else).
     func hello() { send([0x00]) }
     func datagram(to port: UInt16, from sport: UInt16, _ payload: [UInt8]) {
-        send([0x01, 127, 0, 0, 1] + Self.be16(port) + Self.be16(sport) + payload)
+        datagram(to: [127, 0, 0, 1], port: port, from: sport, payload)
+    }
+    func datagram(to address: [UInt8], port: UInt16, from sport: UInt16, _ payload: [UInt8]) {
+        send([0x01] + address + Self.be16(port) + Self.be16(sport) + payload)
     }
     func secret(channel: UInt16, _ payload: [UInt8]) { send([0x02] + Self.be16(channel) + payload) }
     func fetch(_ url: String) { send([0x03] + Array(url.utf8)) }

@@ -32,6 +32,23 @@ struct ModemCommand: ParsableCommand {
         per submit_sm, its UDH kept); MO SMS go to bound ESMEs as deliver_sm
         (only those to --smpp-number when given).
 
+        PACKET GATEWAY (--packet-gateway, --ike-proxy, --opposite-party; all
+        three or none): the operator's packet gateway owns the handset's
+        public UDP endpoint, shared by the gateway's IKE proxy and the
+        handset's ESP (docs/ike-proxy.md). Inbound on it:
+          4 zero octets first (RFC 3948 non-ESP marker: IKE), or the single
+          octet 0xFF (NAT-keepalive)  -> --ike-proxy (the proxy charon's
+                                         port_nat_t), sent from 127.0.0.1:
+                                         --proxy-side-port
+          anything else (ESP)         -> the module socket that last sent to
+                                         --opposite-party (else the only open
+                                         one), as if from the server
+        The proxy's datagrams to the proxy side, and module datagrams to
+        --opposite-party, leave by the public endpoint. Other destinations
+        keep the 127.0.0.1 bridge. A packet-gateway event on stdout names
+        the endpoints. In the IKE lab: --packet-gateway 10.99.0.2:4500
+        --opposite-party 10.99.0.1:4500 (scripts/ike-lab).
+
         FAULTS (--faults SPEC): comma-separated NAME[=VALUE][@P|#N]
           NAME      fires at every opportunity
           NAME@P    fires with probability P (0..1, seeded by --seed)
@@ -56,11 +73,15 @@ struct ModemCommand: ParsableCommand {
           reboot-mid-sms[=1]  per PDU at the +CMGS prompt: module reboots
                               unanswered; =1: the network got it first
           slow-link=BAUD      output paced at BAUD (10 bits per byte)
+          slow-sms-send[=MS]  per PDU at the +CMGS prompt: answered MS ms
+                              later (default 3000), URCs sent meanwhile
 
         Examples:
           handset-emu modem --link /tmp/modem   # until Ctrl-C
           handset-emu modem --link /tmp/modem \\
             --faults 'garbage@0.1,drop-final#5,slow-link=9600'   # until Ctrl-C
+          handset-emu modem --link /tmp/modem --packet-gateway 127.0.0.2:14500 \\
+            --ike-proxy 127.0.0.1:14501 --opposite-party 127.0.0.1:14502   # until Ctrl-C
         """)
 
     @Option(help: "Module profile: simcom, quectel, ublox or generic.")
@@ -84,6 +105,8 @@ struct ModemCommand: ParsableCommand {
     @Option(name: .customLong("smpp-number"), help: "Only MO SMS to this number go out as deliver_sm.")
     var smppNumber: String?
 
+    @OptionGroup var packetGateway: PacketGatewayOptions
+
     @Option(help: "Seed for probabilistic faults and shuffled SMS parts.")
     var seed: UInt64 = 1
 
@@ -100,6 +123,7 @@ struct ModemCommand: ParsableCommand {
         do { _ = try FaultPlan.parse(faults) } catch { throw ValidationError(error.description) }
         if let smsPort, !(0...65535).contains(smsPort) { throw ValidationError("--sms-port must be 0...65535") }
         if let smppPort, !(0...65535).contains(smppPort) { throw ValidationError("--smpp-port must be 0...65535") }
+        _ = try packetGateway.config()
     }
 
     func run() throws {
@@ -114,7 +138,7 @@ struct ModemCommand: ParsableCommand {
         timing.bootDelay = bootDelay
         let sim = ModemSimulator(profile: ModemProfile.named(profile)!, linkPath: link, faults: plan, smsPort: smsPort,
                                  smpp: smppPort.map { SMPPOptions(port: $0, password: smppPassword, gatewayNumber: smppNumber) },
-                                 timing: timing)
+                                 packetGateway: try packetGateway.config(), timing: timing)
         try sim.start()
         if let port = sim.smsControlPort {
             Logger(label: "modemsim").info("SMS centre listening", metadata: ["udp": "127.0.0.1:\(port)"])

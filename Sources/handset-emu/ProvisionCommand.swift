@@ -33,7 +33,11 @@ struct ProvisionCommand: ParsableCommand {
                 --ike-id handset3@example.org --ike-psk-file s3/ike.psk
             """)
 
-    @Option(help: "Gateway registry (SQLite file; created if missing).") var registry: String
+    @Option(help: """
+        Gateway registry: a SQLite file (created if missing), or a store as the gateway names it \
+        (sqlite:PATH, postgres://USER@HOST:PORT/DB?password_file=F; docs/registry.md).
+        """)
+    var registry: String
     @Option(help: "The registry's key-encryption key file (created if missing; default: REGISTRY.kek).") var kek: String?
     @Option(name: .customLong("state-dir"), help: "Handset state directory to write device.key into.") var stateDir: String
     @Option(help: "The handset's phone number (MSISDN), as the SMS centre shows it.") var msisdn: String
@@ -67,6 +71,9 @@ struct ProvisionCommand: ParsableCommand {
             ike = (identity, try Provisioning.preSharedKey(file: ikePSKFile))
         }
         defer { if var k = ike?.psk { k.resetBytes(in: 0..<k.count) } }
+        if Provisioning.isSpec(registry) && !registry.hasPrefix("sqlite:") && kek == nil {
+            throw ValidationError("--kek is needed with a PostgreSQL registry")
+        }
         let dev = try Provisioning.create(registry: registry, kek: kek ?? registry + ".kek", stateDir: stateDir, msisdn: msisdn, deviceID: id,
                                           innerAddress: address, pool: pool, ike: ike)
         let assigned = dev.innerAddress?.dottedQuad ?? "?"
@@ -81,6 +88,11 @@ struct ProvisionCommand: ParsableCommand {
 enum Provisioning {
     struct Failure: Error, CustomStringConvertible { var description: String }
 
+    /// A store spec rather than a bare SQLite path.
+    static func isSpec(_ registry: String) -> Bool {
+        ["sqlite:", "postgres://", "postgresql://"].contains { registry.hasPrefix($0) }
+    }
+
     static func create(registry path: String, kek kekPath: String, stateDir: String, msisdn: String, deviceID: UInt64,
                        innerAddress: IPAddress? = nil, pool: AddressPool = .standard,
                        ike: (identity: String, psk: Data)? = nil) throws -> DeviceRecord {
@@ -88,7 +100,9 @@ enum Provisioning {
                                                 attributes: [.posixPermissions: 0o700])
         var key = KeyMaterial.random(32)
         defer { for i in key.indices { key[i] = 0 } }
-        let reg = try DeviceRegistry(path: path, kek: try KeyEncryptionKey.loadOrCreate(path: kekPath))
+        let kek = try KeyEncryptionKey.loadOrCreate(path: kekPath)
+        let reg: any RegistryStore = isSpec(path) ? try RegistryStoreSpec.open(path, kek: kek) : try DeviceRegistry(path: path, kek: kek)
+        defer { reg.disconnect() }
         guard try reg.device(id: deviceID) == nil, try reg.device(msisdn: msisdn) == nil else {
             throw Failure(description: "a device with that id or number is already registered")
         }
@@ -118,6 +132,11 @@ enum Provisioning {
             while let last = text.last, last == 0x0A || last == 0x0D { text.removeLast() }
             guard !text.isEmpty else { throw Failure(description: "\(path) is empty") }
             return text
+        }
+        let parent = (path as NSString).deletingLastPathComponent
+        if !parent.isEmpty {
+            try FileManager.default.createDirectory(atPath: parent, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
         }
         var raw = KeyMaterial.random(32)
         defer { for i in raw.indices { raw[i] = 0 } }

@@ -16,6 +16,16 @@ struct RunCommand: ParsableCommand {
 
             --tun (root only) adds the tun scenario: an ordinary program's UDP through the firmware's TUN interface.
 
+            --server strongswan (root) runs the handset against a stock strongSwan server instead of the emulated \
+            peer: scripts/ike-lab starts the server in its own network namespace (UDP echo on 10.200.0.1:7 behind \
+            it) and the gateway's proxy charon; the packet gateway owns the handset's public address (\
+            docs/ike-proxy.md). Scenarios then: login, \(Scenario.strongSwan.map(\.name).joined(separator: ", ")). \
+            Without root or strongSwan the run says why and exits 77; it never falls back to the emulated peer.
+
+            --packet-gateway, --ike-proxy and --opposite-party put the operator's packet gateway in front of the \
+            handset's public endpoint (see `handset-emu modem --help`); the emulated peer is reached on 127.0.0.1 \
+            either way.
+
             Scenarios: \(Scenario.all.map(\.name).joined(separator: ", ")) (default: all, in that order).
 
             Examples:
@@ -36,18 +46,30 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Faults for the simulator (see `handset-emu modem --help`).") var faults: String?
     @Option(help: "Seconds of traffic in the rekey scenario.") var duration: Double = 12
     @Option(help: "Datagrams per second in the rekey scenario.") var rate: Double = 2
+    @Option(help: "Opposite party: emulated (our ESP peer on 127.0.0.1) or strongswan (a stock server, root).")
+    var server = "emulated"
+    @Option(name: .customLong("ike-lab"), help: "The lab script for --server strongswan (default: scripts/ike-lab).")
+    var ikeLab: String?
+    @OptionGroup(title: "Packet gateway") var packetGateway: PacketGatewayOptions
 
     func validate() throws {
         for s in scenario where Self.scenario(named: s) == nil {
-            throw ValidationError("unknown scenario '\(s)'; choose from \((Scenario.all + [.tun]).map(\.name).joined(separator: ", "))")
+            throw ValidationError("unknown scenario '\(s)'; choose from \((Scenario.all + [.tun] + Scenario.strongSwan).map(\.name).joined(separator: ", "))")
         }
         guard ["simcom", "quectel", "ublox"].contains(profile) else {
             throw ValidationError("--profile must be simcom, quectel or ublox (generic has no sockets)")
         }
         guard duration >= 3, rate > 0, rate <= 50 else { throw ValidationError("--duration >= 3 and 0 < --rate <= 50") }
+        _ = try packetGateway.config()
+        guard ["emulated", "strongswan"].contains(server) else { throw ValidationError("--server must be emulated or strongswan") }
+        if server == "strongswan" && packetGateway.publicEndpoint != nil {
+            throw ValidationError("--server strongswan sets up its own packet gateway; leave out --packet-gateway")
+        }
     }
 
-    static func scenario(named n: String) -> Scenario? { n == Scenario.tun.name ? Scenario.tun : Scenario.named(n) }
+    static func scenario(named n: String) -> Scenario? {
+        n == Scenario.tun.name ? Scenario.tun : Scenario.named(n) ?? Scenario.strongSwan.first { $0.name == n }
+    }
 
     func run() throws {
         LoggingSystem.bootstrap { label in
@@ -61,12 +83,26 @@ struct RunCommand: ParsableCommand {
             throw ValidationError("firmware not found at \(fwPath) (build it with `swift build`, or pass --firmware)")
         }
         let plan = try faults.map { try FaultPlan(spec: $0) } ?? FaultPlan()
+        var lab: String?
+        if server == "strongswan" {
+            let script = ikeLab ?? IKELabSession.defaultScript(tool: CommandLine.arguments[0])
+            if let why = IKELabSession.unavailableReason(script: script) {
+                print("SKIP  --server strongswan: \(why)")
+                throw ExitCode(77)
+            }
+            lab = script
+        }
         let world = try EmulatedWorld(profile: ModemProfile.named(profile)!, faults: plan, trace: trace, pcap: pcap,
-                                      keylog: keylog, logger: logger)
+                                      keylog: keylog, logger: logger, packetGateway: try packetGateway.config(), ikeLab: lab)
         world.capture.peerPort = world.peer.espPort
         defer { world.shutdown() }
-        print("world: modem \(profile) on \(world.dir.path)/modem, peer 127.0.0.1:\(world.peer.espPort), firmware \(fwPath)\(qemu.map { " under \($0)" } ?? "")")
-        var chosen = scenario.isEmpty ? Scenario.all : scenario.compactMap(Self.scenario(named:))
+        if let l = world.lab, let r = world.sim.packetGatewayPublicSide {
+            print("world: modem \(profile) on \(world.dir.path)/modem, strongSwan server \(l["SRV_ADDR"]) (\(l["NETNS"])), packet gateway \(r), firmware \(fwPath)\(qemu.map { " under \($0)" } ?? "")")
+        } else {
+            print("world: modem \(profile) on \(world.dir.path)/modem, peer 127.0.0.1:\(world.peer.espPort), firmware \(fwPath)\(qemu.map { " under \($0)" } ?? "")")
+        }
+        let defaults = lab == nil ? Scenario.all : [Scenario.named("login")!] + Scenario.strongSwan
+        var chosen = scenario.isEmpty ? defaults : scenario.compactMap(Self.scenario(named:))
         if tun && !chosen.contains(where: { $0.name == Scenario.tun.name }) { chosen.append(.tun) }
         if chosen.contains(where: { $0.name == Scenario.tun.name }) && TUNWorld.unavailableReason == nil {
             world.tunName = TUNWorld.interfaceName()

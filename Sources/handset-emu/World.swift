@@ -19,7 +19,10 @@ final class EmulatedWorld: @unchecked Sendable {
     let app: AppClient
     let capture: Capture
     let deviceID: UInt64 = 0x4853_0000_0000_0001
-    let handsetAddress = IPAddress(10, 0, 0, 2)
+    let handsetAddress: IPAddress
+    /// With `--server strongswan`: the lab, and the gateway's IKE engine (World+StrongSwan.swift).
+    let lab: IKELabSession?
+    let ike: StrongSwanNegotiator?
     /// The firmware's app socket (`app_socket`).
     let appSocket: String
     var firmware: Process?
@@ -42,11 +45,21 @@ final class EmulatedWorld: @unchecked Sendable {
     var onKeyDelegation: (@Sendable (_ up: Bool, _ bytes: [UInt8]) -> Void)?
 
     init(profile: ModemProfile, faults: FaultPlan, trace: Bool, pcap: String?, keylog: String?, logger: Logger,
-         timing: SimTiming = SimTiming()) throws {
+         timing: SimTiming = SimTiming(), packetGateway: PacketGatewayConfig? = nil, ikeLab: String? = nil) throws {
         log = logger
         self.trace = trace
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("handset-emu-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        var packetGateway = packetGateway
+        if let ikeLab {
+            let l = try IKELabSession(script: ikeLab, dir: dir.appendingPathComponent("ike-lab"))
+            lab = l
+            handsetAddress = Self.strongSwanHandsetAddress
+            packetGateway = l.packetGateway(proxySidePort: IKELabSession.freeUDPPort())
+        } else {
+            lab = nil
+            handsetAddress = IPAddress(10, 0, 0, 2)
+        }
         firmwareLog = dir.appendingPathComponent("firmware.log")
         capture = try Capture(pcap: pcap, keylog: keylog)
         let kekPath = dir.appendingPathComponent("registry.kek").path
@@ -54,7 +67,12 @@ final class EmulatedWorld: @unchecked Sendable {
                                       kek: try KeyEncryptionKey.loadOrCreate(path: kekPath))
         peer = try EmulatedPeer(logger: logger)
         services = EmuServices()
-        gateway = Gateway(registry: registry, negotiator: peer, services: services, logger: logger)
+        if let lab, let packetGateway {
+            ike = try Self.negotiator(lab: lab, relay: packetGateway, registry: registry, logger: logger)
+        } else {
+            ike = nil
+        }
+        gateway = Gateway(registry: registry, negotiator: ike ?? peer, services: services, logger: logger)
         app = try AppClient(path: dir.appendingPathComponent("app-client.sock").path)
         appSocket = dir.appendingPathComponent("app.sock").path
         let identity = SubscriberIdentity()
@@ -64,15 +82,19 @@ final class EmulatedWorld: @unchecked Sendable {
         var traceSink: (@Sendable (ATTraceLine) -> Void)?
         if trace { traceSink = { line in FileHandle.standardError.write(Data((line.description + "\n").utf8)) } }
         sim = ModemSimulator(profile: profile, linkPath: dir.appendingPathComponent("modem").path, faults: faults,
-                             smsPort: nil, identity: identity, timing: timing, logger: logger,
+                             smsPort: nil, packetGateway: packetGateway, identity: identity, timing: timing, logger: logger,
                              events: events, trace: traceSink)
         box.world = self
         kdUDP.onMessage = { up, bytes in box.world?.onKeyDelegation?(up, bytes) }
         let capture = self.capture
         peer.onPacket = { toPeer, bytes, handset in capture.packet(toPeer: toPeer, esp: bytes, handset: handset) }
         peer.onSA = { spi, fromHandset, key, salt in capture.sa(spi: spi, fromHandset: fromHandset, key: key, salt: salt) }
-        _ = try Provisioning.create(registry: registry.path, kek: kekPath, stateDir: dir.appendingPathComponent("state").path,
-                                    msisdn: identity.ownNumber, deviceID: deviceID, innerAddress: handsetAddress)
+        if let lab, let ike {
+            try provisionForIKE(lab: lab, ike: ike, kek: kekPath, msisdn: identity.ownNumber)
+        } else {
+            _ = try Provisioning.create(registry: registry.path, kek: kekPath, stateDir: dir.appendingPathComponent("state").path,
+                                        msisdn: identity.ownNumber, deviceID: deviceID, innerAddress: handsetAddress)
+        }
         try sim.start()
     }
 
@@ -122,6 +144,11 @@ final class EmulatedWorld: @unchecked Sendable {
 
     func writeConfig() throws -> URL {
         let url = dir.appendingPathComponent("handset.conf")
+        let rules = lab != nil ? Self.strongSwanRules : """
+            rule = protect 127.0.0.1/32 udp * 7-8 template=1
+            rule = protect 127.0.0.1/32 udp 9000-9100 * template=2
+            rule = secret 127.0.0.1/32 udp * 9999
+            """
         let text = """
             # written by handset-emu run
             state_dir = \(dir.appendingPathComponent("state").path)
@@ -136,9 +163,7 @@ final class EmulatedWorld: @unchecked Sendable {
             kd_transport = udp-fallback
             gateway_udp = 127.0.0.1:\(kdUDP.port)
             kd_sms_retry = 10
-            rule = protect 127.0.0.1/32 udp * 7-8 template=1
-            rule = protect 127.0.0.1/32 udp 9000-9100 * template=2
-            rule = secret 127.0.0.1/32 udp * 9999
+            \(rules)
             default = discard
             \(tunName.map { "tun = \($0)" } ?? "")
 
@@ -200,6 +225,8 @@ final class EmulatedWorld: @unchecked Sendable {
     func shutdown() {
         stopFirmware()
         sim.stop()
+        ike?.stop()
+        lab?.down()
         peer.stop()
         kdUDP.stop()
         capture.close()

@@ -8,6 +8,7 @@ import HandsetCore
 ///   0x02 SECRET channel(2) payload                          over SMS only, inside key delegation
 ///   0x03 FETCH  url                                          the gateway fetches it over https
 ///   0x04 STATUS (Firmware+KDUDP.swift)
+///   0x05 COUNTERS (Firmware+Status.swift): answered to the asker, which does not become the app
 /// Answers to the app (the owner's socket that sent the last known request; others are refused, AppSocket.swift):
 ///   0x81 RECV   src-ip(4) src-port(2) dst-port(2) payload   a decrypted datagram
 ///   0x82 SECRET channel(2) payload
@@ -17,7 +18,7 @@ enum AppOp {
     static let register: UInt8 = 0x00, send: UInt8 = 0x01, secret: UInt8 = 0x02, fetch: UInt8 = 0x03
     static let recv: UInt8 = 0x81, secretIn: UInt8 = 0x82, fetchIn: UInt8 = 0x83, event: UInt8 = 0x84
 
-    static func isRequest(_ op: UInt8) -> Bool { op <= status }
+    static func isRequest(_ op: UInt8) -> Bool { op <= counters }
 }
 
 enum AppEvent: UInt8 { case sent = 1, waitingForKey = 2, discarded = 3, clearRefused = 4, saInstalled = 5, failed = 6, smsUnavailable = 7 }
@@ -47,6 +48,8 @@ extension Firmware {
                 flushOutbox()
             case AppOp.status:
                 reportStatus(r.rest())
+            case AppOp.counters:
+                reportCounters()
             default:
                 break
             }
@@ -60,16 +63,18 @@ extension Firmware {
         case .packet(let n, let peer, let port):
             // SAs with IPv6 peers are refused at install; never send to a truncated address.
             guard !peer.isV6 else { stats.espDropped &+= 1; return event(.failed) }
+            // Callers wait for an idle modem (Firmware.run); the payload is copied, the app hears on completion.
+            guard job == .idle else { modemError("ESP send", .commandInvalid); return event(.failed) }
             var failure: ATError?
             withUnsafeBytes(of: &wire) { w in
                 do throws(ATError) {
-                    try driver.sendUDP(socket: espSocket, to: UDPEndpoint(address: peer.v4, port: port),
-                                       payload: UnsafeRawBufferPointer(rebasing: w[0..<n]))
+                    try driver.startSendUDP(socket: espSocket, to: UDPEndpoint(address: peer.v4, port: port),
+                                            payload: UnsafeRawBufferPointer(rebasing: w[0..<n]))
                 } catch {
                     failure = error
                 }
             }
-            if let failure { modemError("ESP send", failure); event(.failed) } else { stats.espOut &+= 1; event(.sent) }
+            if let failure { modemError("ESP send", failure); event(.failed) } else { job = .espSend }
         case .needsKey(let rule, let template):
             // Ask for what the policy covers: a rule open on local ports gets one SA for all of them.
             var wanted = selector
@@ -127,18 +132,7 @@ extension Firmware {
         while let e = kd.installed.pop() {
             LogLine("fw: SA pair installed out=").append(e.outboundSPI).append(" in=").append(e.inboundSPI).emit()
             event(.saInstalled, spi: e.outboundSPI)
-            if e.requestID == 0 { announce(outboundSPI: e.outboundSPI) }
-        }
-        let now = Self.nowSeconds()
-        var pending = held.count
-        while pending > 0, let h = held.pop() {
-            pending -= 1
-            if now &- h.since > 60 { continue }  // gave up waiting for a key
-            if plane.sas.outboundSlot(for: h.selector) != nil {
-                h.payload.withBytes { sealAndSend($0, selector: h.selector, holdIfNoKey: false) }
-            } else {
-                held.push(h)
-            }
+            if e.requestID == 0 && !announceDue.push(e.outboundSPI) { log("SA announcement dropped (queue full)") }
         }
         while let m = kd.inbox.pop() {
             m.bytes.withBytes { data in
@@ -150,6 +144,7 @@ extension Firmware {
             }
         }
         flushOutbox()
+        flushHeld()
     }
 
     /// After a push, one authenticated dummy packet (next header 59) tells the peer where the handset is now
@@ -164,13 +159,13 @@ extension Firmware {
         var failure: ATError?
         withUnsafeBytes(of: &wire) { w in
             do throws(ATError) {
-                try driver.sendUDP(socket: espSocket, to: UDPEndpoint(address: p.peer.v4, port: p.peerPort),
-                                   payload: UnsafeRawBufferPointer(rebasing: w[0..<n]))
+                try driver.startSendUDP(socket: espSocket, to: UDPEndpoint(address: p.peer.v4, port: p.peerPort),
+                                        payload: UnsafeRawBufferPointer(rebasing: w[0..<n]))
             } catch {
                 failure = error
             }
         }
-        if let failure { modemError("SA announcement", failure) }
+        if let failure { modemError("SA announcement", failure) } else { job = .announce }
     }
 
     func event(_ e: AppEvent, spi: UInt32 = 0) {

@@ -62,9 +62,9 @@ extension Firmware {
         afterKeyDelegation()
     }
 
-    /// The same sealed bytes as the SMS would carry, behind the marker, to gateway_udp.
-    mutating func sendKDDatagram(_ m: KDOutgoing) -> Bool {
-        guard kd.carriage.mode == .udpFallback, espSocket >= 0 else { return false }
+    /// Starts sending the same sealed bytes as the SMS would carry, behind the marker, to gateway_udp.
+    mutating func startKDDatagram(_ m: KDOutgoing) -> Bool {
+        guard kd.carriage.mode == .udpFallback, espSocket >= 0, job == .idle else { return false }
         var out = InlineArray<520, UInt8>(repeating: 0)  // marker + the largest message
         let n = withUnsafeMutableBytes(of: &out) { o -> Int in
             m.bytes.withBytes { b -> Int in
@@ -75,20 +75,20 @@ extension Firmware {
         }
         guard n > 0 else { return false }
         let to = UDPEndpoint(address: config.kdUDP.gateway.v4, port: config.kdUDP.port)
-        let sent = withUnsafeBytes(of: &out) { o -> Bool in
+        var failure: ATError?
+        withUnsafeBytes(of: &out) { o in
             do throws(ATError) {
-                try driver.sendUDP(socket: espSocket, to: to, payload: UnsafeRawBufferPointer(rebasing: o[0..<n]))
-                return true
+                try driver.startSendUDP(socket: espSocket, to: to, payload: UnsafeRawBufferPointer(rebasing: o[0..<n]))
             } catch {
-                modemError("key-delegation UDP send", error)
-                return false
+                failure = error
             }
         }
-        if sent {
-            kd.carriage.noteUDPSent()
-            LogLine("fw: key-delegation sent by UDP, type ").append(m.type.rawValue).emit()
+        if let failure {
+            modemError("key-delegation UDP send", failure)
+            return false
         }
-        return sent
+        job = .kdDatagram
+        return true
     }
 
     /// Secret data or a fetch could not go by SMS and must not go by UDP: refused to the application.

@@ -8,18 +8,20 @@ extension Firmware {
         handlePDU(sms.pduHex, index: index)
     }
 
-    /// Handles everything left in storage (at bring-up, after a full-storage warning or lost URCs): messages
-    /// that arrived while the handset was off or busy are not lost. If it fails, the next tick tries again.
+    /// Queues everything left in storage for reading (at bring-up, after a full-storage warning or lost URCs):
+    /// messages that arrived while the handset was off or busy are not lost. If it fails, the next tick tries again.
     mutating func catchUpStoredSMS() throws(ATError) {
         catchUpDue = true
-        // Parts already let go must not be read again as new ones.
-        flushDeletes()
         let list = try driver.smsList(status: 4)
-        var indexes = InlineArray<32, Int>(repeating: -1)
         var n = 0
-        while n < 32, let e = driver.smsListEntry(n, in: list) { indexes[n] = e.index; n += 1 }
-        for i in 0..<n where !deletes.contains(indexes[i]) { try handleStored(indexes[i]) }
-        catchUpDue = false
+        var complete = true
+        while let e = driver.smsListEntry(n, in: list) {
+            n += 1
+            // Parts already let go must not be read again as new ones.
+            if deletes.contains(e.index) { continue }
+            if !storedToRead.add(e.index) { complete = false; break }
+        }
+        catchUpDue = !complete
     }
 
     /// One SMS as hex (from +CMGR or +CMT). `index` is its storage slot, nil when it was never stored.
@@ -63,7 +65,6 @@ extension Firmware {
             logReceive(r)
         }
         noteDeleteOverflow(since: overflowsBefore)
-        flushDeletes()
         if case .complete = result { afterKeyDelegation() }
     }
 
@@ -82,7 +83,6 @@ extension Firmware {
         let n = reassembler.expire(now: now) { deletes.add($0) }
         if n > 0 { LogLine("fw: ").append(n).append(" incomplete SMS message(s) timed out; parts deleted").emit() }
         noteDeleteOverflow(since: overflowsBefore)
-        if !deletes.isEmpty { flushDeletes() }
     }
 
     /// A full delete queue loses an index: a storage listing will meet the part again.
@@ -97,28 +97,25 @@ extension Firmware {
         let before = deletes.overflows
         deletes.add(index)
         noteDeleteOverflow(since: before)
-        flushDeletes()
     }
 
-    /// AT+CMGD for each queued index. An index the module calls empty (+CMS ERROR: 321) is done; any other
-    /// failure leaves it queued (moved last, so one bad index cannot block the rest) until the next tick.
-    mutating func flushDeletes() {
-        var left = deletes.count
-        while left > 0 && !deletes.isEmpty {
-            left -= 1
-            let index = deletes[0]
-            do throws(ATError) {
-                try driver.smsDelete(index: index)
-            } catch {
-                if error != .cms(321) {
-                    modemError("SMS delete", error)
-                    deletes.remove(index)
-                    deletes.add(index)
-                    return
-                }
+    /// AT+CMGD for the first queued index, one per pass of the loop. An index the module calls empty
+    /// (+CMS ERROR: 321) is done; any other failure leaves it queued (moved last, so one bad index cannot
+    /// block the rest) and pauses deletes until the next tick.
+    mutating func deleteOneStored() {
+        let index = deletes[0]
+        do throws(ATError) {
+            try driver.smsDelete(index: index)
+        } catch {
+            if error != .cms(321) {
+                modemError("SMS delete", error)
+                deletes.remove(index)
+                deletes.add(index)
+                deletesPaused = true
+                return
             }
-            deletes.remove(index)
         }
+        deletes.remove(index)
     }
 
     func logReceive(_ r: KDReceiveResult) {
@@ -128,31 +125,44 @@ extension Firmware {
         }
     }
 
-    /// Sends every queued key-delegation message, each by the carriage the policy picks: SMS first; after a
-    /// failed SMS send the same sealed bytes go by UDP if the type allows it (docs/key-delegation.md §1).
+    /// Starts sending the outbox's head, by the carriage the policy picks: SMS first; after a failed SMS send
+    /// the same sealed bytes go by UDP if the type allows it (docs/key-delegation.md §1). A sent message leaves
+    /// the outbox when its job is done (Firmware+Work.swift), and the next one follows.
     mutating func flushOutbox() {
-        while let m = kd.outbox.peek() {
-            var d = kd.carriage.choose(m.type)
-            if d == .sms {
-                if sendSMS(m) { _ = kd.outbox.pop(); continue }
-                let wasAvailable = kd.carriage.smsAvailable
-                d = kd.carriage.smsFailed(m.type, now: Self.nowSeconds())
-                if wasAvailable && !kd.carriage.smsAvailable { log("SMS unavailable: key delegation falls back to UDP") }
-            }
-            switch d {
+        outboxDue = !modemFree  // started from the loop once the modem is free
+        while modemFree, let m = kd.outbox.peek() {
+            switch kd.carriage.choose(m.type) {
+            case .sms:
+                if startSMS(m) { return }
+                log("SMS send failed")
+                let d = smsSendFailed(m)
+                if d == .wait || d == .sms { return }  // try again on the next tick
             case .udp:
-                guard sendKDDatagram(m) else { return }  // try again on the next tick
-                _ = kd.outbox.pop()
+                _ = startKDDatagram(m)
+                return  // on failure, try again on the next tick
             case .drop:
                 _ = kd.outbox.pop()
                 refuseSMSOnly(m)
-            case .sms, .wait:
+            case .wait:
                 return  // try again on the next tick
             }
         }
     }
 
-    mutating func sendSMS(_ m: KDOutgoing) -> Bool {
+    /// The SMS send of `m` (the outbox's head) failed: the policy decides; a message it drops leaves the outbox.
+    mutating func smsSendFailed(_ m: KDOutgoing) -> KDCarriageDecision {
+        let wasAvailable = kd.carriage.smsAvailable
+        let d = kd.carriage.smsFailed(m.type, now: Self.nowSeconds())
+        if wasAvailable && !kd.carriage.smsAvailable { log("SMS unavailable: key delegation falls back to UDP") }
+        if d == .drop {
+            _ = kd.outbox.pop()
+            refuseSMSOnly(m)
+        }
+        return d
+    }
+
+    /// Starts the first part of `m` by SMS under a new concatenation reference.
+    mutating func startSMS(_ m: KDOutgoing) -> Bool {
         var opts = SMSSubmitOptions()
         opts.destinationPort = KD.smsPort
         opts.sourcePort = KD.smsPort
@@ -160,33 +170,42 @@ extension Firmware {
         opts.reference = smsReference
         opts.wideReference = true
         smsReference = smsReference == UInt16.max ? 1 : smsReference + 1
+        guard let parts = m.bytes.withBytes({ SMSPDU.submitPartCount(dataCount: $0.count, options: opts) }) else {
+            log("SMS encode failed")
+            return false
+        }
+        smsOptions = opts
+        return startSMSPart(m, part: 0, parts: parts)
+    }
+
+    /// Encodes part `part` and starts its AT+CMGS (the PDU is copied into the engine).
+    mutating func startSMSPart(_ m: KDOutgoing, part: Int, parts: Int) -> Bool {
         let address = config.gatewayNumber.withBytes { g -> SMSAddress? in
             do throws(SMSPDUError) { return try SMSAddress(number: g) } catch { return nil }
         }
         guard let to = address else { return false }
-        return m.bytes.withBytes { data -> Bool in
-            guard let parts = SMSPDU.submitPartCount(dataCount: data.count, options: opts) else { return false }
+        let opts = smsOptions
+        var failure: ATError?
+        let started = m.bytes.withBytes { data -> Bool in
             var hex = InlineArray<400, UInt8>(repeating: 0)
-            for part in 0..<parts {
-                var pdu = InlineArray<200, UInt8>(repeating: 0)
-                let encoded = withUnsafeMutableBytes(of: &hex) { h in
-                    withUnsafeMutableBytes(of: &pdu) { b in Self.encodePart(to: to, data: data, part: part, options: opts, pdu: b, hex: h) }
-                }
-                guard let (hexCount, tpdu) = encoded else { log("SMS encode failed"); return false }
-                let sent = withUnsafeBytes(of: hex) { h -> Bool in
-                    do throws(ATError) {
-                        _ = try driver.smsSend(pduHex: UnsafeRawBufferPointer(rebasing: h[0..<hexCount]), tpduLength: tpdu)
-                        return true
-                    } catch {
-                        modemError("SMS send", error)
-                        return false
-                    }
-                }
-                guard sent else { log("SMS send failed"); return false }
-                stats.smsOut &+= 1
+            var pdu = InlineArray<200, UInt8>(repeating: 0)
+            let encoded = withUnsafeMutableBytes(of: &hex) { h in
+                withUnsafeMutableBytes(of: &pdu) { b in Self.encodePart(to: to, data: data, part: part, options: opts, pdu: b, hex: h) }
             }
-            return true
+            guard let (hexCount, tpdu) = encoded else { return false }
+            return withUnsafeBytes(of: hex) { h -> Bool in
+                do throws(ATError) {
+                    try driver.startSMSSend(pduHex: UnsafeRawBufferPointer(rebasing: h[0..<hexCount]), tpduLength: tpdu)
+                    return true
+                } catch {
+                    failure = error
+                    return false
+                }
+            }
         }
+        if let failure { modemError("SMS send", failure) } else if !started { log("SMS encode failed") }
+        if started { job = .smsPart(part: part, parts: parts) }
+        return started
     }
 
     /// One SMS-SUBMIT part as AT+CMGS hex; returns the hex length and the TPDU length.

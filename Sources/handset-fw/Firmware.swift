@@ -14,7 +14,25 @@ struct Firmware: ~Copyable {
     var reassembler = SMSReassembler<4, 4>(timeout: 600)
     /// Module storage indexes to delete: parts the reassembler let go (message handled, duplicate, timed out,
     /// evicted) and messages not for key delegation. Held parts stay in storage until then.
-    var deletes = SMSDeleteQueue()
+    var deletes = SMSIndexQueue()
+    /// A delete failed: the rest wait for the next tick, so one bad index cannot take every pass of the loop.
+    var deletesPaused = false
+    /// Stored SMS announced (+CMTI) or listed, read one per pass of the loop.
+    var storedToRead = SMSIndexQueue()
+    /// The module buffers data for the ESP socket (Quectel, u-blox): read until it says none is left.
+    var readableDue = false
+    /// The network closed the ESP socket.
+    var reopenDue = false
+    /// The outbox can move on (a message went, or its SMS failed and it may go by UDP).
+    var outboxDue = false
+    /// SA pushes whose announcement waits for the modem.
+    var announceDue = FixedRing<4, UInt32>(filler: 0)
+    var job = ModemJob.idle
+    var bringUp = BringUp.start
+    /// Key delegation has booted (after the first bring-up).
+    var booted = false
+    /// The concatenation options of the message whose parts are being sent.
+    var smsOptions = SMSSubmitOptions()
     var held = FixedRing<4, HeldDatagram>(filler: HeldDatagram())
     var appSocket = AppSocket()
     var espSocket = -1
@@ -25,6 +43,7 @@ struct Firmware: ~Copyable {
     var catchUpDue = false
     var lastTick: UInt64 = 0
     var stats = FirmwareStats()
+    var errorLog = ErrorLogLimiter()
     var power: ModemPower
     var tun = TUNState()
     var scratch = InlineArray<2048, UInt8>(repeating: 0)
@@ -44,54 +63,8 @@ struct Firmware: ~Copyable {
 
     static func nowSeconds() -> UInt64 { hs_monotonic_ms() / 1000 }
 
-    /// Module bring-up; repeated after a module reboot. Key-delegation state and SAs survive a module reboot.
-    /// The module may still hold a bearer and a socket from before the handset restarted (it kept its power):
-    /// "already active" answers are not failures, and a stale socket is closed and opened again.
-    mutating func bringUp() -> Bool {
-        do {
-            switch config.dialect {
-            case .auto: break
-            case .simcom: driver.use(.simcom)
-            case .quectel: driver.use(.quectel)
-            case .ublox: driver.use(.ublox)
-            case .generic: driver.use(.generic)
-            }
-            try driver.start(autodetect: config.dialect == .auto, smsIndication: .store)
-            log("modem ready")
-            try driver.enableRegistrationEvents()
-        } catch {
-            modemError("bring-up", error)
-            log("bring-up failed: modem did not start")
-            return false
-        }
-        var registered = false
-        for _ in 0..<120 where !registered {
-            let packet = (try? driver.registration(.packet).status.isRegistered) ?? false
-            let eps = (try? driver.registration(.eps).status.isRegistered) ?? false
-            registered = packet || eps
-            if !registered { waitForModem(ms: 1000) }
-        }
-        guard registered else { log("bring-up failed: not registered"); return false }
-        log("registered")
-        if config.apn.count > 0 {
-            _ = config.apn.withBytes { a -> Bool in
-                do throws(ATError) { try driver.defineContext(apn: a); return true } catch { return false }
-            }
-        }
-        if (try? driver.isAttached()) != true {
-            do throws(ATError) { try driver.attach() } catch { log("bring-up failed: attach"); return false }
-        }
-        do throws(ATError) { try driver.activateBearer() } catch {
-            log("bearer activation refused (already active?); continuing")
-        }
-        guard openESPSocket() else { log("bring-up failed: socket"); return false }
-        log("bearer up")
-        do throws(ATError) { try catchUpStoredSMS() } catch {
-            modemError("SMS list", error)
-            log("could not list stored SMS")
-        }
-        return true
-    }
+    /// Events taken per pass of the loop at most: four times the driver's URC slots.
+    static let eventsPerPass = 32
 
     /// Opens the ESP-in-UDP socket, closing whatever a previous run left open in the module first.
     mutating func openESPSocket() -> Bool {
@@ -102,11 +75,14 @@ struct Firmware: ~Copyable {
                 espSocket = try driver.openUDP(localPort: port)
                 return true
             } catch {
-                continue
+                modemError("socket open", error)
             }
         }
         return false
     }
+
+    /// Bring-up is done and no job is in flight: a command may be started.
+    var modemFree: Bool { bringUp == .ready && job == .idle }
 
     /// Runs until SIGTERM or SIGINT (or the process is killed).
     mutating func run() -> Int32 {
@@ -118,25 +94,46 @@ struct Firmware: ~Copyable {
         defer { appSocket.close() }
         openTUN()
         _ = power.open()
-        guard bringUpUntilReady() else { return 0 }
-        kd.boot(now: Self.nowSeconds())
-        flushOutbox()
+        // Each pass: the URCs waiting, then one step: of bring-up, of the job in flight, or of waiting work
+        // (Firmware+Work.swift). No pass waits for a long command, so URCs are taken as they come.
         while hs_stop_requested() == 0 {
             if kd.phase == .ready { hs_heap_mark_startup_done() }
             do {
-                if let e = try driver.nextEvent(timeoutMs: 50) { try handle(e) }
+                // Every URC waiting is taken before the modem is given a command (bounded, so a flood cannot
+                // starve the modem's work): a command's wait then meets a nearly empty URC queue.
+                var wait = modemFree && hasWaitingWork ? 0 : 50
+                var taken = 0
+                while taken < Self.eventsPerPass, let e = try driver.nextEvent(timeoutMs: wait) {
+                    handle(e)
+                    taken += 1
+                    wait = 0
+                }
+                if bringUp != .ready {
+                    advanceBringUp()
+                } else if job != .idle {
+                    advanceJob()
+                } else {
+                    try startWaitingWork()
+                }
             } catch {
                 if afterModemError("event loop", error) {
                     log("bringing the modem up again")
-                    guard bringUpUntilReady() else { break }
+                    restartBringUp()
                 }
             }
-            pollApp()
-            pollTUN()
+            if bringUp == .ready && !booted {
+                booted = true
+                kd.boot(now: Self.nowSeconds())
+                flushOutbox()
+            }
+            // While the modem is busy, requests that would send wait in their sockets' queues.
+            if modemFree { pollApp() }
+            if modemFree { pollTUN() }
             let now = Self.nowSeconds()
-            if now != lastTick {
+            if now != lastTick && booted {
                 lastTick = now
-                if catchUpDue {
+                deletesPaused = false
+                if catchUpDue && modemFree {
                     do throws(ATError) { try catchUpStoredSMS() } catch { modemError("SMS catch-up", error) }
                 }
                 expireHeldParts(now: now)
@@ -149,38 +146,32 @@ struct Firmware: ~Copyable {
         return 0
     }
 
-    mutating func handle(_ e: ATEvent) throws(ATError) {
+    /// One event. Nothing here sends an AT command: what needs the modem is queued for `startWaitingWork`.
+    mutating func handle(_ e: ATEvent) {
         switch e {
         case .smsStored(let index):
-            do { try handleStored(index) } catch { catchUpDue = true; throw error }
+            if !storedToRead.add(index) { catchUpDue = true }
         case .smsReceived(_, let pdu): handlePDU(pdu, index: nil)
-        case .smsStorageFull: try catchUpStoredSMS()
+        case .smsStorageFull: catchUpDue = true
         case .urcOverflow:
             log("unsolicited results overflowed the queue; listing stored SMS")
-            try catchUpStoredSMS()
+            catchUpDue = true
         case .socketData(let socket, _, let bytes) where socket == espSocket: handleModuleDatagram(bytes)
-        case .socketReadable(let socket) where socket == espSocket:
-            var inbound = InlineArray<2048, UInt8>(repeating: 0)
-            var failure: ATError?
-            let n = withUnsafeMutableBytes(of: &inbound) { b -> Int in
-                do throws(ATError) { return try driver.receiveUDP(socket: socket, into: b).count } catch {
-                    failure = error
-                    return -1
-                }
-            }
-            if let failure { throw failure }
-            withUnsafeBytes(of: inbound) { handleModuleDatagram(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        case .socketReadable(let socket) where socket == espSocket: readableDue = true
         case .socketData(let socket, _, _):
             // A socket this run did not open (left by an earlier run, or reported before bring-up ended).
             stats.espDropped &+= 1
             LogLine("fw: datagram on socket ").append(socket).append(" (not the ESP socket) dropped").emit()
         case .socketClosed(let socket) where socket == espSocket:
             log("ESP socket closed by the network; reopening")
-            if !openESPSocket() { log("could not reopen the ESP socket") }
+            readableDue = false
+            reopenDue = true
         case .moduleRebooted:
-            log("module rebooted; bringing it up again")
             stats.moduleReboots &+= 1
-            _ = bringUpUntilReady()
+            // Booting after a power pulse is what bring-up waits for; otherwise it starts over.
+            if case .waiting = bringUp { break }
+            log("module rebooted; bringing it up again")
+            restartBringUp()
         case .registration(let r):
             if !r.status.isRegistered { log("registration lost") }
         default:

@@ -202,9 +202,10 @@ import Testing
         var t = ScriptedTransport()
         t.timed = [(at: 1_010, bytes: reply)]
         let e = ATEngine(transport: t, rules: rules)
-        try e.poll(timeoutMs: 100)
+        // poll stops at each whole URC (back-pressure): the next is read once this one was taken.
         try e.poll(timeoutMs: 100)
         #expect(e.nextURC()?.line.text == "RECV FROM:10.0.0.2:4500")
+        try e.poll(timeoutMs: 100)
         let data = try #require(e.nextURC())
         #expect(data.line.text == "+IPD6")
         #expect(Array(data.body) == [0x0D, 0x0A, 0x4F, 0x4B, 0x0D, 0x0A])

@@ -7,15 +7,14 @@ import Testing
 /// Issue 12 item 9: a registry failure stops a message before it is acted on or answered, and no lock is held
 /// across the peer or a fetch.
 @Suite struct GatewayStoreAndLockTests {
-    @Test func aFailedRegistryWriteStopsTheMessageUnanswered() throws {
-        let w = try World()
+    @Test(arguments: StoreKind.all) func aFailedRegistryWriteStopsTheMessageUnanswered(store: StoreKind) throws {
+        let w = try World(store: store)
         var c = try w.loggedInHandset()
         c.requestKey(template: 1, selector: TrafficSelector(local: c.localAddress, remote: w.peer.address,
                                                             localPort: 0, remotePort: 7), now: 1)
         let request = c.drain()[0]
         // Another connection makes every device update fail, as a full disk or an I/O error would.
-        let db = try DatabaseQueue(path: w.dir.appendingPathComponent("registry.sqlite").path)
-        try db.write { try $0.execute(sql: "CREATE TRIGGER fail BEFORE UPDATE ON device BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END") }
+        try w.failDeviceUpdates(true)
         let before = try #require(try w.registry.device(id: w.deviceID))
         let calls = w.peer.establishCalls
         #expect(w.gateway.handleUplink(request).isEmpty)
@@ -23,12 +22,12 @@ import Testing
         #expect(w.peer.establishCalls == calls)  // not acted on
         #expect(try w.registry.device(id: w.deviceID)?.upCounter == before.upCounter)
         // Its counter was never accepted, so the same message works once the store does.
-        try db.write { try $0.execute(sql: "DROP TRIGGER fail") }
+        try w.failDeviceUpdates(false)
         #expect(w.gateway.handleUplink(request).map(\.type) == [.saTransfer])
     }
 
-    @Test func aSlowFetchForOneDeviceDoesNotHoldUpAnotherDevicesLogin() throws {
-        let w = try World()
+    @Test(arguments: StoreKind.all) func aSlowFetchForOneDeviceDoesNotHoldUpAnotherDevicesLogin(store: StoreKind) throws {
+        let w = try World(store: store)
         var a = try w.loggedInHandset()
         // Device B, logging in while A's fetch is in progress.
         let flash = Flash()
@@ -64,16 +63,15 @@ import Testing
     }
 }
 
-/// Two gateway processes sharing one registry file (two connections here): every counter is spent once.
+/// Two gateway processes sharing one registry (two connections here, each its own store): every counter is spent
+/// once.
 @Suite struct SharedRegistryTests {
     func second(_ w: World) throws -> Gateway {
-        let kek = try KeyEncryptionKey.loadOrCreate(path: w.dir.appendingPathComponent("registry.kek").path)
-        let registry = try DeviceRegistry(path: w.dir.appendingPathComponent("registry.sqlite").path, kek: kek)
-        return Gateway(registry: registry, negotiator: TestPeer(), services: nil)
+        Gateway(registry: try w.openAnother(), negotiator: TestPeer(), services: nil)
     }
 
-    @Test func twoGatewaysNeverSealUnderOneCounter() throws {
-        let w = try World()
+    @Test(arguments: StoreKind.all) func twoGatewaysNeverSealUnderOneCounter(store: StoreKind) throws {
+        let w = try World(store: store)
         _ = try w.loggedInHandset()
         let other = try second(w)
         let start = try #require(try w.registry.device(id: w.deviceID)).downCounter
@@ -91,8 +89,8 @@ import Testing
         #expect(try w.registry.device(id: w.deviceID)?.downCounter == start + 300)
     }
 
-    @Test func oneUplinkDeliveredToTwoGatewaysAtOnceIsAcceptedOnce() throws {
-        let w = try World()
+    @Test(arguments: StoreKind.all) func oneUplinkDeliveredToTwoGatewaysAtOnceIsAcceptedOnce(store: StoreKind) throws {
+        let w = try World(store: store)
         var c = try w.loggedInHandset()
         let other = try second(w)
         let answers = Outcome()

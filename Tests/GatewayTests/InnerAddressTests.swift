@@ -97,8 +97,8 @@ import Testing
     }
 
     /// A row without an address (one from before addresses were recorded) gets no SA at all.
-    @Test func aDeviceWithoutAnAddressOnRecordGetsNoSA() throws {
-        let w = try World()
+    @Test(arguments: StoreKind.all) func aDeviceWithoutAnAddressOnRecordGetsNoSA(store: StoreKind) throws {
+        let w = try World(store: store)
         var dev = try #require(try w.registry.device(id: w.deviceID))
         dev.innerAddress = nil
         try w.registry.save(dev)
@@ -107,8 +107,8 @@ import Testing
         #expect(w.gateway.counters.addressRefused == 1)
     }
 
-    @Test func provisioningNeverHandsOutTheSameAddressTwice() throws {
-        let w = try World()
+    @Test(arguments: StoreKind.all) func provisioningNeverHandsOutTheSameAddressTwice(store: StoreKind) throws {
+        let w = try World(store: store)
         let pool = try #require(AddressPool(cidr: "10.77.0.0/30"))  // two hosts: .1 and .2
         let first = try w.registry.add(DeviceRecord(id: 2, msisdn: "+2", key: Data(count: 32)), pool: pool)
         #expect(first.innerAddress == IPAddress(10, 77, 0, 1))

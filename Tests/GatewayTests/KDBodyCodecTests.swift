@@ -14,6 +14,11 @@ import Testing
                              outboundSPI: 0x1111, outboundKey: key, outboundSalt: 0xA, inboundSPI: 0x2222, inboundKey: key,
                              inboundSalt: 0xB, peer: IPAddress(v6High: 0x2001_0db8, low: 1), peerPort: 4500, prefix: 64,
                              proto: IPProto.udp, localPort: 1, remotePort: 2, softSeconds: 10, hardSeconds: 20)
+        // Tunnel to a server whose service sits behind it (flag bit 6: the pair's remote address).
+        var v4Tunnel = t
+        v4Tunnel.peer = IPAddress(10, 99, 0, 1)
+        v4Tunnel.remote = IPAddress(10, 200, 0, 1)
+        v4Tunnel.prefix = 32
         return [
             .login(KDLogin(hello: 0x1122_3344_5566_7788, firmware: 3, capabilities: 7)),
             .loginAck(KDLoginAck(hello: 1, newEpoch: 2, newKey: key, gatewayTime: 1_800_000_000)),
@@ -22,6 +27,7 @@ import Testing
             .keyRequest(KDKeyRequest(requestID: 5, template: 1, selector: sel)),
             .keyRequest(KDKeyRequest(requestID: 6, template: 2, selector: v6)),
             .saTransfer(t),
+            .saTransfer(v4Tunnel),
             .saAck(KDSAAck(requestID: 9, outboundSPI: 0x1111, status: .denied)),
             .saDelete(KDSADelete(outboundSPI: 0x1111, inboundSPI: 0x2222)),
             .secretData(channel: 4, data: d),
@@ -82,5 +88,49 @@ import Testing
                 }
             }
         }
+    }
+
+    /// §4: flag bit 6 and the remote address after the lifetimes; 107 octets with IPv4, so still one SMS.
+    @Test func theRemoteAddressIsFlaggedAndFitsOneSMS() throws {
+        var t = KDSATransfer(requestID: 1, tunnel: true, outboundSPI: 0x1111, outboundKey: Self.key, outboundSalt: 1,
+                             inboundSPI: 0x2222, inboundKey: Self.key, inboundSalt: 2, peer: IPAddress(10, 99, 0, 1),
+                             prefix: 32, proto: IPProto.udp, localPort: 0, remotePort: 7, softSeconds: 1, hardSeconds: 2)
+        #expect(Self.encoded(.saTransfer(t)).count == 103)
+        t.remote = IPAddress(10, 200, 0, 1)
+        let b = Self.encoded(.saTransfer(t))
+        #expect(b.count == 107 && b[2] == 4 | 64 && Array(b[103...]) == [10, 200, 0, 1])
+        #expect(KD.downlinkHeader + b.count + KD.tagLength + 7 <= 140)
+        // The flag without the address is truncation, refused.
+        #expect(Array(b[0..<103]).withUnsafeBytes { KDBody.decode(.saTransfer, $0) } == nil)
+        let back = b.withUnsafeBytes { p -> KDSATransfer? in
+            guard case .saTransfer(let x)? = KDBody.decode(.saTransfer, p) else { return nil }
+            return x
+        }
+        #expect(back?.remote == IPAddress(10, 200, 0, 1) && back?.selectorPattern.remote == IPAddress(10, 200, 0, 1))
+    }
+
+    /// §4: algorithm 2 in flag bits 0-1 is AES-128-GCM, its keys in the first 16 octets of each 32-octet field and
+    /// the rest zero; a non-zero rest, and algorithm 3, are refused.
+    @Test func aes128KeysTravelInTheFirstHalfOfTheirField() throws {
+        let k16 = [UInt8](repeating: 0x42, count: 16).withUnsafeBytes { KeyBytes($0) }
+        let t = KDSATransfer(requestID: 1, keyLength: 16, outboundSPI: 0x1111, outboundKey: k16, outboundSalt: 1,
+                             inboundSPI: 0x2222, inboundKey: k16, inboundSalt: 2, peer: IPAddress(10, 99, 0, 1),
+                             prefix: 32, proto: IPProto.udp, localPort: 0, remotePort: 7, softSeconds: 1, hardSeconds: 2)
+        var b = Self.encoded(.saTransfer(t))
+        #expect(b.count == 103 && b[2] == 2)
+        #expect(Array(b[7..<23]) == [UInt8](repeating: 0x42, count: 16) && Array(b[23..<39]) == [UInt8](repeating: 0, count: 16))
+        func decode(_ bytes: [UInt8]) -> KDSATransfer? {
+            bytes.withUnsafeBytes { p in
+                guard case .saTransfer(let x)? = KDBody.decode(.saTransfer, p) else { return nil }
+                return x
+            }
+        }
+        let back = decode(b)
+        #expect(back?.algorithm == .aesGCM && back?.keyLength == 16 && back?.outboundKey == k16)
+        b[30] = 1  // inside the outbound key field's unused half
+        #expect(decode(b) == nil)
+        b[30] = 0
+        b[2] = 3
+        #expect(decode(b) == nil)
     }
 }

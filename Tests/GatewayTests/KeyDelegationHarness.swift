@@ -1,5 +1,6 @@
 import Foundation
 import Gateway
+import GRDB
 @testable import HandsetCore
 
 /// The handset's "flash": survives the client being thrown away, as a file survives a power cut.
@@ -85,20 +86,25 @@ final class TestPeer: PeerNegotiator, TrustedServices, @unchecked Sendable {
     }
 }
 
-/// A provisioned device plus a gateway on a fresh SQLite registry.
+/// A provisioned device plus a gateway on a fresh registry: a SQLite file, or a database of its own on the
+/// test PostgreSQL server.
 struct World {
     let dir: URL
-    let registry: DeviceRegistry
+    let store: StoreKind
+    let registry: any RegistryStore
     let peer = TestPeer()
     let gateway: Gateway
     let flash = Flash()
     let deviceID: UInt64 = 0x0123_4567_89AB_CDEF
+    /// The PostgreSQL database (nil on SQLite).
+    let database: String?
 
-    init() throws {
+    init(store: StoreKind = .sqlite) throws {
+        self.store = store
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("kd-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        registry = try DeviceRegistry(path: dir.appendingPathComponent("registry.sqlite").path,
-                                      kek: try KeyEncryptionKey.loadOrCreate(path: dir.appendingPathComponent("registry.kek").path))
+        database = store == .postgres ? try PostgresTestServer.shared.get().createDatabase() : nil
+        registry = try Self.openStore(store, dir: dir, database: database)
         gateway = Gateway(registry: registry, negotiator: peer, services: peer)
         var key = [UInt8](repeating: 0, count: 32)
         for i in 0..<32 { key[i] = UInt8(i * 7 & 0xFF) }
@@ -109,6 +115,61 @@ struct World {
         try st.save(KeyState(deviceID: deviceID, key: deviceKey))
     }
 
+    /// Opens the world's store through the configuration factory, as the daemon does.
+    static func openStore(_ store: StoreKind, dir: URL, database: String?) throws -> any RegistryStore {
+        let kek = try KeyEncryptionKey.loadOrCreate(path: dir.appendingPathComponent("registry.kek").path)
+        return try RegistryStoreSpec.open(try spec(store, dir: dir, database: database), kek: kek)
+    }
+
+    static func spec(_ store: StoreKind, dir: URL, database: String?) throws -> String {
+        switch store {
+        case .sqlite: "sqlite:" + dir.appendingPathComponent("registry.sqlite").path
+        case .postgres: try PostgresTestServer.shared.get().spec(database!)
+        }
+    }
+
+    /// The configuration string this world's store was opened with.
+    var spec: String { (try? Self.spec(store, dir: dir, database: database)) ?? "" }
+
+    /// A second connection to the same registry, as a second gateway process would open.
+    func openAnother() throws -> any RegistryStore { try Self.openStore(store, dir: dir, database: database) }
+
+    /// The SQLite store (tests of the file itself).
+    var sqlite: DeviceRegistry { registry as! DeviceRegistry }
+
+    /// Runs SQL behind the store's back (the same statement on both: column names differ, so give each its own).
+    func rawSQL(sqlite: String, postgres: String) throws {
+        switch store {
+        case .sqlite:
+            let db = try DatabaseQueue(path: dir.appendingPathComponent("registry.sqlite").path)
+            try db.write { try $0.execute(sql: sqlite) }
+        case .postgres:
+            try PostgresTestServer.shared.get().psql(database!, postgres)
+        }
+    }
+
+    /// Makes every device update fail inside the database, as a full disk or an I/O error would (or stops that).
+    func failDeviceUpdates(_ on: Bool) throws {
+        if on {
+            try rawSQL(sqlite: "CREATE TRIGGER fail BEFORE UPDATE ON device BEGIN SELECT RAISE(ABORT, 'disk I/O error'); END",
+                       postgres: """
+                           CREATE FUNCTION fail() RETURNS trigger LANGUAGE plpgsql AS $$BEGIN RAISE EXCEPTION 'disk I/O error'; END$$;
+                           CREATE TRIGGER fail BEFORE UPDATE ON device FOR EACH ROW EXECUTE FUNCTION fail();
+                           """)
+        } else {
+            try rawSQL(sqlite: "DROP TRIGGER fail", postgres: "DROP TRIGGER fail ON device; DROP FUNCTION fail()")
+        }
+    }
+}
+
+/// The registry stores the contract tests run on: PostgreSQL only where its binaries are installed.
+enum StoreKind: String, CaseIterable, CustomStringConvertible, Sendable {
+    case sqlite, postgres
+    static var all: [StoreKind] { PostgresTestServer.available ? allCases : [.sqlite] }
+    var description: String { rawValue }
+}
+
+extension World {
     func handset() throws -> KeyDelegationClient<FlashStore> {
         var c = try KeyDelegationClient(store: FlashStore(flash: flash))
         c.localAddress = IPAddress(10, 0, 0, 2)

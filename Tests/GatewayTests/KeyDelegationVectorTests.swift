@@ -82,4 +82,21 @@ import Testing
             #expect(m.map { Array(plain[0..<$0]) } == bodies[i])
         }
     }
+
+    /// §4's status list and KDStatus agree, code for code (the negotiation failures 11-14 included).
+    @Test func statusCodesMatchTheDocument() throws {
+        let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../docs/key-delegation.md")
+        let whole = try String(contentsOf: url, encoding: .utf8)
+        let line = try #require(whole.components(separatedBy: "Status codes: ").dropFirst().first?.components(separatedBy: ".").first)
+        let listed = line.split(separator: ",").map { $0.split(whereSeparator: \.isWhitespace) }
+        #expect(listed.count == 15)
+        for words in listed {
+            let code = try #require(UInt8(words[0]))
+            #expect(KDStatus(rawValue: code) != nil, "code \(code) is documented but not in KDStatus")
+        }
+        #expect(KDStatus(rawValue: 15) == nil)
+        #expect(KDStatus.noProposalChosen.rawValue == 11 && KDStatus.authenticationFailed.rawValue == 12)
+        #expect(KDStatus.peerTimeout.rawValue == 13 && KDStatus.peerUnreachable.rawValue == 14)
+    }
 }
+

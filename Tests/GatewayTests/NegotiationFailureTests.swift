@@ -77,10 +77,10 @@ import Testing
             d.ikeIdentity = "dev1@handset.invalid"
             d.ikePSK = psk
         }
-        let again = try DeviceRegistry(path: w.registry.path, kek: try KeyEncryptionKey.load(path: w.dir.appendingPathComponent("registry.kek").path))
+        let again = try DeviceRegistry(path: w.sqlite.path, kek: try KeyEncryptionKey.load(path: w.dir.appendingPathComponent("registry.kek").path))
         let d = try #require(try again.device(id: w.deviceID))
         #expect(d.ikeIdentity == "dev1@handset.invalid" && d.ikePSK == psk)
-        let file = try Data(contentsOf: URL(fileURLWithPath: w.registry.path))
+        let file = try Data(contentsOf: URL(fileURLWithPath: w.sqlite.path))
         #expect(file.range(of: psk) == nil)
     }
 }

@@ -55,7 +55,7 @@ import Testing
         dev.pendingEpoch = 9
         dev.pendingKey = Data(pending)
         try w.registry.save(dev)
-        let bytes = storedBytes(w.registry.path)
+        let bytes = storedBytes(w.sqlite.path)
         #expect(bytes.count > 0)
         #expect(!contains(bytes, [UInt8](dev.key)))
         #expect(!contains(bytes, pending))
@@ -96,13 +96,12 @@ import Testing
     }
 
     /// A key that does not unwrap is a registry failure at the gateway, never taken for an unknown device.
-    @Test func aKeyThatDoesNotUnwrapIsAStoreFailureNotAnUnknownDevice() throws {
-        let w = try World()
+    @Test(arguments: StoreKind.all) func aKeyThatDoesNotUnwrapIsAStoreFailureNotAnUnknownDevice(store: StoreKind) throws {
+        let w = try World(store: store)
         var c = try w.handset()
         c.boot(now: 0)
         let login = c.drain()[0]
-        let raw = try DatabaseQueue(path: w.registry.path)
-        try raw.write { try $0.execute(sql: "UPDATE device SET key = zeroblob(61)") }
+        try w.rawSQL(sqlite: "UPDATE device SET key = zeroblob(61)", postgres: "UPDATE device SET key = decode(repeat('00', 61), 'hex')")
         #expect(w.gateway.handleUplink(login).isEmpty)
         #expect(w.gateway.counters.storeFailures == 1 && w.gateway.counters.unknownDevice == 0)
     }

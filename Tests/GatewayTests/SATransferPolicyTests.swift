@@ -105,6 +105,24 @@ import Testing
         #expect(plane.sas.count == 0 && c.counters.saOutsidePolicy == 1)
     }
 
+    /// Issue 15: ESP goes to the server's public address (the peer); the flow is to a service behind it. With the
+    /// remote address in the transfer the answer is the flow asked for, and the SA seals to the service via the peer.
+    @Test func aTunnelToAServiceBehindThePeerIsTheFlowAskedFor() throws {
+        let w = try World()
+        var plane = handsetPlane()
+        var c = try loggedIn(w, plane: &plane)
+        let service = IPAddress(192, 0, 2, 50)
+        w.peer.reshape = { $0.tunnel = true; $0.remote = service }
+        c.requestKey(template: 1, selector: TrafficSelector(local: c.localAddress, remote: service, localPort: 0, remotePort: 7), now: 1)
+        exchange(&c, w.gateway, plane: &plane)
+        #expect(plane.sas.count == 2 && c.counters.saOutsidePolicy == 0)
+        let found = plane.sas.outboundSlot(for: TrafficSelector(local: c.localAddress, remote: service, localPort: 1, remotePort: 7))
+        let slot = try #require(found)
+        let params = plane.sas.snapshot(slot: slot)?.params
+        let p = try #require(params)
+        #expect(p.peer == w.peer.address && p.mode == .tunnel(local: c.localAddress, remote: w.peer.address))
+    }
+
     @Test func pushesFromOnePeerAreCapped() throws {
         let w = try World()
         var plane = handsetPlane()

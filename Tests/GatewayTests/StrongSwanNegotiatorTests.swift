@@ -19,14 +19,16 @@ struct StrongSwanNegotiatorTests {
         let negotiator: StrongSwanNegotiator
         let identity = "00000000000000a1@handset.invalid"
         let psk = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        let deviceKey = KeyMaterial.random(32)
         var server: IPAddress { IPAddress(dottedQuad: lab["SRV_ADDR"])! }
 
-        init(serverPSK: String? = nil, configure: (inout StrongSwanNegotiator.Configuration) -> Void = { _ in }) throws {
-            lab = try IKELab()
+        init(lab existing: IKELab? = nil, serverPSK: String? = nil,
+             configure: (inout StrongSwanNegotiator.Configuration) -> Void = { _ in }) throws {
+            lab = try existing ?? IKELab()
             do {
                 registry = try DeviceRegistry(path: lab.dir.appendingPathComponent("reg.sqlite").path,
                                               kek: try KeyEncryptionKey.loadOrCreate(path: lab.dir.appendingPathComponent("reg.kek").path))
-                var d = DeviceRecord(id: StrongSwanNegotiatorTests.device, msisdn: "+15550000161", key: Data(count: 32),
+                var d = DeviceRecord(id: StrongSwanNegotiatorTests.device, msisdn: "+15550000161", key: Data(deviceKey),
                                      innerAddress: StrongSwanNegotiatorTests.inner)
                 d.ikeIdentity = identity
                 d.ikePSK = Data(psk.utf8)
@@ -68,11 +70,11 @@ struct StrongSwanNegotiatorTests {
         var plane = DataPlane<4, 2>(defaultAction: .discard)
         let pattern = SelectorPattern(remote: service, prefix: 32, proto: IPProto.udp)
         try plane.spd.append(SPDRule(pattern, .protect(template: 1)))
-        let p = SAParameters(spi: t.outboundSPI, direction: .outbound, algorithm: t.algorithm, keyLength: 32,
+        let p = SAParameters(spi: t.outboundSPI, direction: .outbound, algorithm: t.algorithm, keyLength: t.keyLength,
                              salt: t.outboundSalt, mode: .tunnel(local: inner, remote: server), local: inner,
                              selector: pattern, peer: server, peerPort: t.peerPort)
         let installed = t.outboundKey.withBytes { k -> Bool in
-            do throws(SAError) { _ = try plane.sas.install(p, key: k); return true } catch { return false }
+            do throws(SAError) { _ = try plane.sas.install(p, key: UnsafeRawBufferPointer(rebasing: k[0..<t.keyLength])); return true } catch { return false }
         }
         guard installed else { throw IKELab.LabError(description: "SA install failed") }
         var out = [UInt8](repeating: 0, count: 2048)
@@ -81,6 +83,11 @@ struct StrongSwanNegotiatorTests {
             out.withUnsafeMutableBytes { plane.seal(b, selector: TrafficSelector(local: inner, remote: service, localPort: 40000, remotePort: 7), into: $0) }
         }
         guard case .packet(let n, let peer, let port) = r, peer == server else { throw IKELab.LabError(description: "seal: \(r)") }
+        try sendUDP(Array(out[0..<n]), to: server, port: port)
+    }
+
+    static func sendUDP(_ out: [UInt8], to server: IPAddress, port: UInt16) throws {
+        let n = out.count
         let s = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         defer { close(s) }
         var sin = sockaddr_in()
@@ -110,13 +117,15 @@ struct StrongSwanNegotiatorTests {
         let (r, seconds) = s.establish()
         print("establish (IKE_SA_INIT + IKE_AUTH + key record): \(String(format: "%.1f", seconds * 1000)) ms")
         guard case .success(let t) = r else { Issue.record("establish failed: \(r)"); return }
-        #expect(t.peer == s.server && t.peerPort == 4500 && t.tunnel && t.algorithm == .aesGCM)
+        #expect(t.peer == s.server && t.peerPort == 4500 && t.tunnel && t.algorithm == .aesGCM && t.remote == Self.service)
         #expect(t.proto == IPProto.udp && t.remotePort == 7 && t.softSeconds > 0 && t.hardSeconds >= t.softSeconds)
         // The server's view: it receives on the handset's outbound SPI and sends on its inbound one.
         let children = try s.lab.serverChildren()
         let child = try #require(children.first { $0.string("spi-in") == Self.hex(t.outboundSPI) })
         #expect(child.string("spi-out") == Self.hex(t.inboundSPI))
-        #expect(child.string("encr-alg") == "AES_GCM_16" && child.string("encr-keysize") == "256")
+        #expect(child.string("encr-alg") == "AES_GCM_16" && child.string("encr-keysize") == String(t.keyLength * 8))
+        // The lab server lists aes128gcm16 first and charon prefers its own order: AES-128-GCM end to end.
+        #expect(t.keyLength == 16)
         #expect(child.string("packets-in") == "0")
         // Keys: only the server can tell, by opening what the handset sealed.
         try Self.sendESP(t, to: s.server)
@@ -138,12 +147,48 @@ struct StrongSwanNegotiatorTests {
         #expect(s.negotiator.counters.established == 2 && s.negotiator.keySocketCounters?.malformed == 0)
     }
 
+    /// End to end with the handset's own code: login, a key-request for the service behind the server, the
+    /// gateway negotiating as the device, the handset installing the pair, and its first sealed datagram counted
+    /// by the server's charon.
+    @Test func aHandsetsKeyRequestGetsAPairTheServerAccepts() throws {
+        let s = try Setup()
+        defer { s.close() }
+        let gateway = Gateway(registry: s.registry, negotiator: s.negotiator)
+        let flash = Flash()
+        var store = FlashStore(flash: flash)
+        try store.save(KeyState(deviceID: Self.device, key: s.deviceKey.withUnsafeBytes { KeyBytes($0) }))
+        var c = try KeyDelegationClient(store: FlashStore(flash: flash))
+        c.localAddress = Self.inner
+        var plane = HandsetPlane()
+        try plane.spd.append(SPDRule(SelectorPattern(remote: IPAddress(10, 200, 0, 0), prefix: 16), .protect(template: 1)))
+        c.boot(now: 0)
+        exchange(&c, gateway, plane: &plane)
+        #expect(c.phase == .ready)
+        c.requestKey(template: 1, selector: TrafficSelector(local: Self.inner, remote: Self.service, localPort: 0, remotePort: 7), now: 1)
+        let t0 = Date()
+        exchange(&c, gateway, plane: &plane)
+        print("key-request to SA installed (IKE included, SMS legs excluded): \(String(format: "%.1f", Date().timeIntervalSince(t0) * 1000)) ms")
+        #expect(plane.sas.count == 2 && c.counters.sasInstalled == 2 && gateway.counters.saDelivered == 1)
+
+        var out = [UInt8](repeating: 0, count: 2048)
+        let payload = Array("from the handset's own data plane".utf8)
+        let r = payload.withUnsafeBytes { b in
+            out.withUnsafeMutableBytes { plane.seal(b, selector: TrafficSelector(local: Self.inner, remote: Self.service, localPort: 40000, remotePort: 7), into: $0) }
+        }
+        guard case .packet(let n, let peer, let port) = r else { Issue.record("seal: \(r)"); return }
+        #expect(peer == s.server && port == 4500)
+        try Self.sendUDP(Array(out[0..<n]), to: peer, port: port)
+        #expect(try Self.eventually(2) { try s.lab.serverChildren().first?.string("packets-in") == "1" })
+    }
+
+    /// Through the gateway: the server's own CHILD_SA reaches the handset as a sealed sa-transfer (request 0),
+    /// its delete as a sealed sa-delete of exactly that pair.
     @Test func theServerInitiatesAndTheTransferIsPushed() throws {
         let s = try Setup()
         defer { s.close() }
+        let gateway = Gateway(registry: s.registry, negotiator: s.negotiator)
         let pushed = Pushed()
-        s.negotiator.onPeerTransfer = { d, t in pushed.add(d, t) }
-        s.negotiator.onPeerDelete = { d, o, i in pushed.delete(d, o, i) }
+        s.negotiator.route(to: gateway) { pushed.send($0) }
         // The lab's server conn initiates to the packet gateway's port 4500; with no relay here, point one at the
         // proxy's NAT-T port instead.
         var child = VICIMessage()
@@ -173,9 +218,11 @@ struct StrongSwanNegotiatorTests {
         go.add("timeout", "3000")
         let started = try s.lab.serverCall("initiate", go)
         #expect(started.string("success") == "yes", "\(started.string("errmsg") ?? ""): \(s.lab.tail("SRV_LOG"))")
-        #expect(Self.eventually(2) { pushed.transfers.count == 1 })
-        let (device, t) = try #require(pushed.transfers.first)
-        #expect(device == Self.device && t.peer == s.server && t.remotePort == 0)
+        #expect(Self.eventually(2) { pushed.downlinks.count == 1 })
+        let t = try #require(try pushed.downlinks.first.flatMap { try Self.open($0, s.registry) }.flatMap {
+            if case .transfer(let t) = $0 { t } else { nil }
+        })
+        #expect(t.requestID == 0 && t.peer == s.server && t.remotePort == 0 && gateway.counters.saPushed == 1)
         let server = try #require(try s.lab.serverChildren().first)
         #expect(server.string("spi-in") == Self.hex(t.outboundSPI) && server.string("spi-out") == Self.hex(t.inboundSPI))
         try Self.sendESP(t, to: s.server)
@@ -185,8 +232,72 @@ struct StrongSwanNegotiatorTests {
         end.add("child", "push")
         end.add("timeout", "3000")
         _ = try s.lab.serverCall("terminate", end)
-        #expect(Self.eventually(2) { !pushed.deletes.isEmpty })
-        #expect(pushed.deletes.first.map { $0.0 == Self.device && $0.1 == t.outboundSPI && $0.2 == t.inboundSPI } == true)
+        #expect(Self.eventually(2) { pushed.downlinks.count == 2 })
+        #expect(try pushed.downlinks.last.flatMap { try Self.open($0, s.registry) } == .delete(t.outboundSPI, t.inboundSPI))
+    }
+
+    /// Lifecycle from IKE: the server's CHILD_SA rekey reaches the handset as a new sa-transfer with the server's
+    /// new SPIs, then an sa-delete of the old pair (make-before-break); an IKE_SA rekey sends the handset nothing.
+    @Test func serverRekeysBecomeTransfersAndDeletes() throws {
+        let s = try Setup()
+        defer { s.close() }
+        let gateway = Gateway(registry: s.registry, negotiator: s.negotiator)
+        let pushed = Pushed()
+        s.negotiator.route(to: gateway) { pushed.send($0) }
+        guard case .success(let old) = s.establish().0 else { Issue.record("establish failed"); return }
+        var rekey = VICIMessage()
+        rekey.add("ike", "hs")
+        #expect(try s.lab.serverCall("rekey", rekey).string("success") == "yes")
+        usleep(500_000)
+        #expect(pushed.downlinks.isEmpty, "an IKE_SA rekey is nothing to the handset")
+
+        var child = VICIMessage()
+        child.add("child", "hs")
+        #expect(try s.lab.serverCall("rekey", child).string("success") == "yes")
+        // The old pair goes when charon destroys it (delete_rekeyed_delay, 5 s by default): make-before-break.
+        #expect(Self.eventually(3) { pushed.downlinks.count == 1 })
+        #expect(Self.eventually(8) { pushed.downlinks.count == 2 })
+        let opened = try pushed.downlinks.compactMap { try Self.open($0, s.registry) }
+        guard opened.count == 2, case .transfer(let new) = opened[0] else { Issue.record("got \(opened)"); return }
+        #expect(new.requestID == 0 && new.outboundSPI != old.outboundSPI && new.inboundSPI != old.inboundSPI)
+        #expect(opened[1] == .delete(old.outboundSPI, old.inboundSPI))
+        let server = try #require(try s.lab.serverChildren().first { $0.string("spi-in") == Self.hex(new.outboundSPI) })
+        #expect(server.string("spi-out") == Self.hex(new.inboundSPI))
+        try Self.sendESP(new, to: s.server)
+        #expect(try Self.eventually(2) {
+            try s.lab.serverChildren().first { $0.string("spi-in") == Self.hex(new.outboundSPI) }?.string("packets-in") == "1"
+        })
+    }
+
+    /// Negotiations run side by side: eight devices at once (two flows each, the second serialised behind the
+    /// first per device) each get their own IKE_SA and pairs the server holds.
+    @Test func devicesNegotiateConcurrently() throws {
+        let s = try Setup()
+        defer { s.close() }
+        let ids = (0..<8).map { UInt64(0xB0 + $0) }
+        for (i, id) in ids.enumerated() {
+            let identity = String(format: "%016llx@handset.invalid", id), psk = "psk-\(id)-\(s.psk)"
+            var d = DeviceRecord(id: id, msisdn: "+1555000\(200 + i)", key: Data(count: 32), innerAddress: IPAddress(10, 201, 1, UInt8(i + 1)))
+            d.ikeIdentity = identity
+            d.ikePSK = Data(psk.utf8)
+            try s.registry.add(d)
+            try s.lab.serverLoadPSK(identity: identity, psk: psk)
+        }
+        let results = Results()
+        let negotiator = s.negotiator
+        let t0 = Date()
+        DispatchQueue.concurrentPerform(iterations: ids.count * 2) { k in
+            let id = ids[k / 2], inner = IPAddress(10, 201, 1, UInt8(k / 2 + 1))
+            let sel = TrafficSelector(local: inner, remote: Self.service, localPort: 0, remotePort: UInt16(7 + k % 2))
+            results.add(negotiator.establish(device: id, handset: inner, selector: sel, template: 1, reused: false))
+        }
+        print("\(ids.count * 2) concurrent establishes (\(ids.count) devices): \(String(format: "%.0f", Date().timeIntervalSince(t0) * 1000)) ms")
+        let transfers = results.all.compactMap { if case .success(let t) = $0 { t } else { nil } }
+        #expect(transfers.count == ids.count * 2, "\(results.all.filter { if case .failure = $0 { true } else { false } })")
+        let sas = try s.lab.serverSAs()
+        #expect(sas.count == ids.count)
+        let serverSPIs = Set(sas.flatMap { $0.sa.section("child-sas")?.sections.compactMap { $0.section.string("spi-in") } ?? [] })
+        #expect(serverSPIs == Set(transfers.map { Self.hex($0.outboundSPI) }))
     }
 
     @Test func aWrongPSKIsAuthenticationFailed() throws {
@@ -231,12 +342,40 @@ struct StrongSwanNegotiatorTests {
     }
 }
 
+enum Opened: Equatable {
+    case transfer(KDSATransfer)
+    case delete(UInt32, UInt32)
+}
+
+extension StrongSwanNegotiatorTests {
+    /// Opens a downlink as the handset would (the device's current key).
+    static func open(_ d: Downlink, _ registry: DeviceRegistry) throws -> Opened? {
+        let dev = try #require(try registry.device(id: device))
+        var k = DeliveryKeys()
+        _ = dev.key.withUnsafeBytes { k.derive(deviceKey: $0, deviceID: device, epoch: UInt16(dev.epoch)) }
+        let h = try #require(d.bytes.withUnsafeBytes { KDHeader.parse($0, direction: .down) })
+        var plain = [UInt8](repeating: 0, count: d.bytes.count)
+        let n = try #require(d.bytes.withUnsafeBytes { w in plain.withUnsafeMutableBytes { k.open(w, header: h, direction: .down, into: $0) } })
+        return plain[0..<n].withUnsafeBytes { p -> Opened? in
+            switch KDBody.decode(h.type, p) {
+            case .saTransfer(let t)?: .transfer(t)
+            case .saDelete(let x)?: .delete(x.outboundSPI, x.inboundSPI)
+            default: nil
+            }
+        }
+    }
+}
+
+final class Results: @unchecked Sendable {
+    private let lock = NSLock()
+    private var r: [Result<KDSATransfer, NegotiationFailure>] = []
+    func add(_ x: Result<KDSATransfer, NegotiationFailure>) { lock.withLock { r.append(x) } }
+    var all: [Result<KDSATransfer, NegotiationFailure>] { lock.withLock { r } }
+}
+
 final class Pushed: @unchecked Sendable {
     private let lock = NSLock()
-    private var t: [(UInt64, KDSATransfer)] = []
-    private var d: [(UInt64, UInt32, UInt32)] = []
-    func add(_ device: UInt64, _ x: KDSATransfer) { lock.withLock { t.append((device, x)) } }
-    func delete(_ device: UInt64, _ o: UInt32, _ i: UInt32) { lock.withLock { d.append((device, o, i)) } }
-    var transfers: [(UInt64, KDSATransfer)] { lock.withLock { t } }
-    var deletes: [(UInt64, UInt32, UInt32)] { lock.withLock { d } }
+    private var sent: [Downlink] = []
+    func send(_ d: [Downlink]) { lock.withLock { sent += d } }
+    var downlinks: [Downlink] { lock.withLock { sent } }
 }

@@ -50,4 +50,20 @@ import Testing
         }
         #expect(!FileManager.default.fileExists(atPath: c.appendingPathComponent("device.key").path))
     }
+
+    /// Issue 15: provisioning creates the device's IKE PSK (0600, random, reused when the file exists) and stores it
+    /// with the identity in the registry, wrapped.
+    @Test func provisioningCreatesTheIKECredentials() throws {
+        let dir = try tempDir()
+        let reg = dir.appendingPathComponent("r.sqlite").path, kek = dir.appendingPathComponent("r.kek").path
+        let pskFile = dir.appendingPathComponent("a/ike.psk").path  // its folder made too
+        let psk = try Provisioning.preSharedKey(file: pskFile)
+        #expect(try psk.count == 64 && mode(pskFile) == 0o600)
+        #expect(try Provisioning.preSharedKey(file: pskFile) == psk)  // read back, newline dropped
+        let d = try Provisioning.create(registry: reg, kek: kek, stateDir: dir.appendingPathComponent("a").path, msisdn: "+1",
+                                        deviceID: 0xA1, ike: ("a1@example.org", psk))
+        let stored = try #require(try DeviceRegistry(path: reg, kek: try KeyEncryptionKey.load(path: kek)).device(id: d.deviceID))
+        #expect(stored.ikeIdentity == "a1@example.org" && stored.ikePSK == psk)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: reg)).range(of: psk) == nil)
+    }
 }

@@ -107,11 +107,12 @@ struct Bench {
     let events: EventLog
     let link: String
 
-    init(_ profile: ModemProfile, faults: String = "", seed: UInt64 = 1, smpp: SMPPOptions? = nil) throws {
+    init(_ profile: ModemProfile, faults: String = "", seed: UInt64 = 1, smpp: SMPPOptions? = nil,
+         packetGateway: PacketGatewayConfig? = nil) throws {
         let log = EventLog()
         link = NSTemporaryDirectory() + "modemsim-\(profile.name)-\(UUID().uuidString.prefix(8))"
         sim = ModemSimulator(profile: profile, linkPath: link, faults: try FaultPlan(spec: faults, seed: seed),
-                             smpp: smpp, timing: .fast, events: { log.append($0) })
+                             smpp: smpp, packetGateway: packetGateway, timing: .fast, events: { log.append($0) })
         try sim.start()
         client = try ModemClient(path: link)
         events = log

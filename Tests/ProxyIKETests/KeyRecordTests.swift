@@ -122,6 +122,47 @@ import Testing
         #expect(throws: Never.self) { try trusting.start() }
         trusting.stop()
     }
+
+    /// Over a real SEQPACKET socket: records arrive one per message, and when the listener goes away (charon
+    /// restarted) the reader connects again, checks credentials again, and goes on delivering.
+    @Test func readerDeliversAndReconnectsAfterARestart() throws {
+        let path = NSTemporaryDirectory() + "keys-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
+        defer { unlink(path) }
+        func listener() throws -> Int32 {
+            unlink(path)
+            let s = socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue), 0)
+            var a = sockaddr_un()
+            a.sun_family = sa_family_t(AF_UNIX)
+            withUnsafeMutableBytes(of: &a.sun_path) { p in for (i, b) in path.utf8.enumerated() { p[i] = b } }
+            let rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+            try #require(rc == 0 && listen(s, 1) == 0)
+            return s
+        }
+        func send(_ fd: Int32, _ bytes: [UInt8]) { _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) } }
+        func eventually(_ cond: () -> Bool) -> Bool {
+            for _ in 0..<60 where !cond() { usleep(50_000) }
+            return cond()
+        }
+        let got = Box()
+        let reader = KeyRecordReader(path: path, trustedUID: getuid()) { got.add($0) }
+        var l = try listener()
+        try reader.start()
+        var c = accept(l, nil, nil)
+        send(c, Self.bytes(Self.lines()))
+        send(c, Array("v=1\nevent=up\n".utf8))
+        #expect(eventually { got.count == 1 && reader.counters.malformed == 1 })
+        // charon goes away and comes back on the same path.
+        close(c)
+        close(l)
+        l = try listener()
+        defer { close(l) }
+        c = accept(l, nil, nil)  // returns once the reader is back
+        defer { close(c) }
+        send(c, Self.bytes(Self.lines(event: "down", keyIn: nil, keyOut: nil)))
+        #expect(eventually { got.count == 2 })
+        #expect(reader.counters.reconnects == 1 && reader.counters.records == 2)
+        reader.stop()
+    }
 }
 
 final class Box: @unchecked Sendable {

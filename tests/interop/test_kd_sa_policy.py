@@ -29,3 +29,13 @@ def test_pushes_per_peer_are_capped_and_ipv6_refused():
     assert kd.sa_transfer_status(FLOW, protect_rules=[NET24], pushed_from_peer=4) == 8
     assert kd.sa_transfer_status(FLOW, protect_rules=[NET24], pushed_from_peer=4, same_flow_pushed=True) == 0
     assert kd.sa_transfer_status(FLOW, ipv6=True, protect_rules=[NET24]) == 7
+
+
+def test_a_tunnel_to_a_server_carries_its_inner_remote():
+    # §4 flag bit 6: ESP goes to the server's public address (peer); the flow is to a service behind it.
+    server, service = 0x0A630001, 0x0AC80001  # 10.99.0.1, 10.200.0.1
+    request = (service, 17, 0, 7)
+    with_remote = (kd.pair_remote(server, service), 32, 17, kd.ANY, (7, 7))
+    without = (kd.pair_remote(server, None), 32, 17, kd.ANY, (7, 7))
+    assert kd.sa_transfer_status(with_remote, request=request) == 0
+    assert kd.sa_transfer_status(without, request=request) == 7

@@ -72,6 +72,10 @@ public final class ATEngine<Transport: ByteTransport> {
     var expected = InlineArray<24, UInt8>(repeating: 0)
     var expectedCount = 0
     var payloadEcho: UnsafeRawBufferPointer?
+    /// The payload still to write at the prompt, copied into `payloadStore` by `start`.
+    var payloadDue: ATPayload?
+    let payloadStore: UnsafeMutableRawBufferPointer
+    var commandDeadline: UInt64 = 0
 
     // Multi-part lines.
     enum RawTarget { case discard, response, urc(Int) }
@@ -83,13 +87,15 @@ public final class ATEngine<Transport: ByteTransport> {
     var rebootSeen = false
 
     public init(transport: Transport, lineCapacity: Int = 600, responseCapacity: Int = 4096,
-                urcSlots: Int = 8, urcSlotCapacity: Int = 1600, rules: ATLineRules = ATLineRules()) {
+                urcSlots: Int = 8, urcSlotCapacity: Int = 1600, payloadCapacity: Int = 1600,
+                rules: ATLineRules = ATLineRules()) {
         self.transport = transport
         self.rules = rules
         framer = ATLineFramer(capacity: max(lineCapacity, 16))
         urcs = ATURCQueue(slots: max(urcSlots, 1), slotCapacity: max(urcSlotCapacity, 64))
         response = ATResponseBuffer(capacity: max(responseCapacity, 64))
         rx = UnsafeMutableRawBufferPointer.allocate(byteCount: 256, alignment: 8)
+        payloadStore = UnsafeMutableRawBufferPointer.allocate(byteCount: max(payloadCapacity, 1), alignment: 8)
     }
 
     deinit {
@@ -97,6 +103,7 @@ public final class ATEngine<Transport: ByteTransport> {
         urcs.deallocate()
         response.deallocate()
         rx.deallocate()
+        payloadStore.deallocate()
     }
 
     public var stats: ATStats {
@@ -131,17 +138,24 @@ public final class ATEngine<Transport: ByteTransport> {
         urcs.removeAll()
         rawRemaining = 0
         bodySlot = -1
-        pending = false
+        endCommand()
     }
 
-    /// Reads and dispatches input for up to `timeoutMs`, returning early once a URC is queued and the
-    /// bytes read so far are consumed.
+    /// Reads and dispatches input for up to `timeoutMs`, returning early once a URC is queued (input after
+    /// it waits for the next call), or once the command in flight needs `advance`.
     public func poll(timeoutMs: Int) throws(ATError) {
         let deadline = transport.nowMs() + UInt64(max(timeoutMs, 0))
         _ = try pump(until: deadline) { e in
-            // Finish what has been read before returning, so a burst of URCs is taken whole.
-            e.urcs.pending > 0 && e.rxStart >= e.rxEnd && e.rawRemaining == 0 && e.bodySlot < 0
+            // Back-pressure: stop at the first whole URC and leave the rest of the input unread, so a burst
+            // fills the queue only as fast as the owner takes it out (nextEvent). Bytes read stay in `rx`.
+            (e.urcs.pending > 0 && e.rawRemaining == 0 && e.bodySlot < 0) || e.commandAnswered
         }
+    }
+
+    /// Reads and dispatches everything that arrives for `timeoutMs` (URCs are queued; past the queue's room
+    /// they are counted as overflows), to clear the line of a half-finished exchange.
+    func drain(timeoutMs: Int) throws(ATError) {
+        _ = try pump(until: transport.nowMs() + UInt64(max(timeoutMs, 0))) { _ in false }
     }
 
     /// Waits for a URC starting with `prefix` (such as `+CIPOPEN:` after its OK); other URCs stay queued.
@@ -168,48 +182,24 @@ public final class ATEngine<Transport: ByteTransport> {
 
     /// Sends `command`, optionally `payload` after its prompt, and collects information lines until
     /// the final result code or the deadline. Throws the final result's error, `.timeout` or `.rebooted`.
+    /// The blocking form of `start` + `advance` (ATEngine+Command.swift).
     @discardableResult
     public func run(_ command: ATCommand, timeoutMs: Int? = nil, payload: ATPayload? = nil) throws(ATError) -> ATResponse {
-        if command.invalid || command.count == 0 { throw .commandInvalid }
-        // Whatever arrived before the command is unsolicited; process it first.
-        _ = try pump(until: transport.nowMs()) { _ in false }
-        begin(command)
-        framer.promptByte = payload?.prompt ?? 0
-        let deadline = transport.nowMs() + UInt64(max(timeoutMs ?? defaultTimeoutMs, 0))
-        defer {
-            pending = false
-            payloadEcho = nil
-            framer.promptByte = 0
-        }
-        try writeCommandLine()
-        if let payload {
-            let prompted = try pump(until: deadline) { $0.promptSeen || $0.final != nil }
-            if !prompted {
-                try write(byte: ASCII.esc)  // leave the module's input mode
-                counters.timeouts += 1
-                throw .timeout
+        try start(command, timeoutMs: timeoutMs, payload: payload)
+        return try finishCommand()
+    }
+
+    /// Waits for the command in flight (URCs arriving meanwhile stay queued) and returns its response.
+    @discardableResult
+    public func finishCommand() throws(ATError) -> ATResponse {
+        while true {
+            if let r = try advance() { return r }
+            do throws(ATError) {
+                _ = try pump(until: commandDeadline) { $0.commandAnswered }
+            } catch {
+                endCommand()
+                throw error
             }
-            if final == nil {
-                framer.promptByte = 0
-                transport.pause(ms: payload.delayMs)
-                try write(payload.bytes)
-                if payload.hasTerminator { try write(byte: payload.terminator) }
-                payloadEcho = payload.bytes
-            }
-        }
-        if final == nil {
-            _ = try pump(until: deadline) { $0.final != nil }
-        }
-        guard let result = final else {
-            counters.timeouts += 1
-            throw .timeout
-        }
-        switch result {
-        case .ok:
-            if response.overflowed { throw .responseOverflow }
-            return response.view
-        case .failed(let e):
-            throw e
         }
     }
 }

@@ -2,7 +2,8 @@
 
 extension ATDriver {
     /// The next event, waiting up to `timeoutMs` for one. Acknowledgement URCs that need no action
-    /// (`+CIPSEND:`, `+CIPCLOSE:` after our own close) are absorbed.
+    /// (`+CIPSEND:`, `+CIPCLOSE:` after our own close) are absorbed. Returns nil early when the command in
+    /// flight needs `engine.advance()`; URCs keep coming out while it runs.
     public func nextEvent(timeoutMs: Int = 0) throws(ATError) -> ATEvent? {
         let deadline = engine.transport.nowMs() + UInt64(max(timeoutMs, 0))
         var polled = false
@@ -20,6 +21,8 @@ extension ATDriver {
                 if let e = event(for: u) { return e }
                 continue
             }
+            // URCs first; then the command in flight gets its turn (ATEngine+Command.swift).
+            if engine.commandReady { return nil }
             let now = engine.transport.nowMs()
             if polled && now >= deadline { return nil }
             try engine.poll(timeoutMs: now >= deadline ? 0 : Int(deadline - now))

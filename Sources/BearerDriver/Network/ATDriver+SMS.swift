@@ -13,13 +13,29 @@ extension ATDriver {
     /// Sends one SMS-SUBMIT: `AT+CMGS=<tpduLength>`, the prompt, the PDU hex (SMSC field included)
     /// and Ctrl-Z. Returns the message reference. `+CMS ERROR` codes come back as `.cms(n)`.
     public func smsSend(pduHex: UnsafeRawBufferPointer, tpduLength: Int) throws(ATError) -> Int {
+        try startSMSSend(pduHex: pduHex, tpduLength: tpduLength)
+        return try Self.messageReference(engine.finishCommand())
+    }
+
+    /// `smsSend` without waiting (the network may take minutes): the PDU is copied, and `smsSendResult`
+    /// gives the message reference once the module answered. Events keep coming from `nextEvent` meanwhile.
+    public func startSMSSend(pduHex: UnsafeRawBufferPointer, tpduLength: Int) throws(ATError) {
         if tpduLength <= 0 || tpduLength > 175 || pduHex.count < 2 * tpduLength || pduHex.count % 2 != 0 {
             throw .invalidArgument
         }
         for b in pduHex where hexValue(b) == nil { throw .invalidArgument }
         var c = ATCommand("AT+CMGS=")
         c.int(tpduLength)
-        let r = try engine.run(c, timeoutMs: dialect.smsSendTimeoutMs, payload: .smsPDU(hex: pduHex))
+        try engine.start(c, timeoutMs: dialect.smsSendTimeoutMs, payload: .smsPDU(hex: pduHex))
+    }
+
+    /// The message reference once the send started by `startSMSSend` is answered; nil while it runs.
+    public func smsSendResult() throws(ATError) -> Int? {
+        guard let r = try engine.advance() else { return nil }
+        return try Self.messageReference(r)
+    }
+
+    static func messageReference(_ r: ATResponse) throws(ATError) -> Int {
         guard var f = r.fields("+CMGS:"), let mr = f.int() else { throw .malformedResponse }
         return mr
     }

@@ -61,6 +61,12 @@ extension ATDriver {
 
     /// Sends one datagram. The payload follows the prompt as raw bytes, its length declared first.
     public func sendUDP(socket id: Int, to remote: UDPEndpoint, payload: UnsafeRawBufferPointer) throws(ATError) {
+        try startSendUDP(socket: id, to: remote, payload: payload)
+        try engine.finishCommand()
+    }
+
+    /// `sendUDP` without waiting: the payload is copied; `engine.advance()` answers non-nil once it was sent.
+    public func startSendUDP(socket id: Int, to remote: UDPEndpoint, payload: UnsafeRawBufferPointer) throws(ATError) {
         let s = try socketCommands()
         try checkSocket(id, s)
         if payload.count == 0 || payload.count > s.maxPayload { throw .invalidArgument }
@@ -78,7 +84,7 @@ extension ATDriver {
             c.int(payload.count)
         }
         let p = ATPayload(bytes: payload, prompt: s.sendPrompt, terminator: nil, delayMs: s.promptDelayMs)
-        try engine.run(c, timeoutMs: 20_000, payload: p)
+        try engine.start(c, timeoutMs: 20_000, payload: p)
     }
 
     /// Reads one buffered datagram into `buffer`; returns its length (0 when none) and sender.

@@ -61,7 +61,7 @@ public final class ATDriver<Transport: ByteTransport> {
     func endPrompt() throws(ATError) {
         try engine.write(byte: 0x1B)
         try engine.write(byte: 0x0D)
-        try engine.poll(timeoutMs: 100)
+        try engine.drain(timeoutMs: 100)
     }
 
     /// The longest payload any supported dialect accepts after a socket-send prompt (SIMCom's 1500).
@@ -76,9 +76,8 @@ public final class ATDriver<Transport: ByteTransport> {
         for _ in 0..<(Self.longestSocketPayload / 100) {
             try withUnsafeBytes(of: &filler) { b throws(ATError) in try engine.write(b) }
         }
-        // Drain the send's answer whole (poll returns early at a URC), so it is not taken for AT's.
-        let quiet = engine.transport.nowMs() + 300
-        while engine.transport.nowMs() < quiet { try engine.poll(timeoutMs: 50) }
+        // Drain the send's answer whole, so it is not taken for AT's.
+        try engine.drain(timeoutMs: 300)
     }
 
     /// Reads AT+CGMM (then ATI) and maps the answer to a dialect.

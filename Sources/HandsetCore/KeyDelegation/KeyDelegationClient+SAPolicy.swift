@@ -63,7 +63,7 @@ extension KeyDelegationClient {
 extension KDSATransfer {
     /// The traffic the pair covers, from the handset's side (0 = any port).
     var selectorPattern: SelectorPattern {
-        SelectorPattern(remote: peer, prefix: Int(prefix), proto: proto,
+        SelectorPattern(remote: remote ?? peer, prefix: Int(prefix), proto: proto,
                         localPorts: localPort == 0 ? .any : PortRange(localPort),
                         remotePorts: remotePort == 0 ? .any : PortRange(remotePort))
     }

@@ -1,8 +1,8 @@
-/// Module storage indexes waiting for AT+CMGD, kept until the module confirms (or says the index is empty) and
-/// retried on every tick. Fixed capacity: the reassembler holds at most 16 parts, so 32 leaves room for copies
-/// and undecodable messages. A full queue counts the loss and asks for a storage listing, which meets the part
-/// again and queues it anew.
-struct SMSDeleteQueue {
+/// Module storage indexes waiting for a step of the loop: AT+CMGD (kept until the module confirms or says the
+/// index is empty) or AT+CMGR (announced by +CMTI or found by a listing). Fixed capacity: the reassembler holds at
+/// most 16 parts, so 32 leaves room for copies and undecodable messages. A full queue counts the loss and asks
+/// for a storage listing, which meets the message again and queues it anew.
+struct SMSIndexQueue {
     static let capacity = 32
     private var indexes = InlineArray<32, Int32>(repeating: -1)
     private(set) var count = 0

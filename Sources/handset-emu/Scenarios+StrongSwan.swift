@@ -1,0 +1,105 @@
+import Foundation
+import Gateway
+import HandsetCore
+import ProxyIKE
+
+/// Scenarios against a stock strongSwan server (`run --server strongswan`, scripts/ike-lab): the proxy charon
+/// negotiates for the handset through the packet gateway, and the server's own VICI says what it holds.
+extension Scenario {
+    static let strongSwan: [Scenario] = [
+        Scenario(name: "ike-handset-initiated",
+                 summary: "key request by SMS; the proxy charon negotiates with the strongSwan server; echo via its libipsec",
+                 run: ikeHandsetInitiated),
+        Scenario(name: "ike-server-initiated",
+                 summary: "the server initiates toward the handset's public address; the proxy answers; the SA is pushed",
+                 run: ikeServerInitiated),
+    ]
+
+    static func ikeHandsetInitiated(_ c: ScenarioContext) throws -> String {
+        let (w, lab) = try strongSwanWorld(c)
+        try c.within(90, "the firmware to log in") { w.gateway.counters.rotations >= 1 }
+        c.app.drain()
+        let before = w.gateway.counters.saDelivered
+        let text = "ping through strongSwan"
+        c.app.datagram(to: serviceOctets, port: 7, from: 5000, Array(text.utf8))
+        _ = try c.expect(0x84, "'waiting for key'") { $0.body.first == 2 }
+        let installed = try explained(w) { try c.expect(0x84, "'SA installed'", timeout: 90) { $0.body.first == 5 } }
+        let reply = try c.expect(0x81, "the echo from 10.200.0.1:7") { Array($0.body.dropFirst(8)) == Array(text.utf8) }
+        guard Array(reply.body.prefix(6)) == serviceOctets + [0, 7] else {
+            throw ScenarioFailure("the echo came from \(reply.body.prefix(6).map(String.init)), not 10.200.0.1:7")
+        }
+        guard w.gateway.counters.saDelivered > before else { throw ScenarioFailure("no SA was delivered") }
+        let child = try serverChild(lab, spiFromEvent: installed)
+        try checkRelay(w, needsIKE: true)
+        return "server CHILD_SA \(child.string("spi-in") ?? "?")/\(child.string("spi-out") ?? "?") "
+            + "\(child.string("encr-alg") ?? "?")-\(child.string("encr-keysize") ?? "?"), "
+            + "packets in/out \(child.string("packets-in") ?? "?")/\(child.string("packets-out") ?? "?")"
+    }
+
+    static func ikeServerInitiated(_ c: ScenarioContext) throws -> String {
+        let (w, lab) = try strongSwanWorld(c)
+        try c.within(90, "the firmware to log in") { w.gateway.counters.rotations >= 1 }
+        c.app.hello()
+        // Start clean: the server deletes what it holds; the proxy's delete reaches the handset as sa-delete.
+        lab.serverTerminate()
+        try c.within(15, "the server to hold no CHILD_SA") { (try? lab.serverChildren().isEmpty) ?? false }
+        c.app.drain()
+        let pushed = w.gateway.counters.saPushed, delivered = w.gateway.counters.saDelivered
+        try explained(w) {
+            try lab.serverInitiate()
+            try c.within(30, "the gateway to push the server's SA") { w.gateway.counters.saPushed > pushed }
+        }
+        let installed = try c.expect(0x84, "'SA installed' for the pushed SA", timeout: 90) { $0.body.first == 5 }
+        let child = try serverChild(lab, spiFromEvent: installed)
+        let text = "hello over the server's SA"
+        c.app.datagram(to: serviceOctets, port: 7, from: 5001, Array(text.utf8))
+        _ = try c.expect(0x81, "the echo over the pushed SA") { Array($0.body.dropFirst(8)) == Array(text.utf8) }
+        guard w.gateway.counters.saDelivered == delivered else {
+            throw ScenarioFailure("the handset asked for a key: the pushed SA was not used")
+        }
+        try checkRelay(w, needsIKE: true)
+        return "server-made CHILD_SA \(child.string("spi-in") ?? "?")/\(child.string("spi-out") ?? "?") pushed by SMS, "
+            + "echo over it without a key request"
+    }
+
+    static let serviceOctets: [UInt8] = [10, 200, 0, 1]
+
+    /// A failure with what the gateway, the IKE engine and the packet gateway counted.
+    static func explained<T>(_ w: EmulatedWorld, _ body: () throws -> T) throws -> T {
+        do { return try body() } catch {
+            let g = w.gateway.counters, r = w.sim.packetGatewayCounters.map { "\($0)" } ?? "-"
+            throw ScenarioFailure("\(error); gateway: timeouts \(g.negotiationTimeouts), unreachable \(g.peerUnreachable), "
+                + "no proposal \(g.noProposalChosen), auth \(g.authenticationFailed), refused \(g.negotiationRefused); "
+                + "IKE engine: \(w.ike.map { "\($0.counters)" } ?? "-"); packet gateway: \(r)")
+        }
+    }
+
+    static func strongSwanWorld(_ c: ScenarioContext) throws -> (EmulatedWorld, IKELabSession) {
+        guard let lab = c.world.lab else { throw ScenarioSkipped(description: "needs --server strongswan") }
+        return (c.world, lab)
+    }
+
+    /// The server's CHILD_SA holding the SPI the handset reported installing (either direction).
+    static func serverChild(_ lab: IKELabSession, spiFromEvent m: AppClient.Message) throws -> VICIMessage {
+        guard m.body.count >= 5 else { throw ScenarioFailure("'SA installed' without an SPI") }
+        let spi = m.body[1..<5].reduce(UInt32(0)) { $0 << 8 | UInt32($1) }
+        let hex = String(format: "%08x", spi)
+        let children = try lab.serverChildren()
+        guard let child = children.first(where: { $0.string("spi-in") == hex || $0.string("spi-out") == hex }) else {
+            let held = children.map { "\($0.string("spi-in") ?? "?")/\($0.string("spi-out") ?? "?")" }
+            throw ScenarioFailure("the server holds no CHILD_SA with SPI \(hex) (it holds \(held))")
+        }
+        return child
+    }
+
+    /// IKE went through the packet gateway both ways, ESP both ways, nothing dropped for want of a socket.
+    static func checkRelay(_ w: EmulatedWorld, needsIKE: Bool) throws {
+        guard let r = w.sim.packetGatewayCounters else { throw ScenarioFailure("no packet gateway") }
+        guard !needsIKE || (r.ikeToServer > 0 && r.ikeToProxy > 0) else {
+            throw ScenarioFailure("IKE did not pass the packet gateway both ways: \(r)")
+        }
+        guard r.espToServer > 0, r.espToHandset > 0, r.droppedNoHandsetSocket == 0 else {
+            throw ScenarioFailure("ESP did not pass the packet gateway both ways: \(r)")
+        }
+    }
+}

@@ -1,0 +1,53 @@
+import Foundation
+import Gateway
+import HandsetCore
+import Logging
+import ModemSim
+
+/// `run --server strongswan`: the gateway's negotiator is the proxy charon (StrongSwanNegotiator), the opposite
+/// party a stock strongSwan server in scripts/ike-lab, and the packet gateway owns the handset's public endpoint.
+extension EmulatedWorld {
+    /// Inside the server's remote_ts (10.201.0.0/16, scripts/ike-lab).
+    static let strongSwanHandsetAddress = IPAddress(10, 201, 0, 2)
+    /// The server's inner service address (UDP echo on port 7).
+    static let strongSwanService = IPAddress(10, 200, 0, 1)
+    /// Everything to the service is protected: the server's own connection covers all of 10.200.0.1 (any protocol),
+    /// and a push may cover at most one protect rule.
+    static let strongSwanRules = """
+        rule = protect 10.200.0.1/32 any * * template=1
+        """
+
+    static func negotiator(lab: IKELabSession, relay: PacketGatewayConfig, registry: DeviceRegistry,
+                           logger: Logger) throws -> StrongSwanNegotiator {
+        guard let server = IPAddress(dottedQuad: lab["SRV_ADDR"]) else { throw WorldError("ike-lab: no SRV_ADDR") }
+        // The proxy reaches the server only through the packet gateway's proxy side (docs/ike-proxy.md).
+        var c = StrongSwanNegotiator.Configuration(viciSocket: lab["PROXY_VICI"], keySocket: lab["KEYS_SOCK"],
+                                                   serverAddress: server, ikeRemoteAddress: "127.0.0.1",
+                                                   serverID: lab["SRV_ID"])
+        c.ikeRemotePort = UInt16(relay.proxySidePort)
+        c.ikeLocalPort = UInt16(relay.ikeProxy.port)   // port_nat_t: IKE with the non-ESP marker from the first message
+        c.serverESPPort = UInt16(relay.oppositeParty.port)
+        return StrongSwanNegotiator(configuration: c, registry: registry, logger: logger)
+    }
+
+    /// The device gets an IKE identity and a fresh PSK; the server learns the same PSK over its VICI socket, and the
+    /// proxy loads the device so the server may initiate. Peer-made SAs and deletes go to the handset by SMS.
+    func provisionForIKE(lab: IKELabSession, ike: StrongSwanNegotiator, kek: String, msisdn: String) throws {
+        var psk = Array(KeyMaterial.random(32).map { String(format: "%02x", $0) }.joined().utf8)
+        defer { for i in psk.indices { psk[i] = 0 } }
+        let identity = String(format: "%016llx@handset.invalid", deviceID)
+        _ = try Provisioning.create(registry: registry.path, kek: kek, stateDir: dir.appendingPathComponent("state").path,
+                                    msisdn: msisdn, deviceID: deviceID, innerAddress: handsetAddress,
+                                    ike: (identity, Data(psk)))
+        try lab.serverLoadPSK(identity: identity, psk: psk)
+        ike.onPeerTransfer = { [weak self] device, transfer in
+            guard let self else { return }
+            queue.async { self.deliver(self.gateway.push(device: device, transfer: transfer)) }
+        }
+        ike.onPeerDelete = { [weak self] device, outbound, inbound in
+            guard let self else { return }
+            queue.async { self.deliver(self.gateway.deleteSA(device: device, outboundSPI: outbound, inboundSPI: inbound)) }
+        }
+        try ike.start(devices: [deviceID])
+    }
+}
