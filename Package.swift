@@ -12,6 +12,7 @@ let package = Package(
     products: [
         .executable(name: "handset-emu", targets: ["handset-emu"]),
         .executable(name: "handset-fw", targets: ["handset-fw"]),
+        .executable(name: "handset-gateway", targets: ["handset-gateway"]),
         .library(name: "HandsetCore", targets: ["HandsetCore"]),
         .library(name: "BearerDriver", targets: ["BearerDriver"]),
         .library(name: "SMPP", targets: ["SMPP"]),
@@ -21,6 +22,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/ordo-one/malloc-interposer.git", from: "1.6.1"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // Handset side: embedded-clean.
@@ -33,6 +38,9 @@ let package = Package(
         // Host side: full Swift.
         .target(name: "SMPP"),
         .target(
+            name: "SMPPNIO",
+            dependencies: ["SMPP", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]),
+        .target(
             name: "ModemSim",
             dependencies: ["BearerDriver", "SMPP", .product(name: "Logging", package: "swift-log")]),
         .target(name: "ProxyIKE"),
@@ -43,10 +51,29 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        // The gateway as an operator runs it: config, SMPP, UDP, metrics and lifecycle around the Gateway core.
+        .target(
+            name: "GatewayDaemon",
+            dependencies: [
+                "Gateway", "SMPP", "SMPPNIO", "HandsetCore", "ProxyIKE",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]),
+        .executableTarget(
+            name: "handset-gateway",
+            dependencies: [
+                "GatewayDaemon",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]),
         .executableTarget(
             name: "handset-emu",
             dependencies: [
-                "HandsetCore", "BearerDriver", "ModemSim", "Gateway", "SMPP", "ProxyIKE",
+                "HandsetCore", "BearerDriver", "ModemSim", "Gateway", "SMPP", "SMPPNIO", "ProxyIKE",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -61,7 +88,8 @@ let package = Package(
         .testTarget(name: "HandsetEmuTests", dependencies: ["handset-emu", "Gateway", "HandsetCore"]),
         .testTarget(name: "BearerDriverTests", dependencies: ["BearerDriver", "CHandsetShim"]),
         .testTarget(name: "ModemSimTests", dependencies: ["ModemSim", "BearerDriver", "SMPP"]),
-        .testTarget(name: "SMPPTests", dependencies: ["SMPP"]),
+        .testTarget(name: "SMPPTests", dependencies: ["SMPP", "SMPPNIO"]),
+        .testTarget(name: "GatewayDaemonTests", dependencies: ["GatewayDaemon", "Gateway", "SMPP", "HandsetCore"]),
         .testTarget(name: "ProxyIKETests", dependencies: ["ProxyIKE"]),
         .testTarget(name: "HandsetFirmwareTests", dependencies: ["handset-fw", "CHandsetShim"]),
     ]

@@ -276,4 +276,7 @@ public final class DeviceRegistry: Sendable {
     public func forgetPeers(device: UInt64) throws {
         try db.write { try $0.execute(sql: "DELETE FROM peerContact WHERE deviceID = ?", arguments: [Int64(bitPattern: device)]) }
     }
+
+    /// Closes the database at shutdown (after the last write); every later call fails.
+    public func closeDatabase() throws { try db.close() }
 }

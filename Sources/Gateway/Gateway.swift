@@ -32,6 +32,7 @@ public struct GatewayCounters: Equatable, Sendable {
     public var negotiationRefused = 0
     /// SAs the peer started (server-initiated), pushed to the handset as request 0.
     public var saPushed = 0
+    public init() {}
 }
 
 /// The reference gateway/proxy: verifies and answers key-delegation messages per docs/key-delegation.md.

@@ -120,23 +120,19 @@ extension StrongSwanNegotiator {
 
     /// The handset's half. `selector` is the flow asked for; nil takes the flow from the record's selectors.
     func transfer(from r: KeyRecord, selector: TrafficSelector?) -> Result<KDSATransfer, NegotiationFailure> {
-        let algorithm: ESPAlgorithm
-        switch r.encryption {
-        case .aes256gcm16: algorithm = .aesGCM
-        case .chacha20poly1305: algorithm = .chacha20Poly1305
-        case .aes128gcm16: return .failure(.refused("aes128gcm16: sa-transfer carries 256-bit keys only"))
-        }
-        guard r.keyIn.count == 36, r.keyOut.count == 36 else { return .failure(.refused("key length")) }
+        let algorithm: ESPAlgorithm = r.encryption == .chacha20poly1305 ? .chacha20Poly1305 : .aesGCM
+        let n = r.encryption.keyLength
+        guard r.keyIn.count == n + 4, r.keyOut.count == n + 4 else { return .failure(.refused("key length")) }
         guard let flow = selector ?? Self.flow(local: r.localTS.first, remote: r.remoteTS.first) else {
             return .failure(.refused("selectors the handset cannot hold"))
         }
-        func salt(_ k: [UInt8]) -> UInt32 { k[32..<36].reduce(0) { $0 << 8 | UInt32($1) } }
+        func salt(_ k: [UInt8]) -> UInt32 { k[n..<(n + 4)].reduce(0) { $0 << 8 | UInt32($1) } }
         let t = r.keyOut.withUnsafeBytes { o in
             r.keyIn.withUnsafeBytes { i in
-                KDSATransfer(requestID: 0, algorithm: algorithm, tunnel: r.tunnel, esn: r.esn,
-                             outboundSPI: r.spiOut, outboundKey: KeyBytes(UnsafeRawBufferPointer(rebasing: o[0..<32])),
+                KDSATransfer(requestID: 0, algorithm: algorithm, keyLength: n, tunnel: r.tunnel, esn: r.esn,
+                             outboundSPI: r.spiOut, outboundKey: KeyBytes(UnsafeRawBufferPointer(rebasing: o[0..<n])),
                              outboundSalt: salt(r.keyOut),
-                             inboundSPI: r.spiIn, inboundKey: KeyBytes(UnsafeRawBufferPointer(rebasing: i[0..<32])),
+                             inboundSPI: r.spiIn, inboundKey: KeyBytes(UnsafeRawBufferPointer(rebasing: i[0..<n])),
                              inboundSalt: salt(r.keyIn), peer: config.serverAddress, peerPort: config.serverESPPort,
                              prefix: 32, proto: flow.proto, localPort: flow.localPort, remotePort: flow.remotePort,
                              softSeconds: r.softSeconds, hardSeconds: r.hardSeconds,

@@ -26,7 +26,7 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
         public var serverID: String
         public var proposals = "aes256-sha256-x25519"
         /// What sa-transfer can carry today: 256-bit keys (AES-256-GCM, ChaCha20-Poly1305).
-        public var espProposals = "aes256gcm16,chacha20poly1305"
+        public var espProposals = "aes256gcm16,aes128gcm16,chacha20poly1305"
         /// Bound on one negotiation, IKE_SA_INIT to the key record.
         public var timeout: Double = 5
 

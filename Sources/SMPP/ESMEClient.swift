@@ -29,9 +29,13 @@ public struct ESMECounters: Sendable, Equatable {
     public var enquireLinksSent = 0, enquireLinksAnswered = 0
     public var genericNacksSent = 0, genericNacksReceived = 0, unexpectedPDUs = 0, unknownResponses = 0
     public var unbindsReceived = 0
+    /// deliver_sm answered with a temporary error because the client was draining (the SMSC retries them later),
+    /// and deferred acknowledgements dropped because their connection had gone (the SMSC redelivers those).
+    public var deliveriesRefused = 0, acksLost = 0
     /// Malformed PDUs by kind (the associated value of SMPPError is kept: a truncated frame and an unknown id differ).
     public var malformed: [SMPPError: Int] = [:]
     public var malformedTotal: Int { malformed.values.reduce(0, +) }
+    public init() {}
 }
 
 /// A mobile-originated SMS as the SMSC handed it over.
@@ -41,20 +45,51 @@ public struct InboundSMS: Sendable, Equatable {
     public var dataCoding: UInt8
     public var udh: UDHFields
     public var payload: [UInt8]
+    public init(originator: String, destination: String, dataCoding: UInt8, udh: UDHFields, payload: [UInt8]) {
+        self.originator = originator; self.destination = destination; self.dataCoding = dataCoding
+        self.udh = udh; self.payload = payload
+    }
 }
 
-public final class ESMEClient: @unchecked Sendable {
+/// The answer to one deliver_sm, given once its message has been handled (or refused). The client sends the
+/// deliver_sm_resp from its I/O thread; an answer for a connection that has since dropped is not sent.
+public struct DeliveryAck: Sendable {
+    let respond: @Sendable (UInt32) -> Void
+    public init(_ respond: @escaping @Sendable (UInt32) -> Void) { self.respond = respond }
+    public func callAsFunction(_ status: UInt32 = SMPPStatus.ok) { respond(status) }
+}
+
+/// What the gateway needs of an ESME: the threaded `ESMEClient` and the swift-nio one (SMPPNIO) both give it.
+public protocol ESMELink: AnyObject, Sendable {
+    var config: ESMEConfig { get }
+    var counters: ESMECounters { get }
+    var isBound: Bool { get }
+    /// Parts queued, not yet sent.
+    var pendingParts: Int { get }
+    func start()
+    /// Unbinds if bound and returns once the link is closed. Call it from outside the client's callbacks.
+    func stop()
+    @discardableResult func send(to destination: String, payload: [UInt8]) throws(UDHError) -> Int
+    /// From now on every deliver_sm is answered ESME_RX_T_APPN (the SMSC keeps it): the first step of a drain.
+    func refuseDeliveries()
+}
+
+public final class ESMEClient: ESMELink, @unchecked Sendable {
     struct Part { var destination: String; var userData: [UInt8]; var notBefore: Double = 0 }
     struct InFlight { var part: Part; var sentAt: Double }
 
     public let config: ESMEConfig
-    private let onDeliver: @Sendable (InboundSMS) -> Void
+    private let onDeliver: @Sendable (InboundSMS, DeliveryAck?) -> Void
+    private let defersAcks: Bool
     private let lock = NSLock()
     private var outbox: [Part] = []
     private var _counters = ESMECounters()
     private var _bound = false
     private var running = false
     private var nextReference: UInt16 = 1
+    private var refusing = false
+    private var generation = 0
+    private var acks: [(generation: Int, sequence: UInt32, status: UInt32)] = []
     private let stopped = DispatchSemaphore(value: 0)
     // Owned by the I/O thread only.
     private var inflight: [UInt32: InFlight] = [:]
@@ -62,10 +97,24 @@ public final class ESMEClient: @unchecked Sendable {
     private var backoff: Double = 0
     private var pausedUntil: Double = 0
 
+    /// Each deliver_sm is acknowledged as it arrives, before `onDeliver` runs.
     public init(config: ESMEConfig, onDeliver: @escaping @Sendable (InboundSMS) -> Void) {
         self.config = config
-        self.onDeliver = onDeliver
+        self.onDeliver = { sms, _ in onDeliver(sms) }
+        defersAcks = false
     }
+
+    /// Each deliver_sm is acknowledged only when `onDeliver` calls its `DeliveryAck`, from any thread: the SMSC
+    /// keeps (and redelivers) a message until it was handled. `onDeliver` runs on the I/O thread: hand work off.
+    public init(config: ESMEConfig, deferringAcks onDeliver: @escaping @Sendable (InboundSMS, DeliveryAck) -> Void) {
+        self.config = config
+        self.onDeliver = { sms, ack in onDeliver(sms, ack!) }
+        defersAcks = true
+    }
+
+    /// From now on each deliver_sm is answered with a temporary error (ESME_RX_T_APPN), so the SMSC keeps it for
+    /// a later delivery: the first step of a drain.
+    public func refuseDeliveries() { locked { refusing = true } }
 
     public var counters: ESMECounters { locked { _counters } }
     public var isBound: Bool { locked { _bound } }
@@ -111,7 +160,7 @@ public final class ESMEClient: @unchecked Sendable {
                 locked { _counters.connectFailures += 1 }
                 continue
             }
-            locked { _counters.connects += 1 }
+            locked { _counters.connects += 1; generation += 1 }
             if bind(socket) { session(socket) }
             locked { _bound = false }
             requeueInflight()
@@ -145,7 +194,11 @@ public final class ESMEClient: @unchecked Sendable {
         var lastLink = now()
         do {
             while true {
-                guard locked({ running }) else { return unbind(socket) }
+                guard locked({ running }) else {
+                    try? sendAcks(socket)
+                    return unbind(socket)
+                }
+                try sendAcks(socket)
                 let t = now()
                 if t - lastLink >= config.enquireLinkInterval {
                     try socket.send(SMPPPDU(.enquireLink, sequence: nextSequence()))
@@ -252,10 +305,22 @@ public final class ESMEClient: @unchecked Sendable {
                 locked { _counters.badUDH += 1 }
                 return
             }
-            try socket.send(SMPPPDU(.deliverSMResp(messageID: ""), sequence: pdu.sequence))
+            if locked({ refusing }) {
+                try socket.send(SMPPPDU(.deliverSMResp(messageID: ""), sequence: pdu.sequence,
+                                        status: SMPPStatus.temporaryAppError))
+                locked { _counters.deliveriesRefused += 1 }
+                return
+            }
+            var ack: DeliveryAck?
+            if defersAcks {
+                let gen = locked { generation }, seq = pdu.sequence
+                ack = DeliveryAck { [weak self] status in self?.locked { self?.acks.append((gen, seq, status)) } }
+            } else {
+                try socket.send(SMPPPDU(.deliverSMResp(messageID: ""), sequence: pdu.sequence))
+            }
             locked { _counters.delivered += 1 }
             onDeliver(InboundSMS(originator: (m.sourceTON == 1 ? "+" : "") + m.sourceAddr, destination: m.destAddr,
-                                 dataCoding: m.dataCoding, udh: udh, payload: payload))
+                                 dataCoding: m.dataCoding, udh: udh, payload: payload), ack)
         case .submitSMResp:
             submitAnswered(pdu)
         case .genericNack:
@@ -264,6 +329,18 @@ public final class ESMEClient: @unchecked Sendable {
         default:
             locked { _counters.unexpectedPDUs += 1 }
             if !pdu.command.isResponse { try sendNack(socket, status: SMPPStatus.incorrectBindStatus, sequence: pdu.sequence) }
+        }
+    }
+
+    /// Sends the deferred deliver_sm_resps for this connection; those of an earlier one are dropped.
+    private func sendAcks(_ socket: SMPPSocket) throws(SMPPSocketError) {
+        let (due, gen) = locked { () -> ([(generation: Int, sequence: UInt32, status: UInt32)], Int) in
+            defer { acks.removeAll() }
+            return (acks, generation)
+        }
+        for a in due {
+            guard a.generation == gen else { locked { _counters.acksLost += 1 }; continue }
+            try socket.send(SMPPPDU(.deliverSMResp(messageID: ""), sequence: a.sequence, status: a.status))
         }
     }
 

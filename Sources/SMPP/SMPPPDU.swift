@@ -39,6 +39,7 @@ public enum SMPPStatus {
     public static let messageQueueFull: UInt32 = 0x14
     public static let throttled: UInt32 = 0x58
     public static let rejectedForGood: UInt32 = 0x64   // ESME_RX_R_APPN: the ESME rejects the message permanently
+    public static let temporaryAppError: UInt32 = 0x65 // ESME_RX_T_APPN: the ESME cannot take it now; retry later
 }
 
 public enum SMPPLimits {

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SMPP
+import SMPPNIO
 
 /// `handset-emu esme`: our SMPP client alone, for checking it against an SMSC we did not write.
 struct ESMECommand: ParsableCommand {
@@ -28,6 +29,7 @@ struct ESMECommand: ParsableCommand {
     @Option var window = 8
     @Option(name: .customLong("enquire-link"), help: "Seconds between enquire_link.") var enquireLink: Double = 30
     @Option(help: "Seconds to wait for everything.") var timeout: Double = 10
+    @Flag(help: "Use the swift-nio ESME (the gateway daemon's) instead of the threaded one.") var nio = false
 
     func validate() throws {
         guard (1...65535).contains(port) else { throw ValidationError("--port must be 1...65535") }
@@ -42,7 +44,7 @@ struct ESMECommand: ParsableCommand {
         config.portSrc = portSrc
         config.window = window
         config.enquireLinkInterval = enquireLink
-        let client = ESMEClient(config: config) { m in
+        let onDeliver: @Sendable (InboundSMS) -> Void = { m in
             var line = "{\"event\":\"deliver\",\"from\":\"\(m.originator)\",\"to\":\"\(m.destination)\","
             line += "\"dcs\":\(m.dataCoding),\"data\":\"\(hexString(m.payload))\""
             if let d = m.udh.portDst { line += ",\"port-dst\":\(d)" }
@@ -52,6 +54,8 @@ struct ESMECommand: ParsableCommand {
             }
             emitLine(line + "}")
         }
+        let client: any ESMELink = nio ? NIOESMEClient(config: config, onDeliver: onDeliver)
+                                       : ESMEClient(config: config, onDeliver: onDeliver)
         client.start()
         let deadline = Date().addingTimeInterval(timeout)
         while !client.isBound, Date() < deadline { usleep(10_000) }

@@ -46,7 +46,7 @@ struct AppSocket {
             guard uid == Int64(owner) else { refuse(uid: uid); continue }
             guard fromLength > 0 else { refuse(uid: uid, unnamed: true); continue }
             guard AppOp.isRequest(buf[0]) else { unknown &+= 1; continue }
-            app = sender
+            if buf[0] != AppOp.counters { app = sender }  // `handset-fw status` asks without taking the app's place
             return n
         }
         return 0
@@ -55,6 +55,16 @@ struct AppSocket {
     func send(_ bytes: UnsafeRawBufferPointer) {
         guard fd >= 0, hasApp else { return }
         var to = app
+        _ = withUnsafeBytes(of: &to) { t in
+            hs_app_socket_send(fd, bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), bytes.count,
+                               t.baseAddress!.assumingMemoryBound(to: CChar.self))
+        }
+    }
+
+    /// Answers the sender of the last request received, whether or not it is the app.
+    func answerAsker(_ bytes: UnsafeRawBufferPointer) {
+        guard fd >= 0, sender[0] != 0 else { return }
+        var to = sender
         _ = withUnsafeBytes(of: &to) { t in
             hs_app_socket_send(fd, bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), bytes.count,
                                t.baseAddress!.assumingMemoryBound(to: CChar.self))

@@ -8,6 +8,7 @@ import HandsetCore
 ///   0x02 SECRET channel(2) payload                          over SMS only, inside key delegation
 ///   0x03 FETCH  url                                          the gateway fetches it over https
 ///   0x04 STATUS (Firmware+KDUDP.swift)
+///   0x05 COUNTERS (Firmware+Status.swift): answered to the asker, which does not become the app
 /// Answers to the app (the owner's socket that sent the last known request; others are refused, AppSocket.swift):
 ///   0x81 RECV   src-ip(4) src-port(2) dst-port(2) payload   a decrypted datagram
 ///   0x82 SECRET channel(2) payload
@@ -17,7 +18,7 @@ enum AppOp {
     static let register: UInt8 = 0x00, send: UInt8 = 0x01, secret: UInt8 = 0x02, fetch: UInt8 = 0x03
     static let recv: UInt8 = 0x81, secretIn: UInt8 = 0x82, fetchIn: UInt8 = 0x83, event: UInt8 = 0x84
 
-    static func isRequest(_ op: UInt8) -> Bool { op <= status }
+    static func isRequest(_ op: UInt8) -> Bool { op <= counters }
 }
 
 enum AppEvent: UInt8 { case sent = 1, waitingForKey = 2, discarded = 3, clearRefused = 4, saInstalled = 5, failed = 6, smsUnavailable = 7 }
@@ -47,6 +48,8 @@ extension Firmware {
                 flushOutbox()
             case AppOp.status:
                 reportStatus(r.rest())
+            case AppOp.counters:
+                reportCounters()
             default:
                 break
             }
@@ -140,8 +143,8 @@ extension Firmware {
                 }
             }
         }
-        if job == .idle { flushOutbox() } else { outboxDue = true }
-        if job == .idle { flushHeld() }
+        flushOutbox()
+        flushHeld()
     }
 
     /// After a push, one authenticated dummy packet (next header 59) tells the peer where the handset is now

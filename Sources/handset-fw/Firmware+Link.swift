@@ -8,10 +8,13 @@ extension Firmware {
     static let reopenFirstMs: UInt32 = 1000
     static let reopenMaxMs: UInt32 = 30_000
 
-    /// Counts and logs one modem error: `fw: modem error (WHAT): KIND`.
+    /// Counts one modem error and logs it, `fw: modem error (WHAT): KIND`, rate-limited per kind
+    /// (ErrorLogLimiter.swift): ` (N like it left out)` after a minute of repeats.
     mutating func modemError(_ what: StaticString, _ e: ATError) {
         stats.modemErrors &+= 1
-        LogLine("fw: modem error (").append(what).append("): ").append(e).emit()
+        guard let left = errorLog.admit(what, e, nowMs: hs_monotonic_ms()) else { return }
+        let line = LogLine("fw: modem error (").append(what).append("): ").append(e)
+        if left > 0 { line.append(" (").append(left).append(" like it left out)").emit() } else { line.emit() }
     }
 
     /// The device itself failed (hang-up, gone, bad descriptor), not a command: no AT exchange can succeed.
@@ -25,20 +28,6 @@ extension Firmware {
         modemError(what, e)
         guard Self.linkLost(e) else { return false }
         return reopenSerialLink()
-    }
-
-    /// Waits up to `ms` for module output (start-up URCs are drained). On a lost link it reopens the port
-    /// instead, whose back-off is the wait; other errors wait out the time, so a caller's retry loop never spins.
-    mutating func waitForModem(ms: Int) {
-        let start = hs_monotonic_ms()
-        do throws(ATError) {
-            _ = try driver.nextEvent(timeoutMs: ms)
-        } catch {
-            modemError("waiting", error)
-            if Self.linkLost(error) { _ = reopenSerialLink(); return }
-            let spent = hs_monotonic_ms() - start
-            if spent < UInt64(ms) { idle(ms: UInt32(UInt64(ms) - spent)) }
-        }
     }
 
     /// Closes the dead port and reopens `serial` after 1 s, doubling to 30 s. The app socket and TUN are still

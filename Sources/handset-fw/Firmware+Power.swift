@@ -1,35 +1,135 @@
 import BearerDriver
 import CHandsetShim
+import HandsetCore
+
+/// Where module bring-up stands. It is a state of the loop (Firmware.run), one step per pass with URCs taken
+/// between steps, so a module reboot does not start a second loop inside the first.
+enum BringUp: Equatable {
+    case ready
+    /// Sync, echo off, dialect, SMS set-up, registration URCs.
+    case start
+    /// Registration asked once a second; `tries` answers so far said "not registered".
+    case registering(tries: Int, nextMs: UInt64)
+    /// PDP context, attach, bearer, the ESP socket, stored SMS.
+    case bearer
+    /// After a failure (or while the module boots after a power pulse): start again at `untilMs`.
+    case waiting(untilMs: UInt64)
+}
 
 extension Firmware {
-    /// Bring-up, repeated until it succeeds or a stop signal arrives. With power-key or reset lines wired, a failed
-    /// bring-up may press one of them (ModemPower's `PowerRecovery` decides); without any, this is the plain retry
-    /// every 5 s it always was. Returns false only when asked to stop.
-    mutating func bringUpUntilReady() -> Bool {
-        while hs_stop_requested() == 0 {
-            if bringUp() {
-                power.recovery.afterSuccess()
-                return true
+    static let registrationTries = 120
+    static let bringUpRetryMs: UInt64 = 5000
+
+    /// One step of bring-up. Key-delegation state and SAs survive a module reboot. With power-key or reset
+    /// lines wired, a failed bring-up may press one of them (ModemPower's `PowerRecovery` decides); without
+    /// any, bring-up is retried every 5 s.
+    mutating func advanceBringUp() {
+        let now = hs_monotonic_ms()
+        switch bringUp {
+        case .ready:
+            return
+        case .waiting(let until):
+            if now >= until { bringUp = .start }
+        case .start:
+            if startModem() { bringUp = .registering(tries: 0, nextMs: now) } else { bringUpFailed() }
+        case .registering(let tries, let next):
+            guard now >= next else { return }
+            if registered(.packet) || registered(.eps) {
+                log("registered")
+                bringUp = .bearer
+            } else if tries + 1 >= Self.registrationTries {
+                log("bring-up failed: not registered")
+                bringUpFailed()
+            } else {
+                bringUp = .registering(tries: tries + 1, nextMs: now + 1000)
             }
-            guard power.config.anyLine else {
-                waitForModem(ms: 5000)
-                continue
+        case .bearer:
+            guard bringUpBearer() else { return bringUpFailed() }
+            bringUp = .ready
+            power.recovery.afterSuccess()
+        }
+    }
+
+    /// Starts bring-up over (a module reboot, a reopened link); a job in flight will never be answered.
+    mutating func restartBringUp() {
+        abortJob(.rebooted)
+        readableDue = false
+        reopenDue = false
+        bringUp = .start
+    }
+
+    private mutating func startModem() -> Bool {
+        do {
+            switch config.dialect {
+            case .auto: break
+            case .simcom: driver.use(.simcom)
+            case .quectel: driver.use(.quectel)
+            case .ublox: driver.use(.ublox)
+            case .generic: driver.use(.generic)
             }
-            let action = power.recovery.afterFailedBringUp(modemSilent: !modemAnswersAT(), power.config)
-            guard action != .none else {
-                waitForModem(ms: 5000)
-                continue
+            try driver.start(autodetect: config.dialect == .auto, smsIndication: .store)
+            log("modem ready")
+            try driver.enableRegistrationEvents()
+            return true
+        } catch {
+            modemError("bring-up", error)
+            log("bring-up failed: modem did not start")
+            return false
+        }
+    }
+
+    /// The module may still hold a bearer and a socket from before the handset restarted (it kept its power):
+    /// "already active" answers are not failures, and a stale socket is closed and opened again.
+    private mutating func bringUpBearer() -> Bool {
+        if config.apn.count > 0 {
+            let refused = config.apn.withBytes { a -> ATError? in
+                do throws(ATError) { try driver.defineContext(apn: a); return nil } catch { return error }
             }
-            log(action == .powerKey ? "modem power: pressing the power key" : "modem power: pulsing reset")
-            do throws(ModemPowerError) {
-                try power.pulse(action)
-                waitForBoot(ms: power.config.bootMs)
-            } catch {
-                // Reported once by ModemPower; carry on as if no line were wired.
-                waitForModem(ms: 5000)
+            if let refused { modemError("PDP context", refused) }
+        }
+        var attached = false
+        do throws(ATError) { attached = try driver.isAttached() } catch { modemError("attach state", error) }
+        if !attached {
+            do throws(ATError) { try driver.attach() } catch {
+                modemError("attach", error)
+                log("bring-up failed: attach")
+                return false
             }
         }
-        return false
+        do throws(ATError) { try driver.activateBearer() } catch {
+            modemError("bearer", error)
+            log("bearer activation refused (already active?); continuing")
+        }
+        guard openESPSocket() else { log("bring-up failed: socket"); return false }
+        log("bearer up")
+        do throws(ATError) { try catchUpStoredSMS() } catch {
+            modemError("SMS list", error)
+            log("could not list stored SMS")
+        }
+        return true
+    }
+
+    /// Registered (home or roaming) in `domain`; a failed query counts as not registered.
+    private mutating func registered(_ domain: RegistrationDomain) -> Bool {
+        do throws(ATError) { return try driver.registration(domain).status.isRegistered } catch {
+            modemError("registration", error)
+            return false
+        }
+    }
+
+    /// Waits 5 s before the next try, or presses a power line and waits for the module to boot.
+    private mutating func bringUpFailed() {
+        bringUp = .waiting(untilMs: hs_monotonic_ms() + Self.bringUpRetryMs)
+        guard power.config.anyLine else { return }
+        let action = power.recovery.afterFailedBringUp(modemSilent: !modemAnswersAT(), power.config)
+        guard action != .none else { return }
+        log(action == .powerKey ? "modem power: pressing the power key" : "modem power: pulsing reset")
+        do throws(ModemPowerError) {
+            try power.pulse(action)
+            bringUp = .waiting(untilMs: hs_monotonic_ms() + UInt64(power.config.bootMs))
+        } catch {
+            // Reported once by ModemPower; carry on as if no line were wired.
+        }
     }
 
     /// "AT" → OK within two tries of a second each.
@@ -43,15 +143,5 @@ extension Firmware {
             }
         }
         return false
-    }
-
-    /// Lets the module boot, draining its start-up URCs (RDY, +CPIN: READY, ...) meanwhile.
-    mutating func waitForBoot(ms: UInt32) {
-        let end = hs_monotonic_ms() + UInt64(ms)
-        while hs_stop_requested() == 0 {
-            let now = hs_monotonic_ms()
-            guard now < end else { return }
-            waitForModem(ms: Int(min(end - now, 1000)))
-        }
     }
 }

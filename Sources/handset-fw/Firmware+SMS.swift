@@ -129,8 +129,8 @@ extension Firmware {
     /// the same sealed bytes go by UDP if the type allows it (docs/key-delegation.md §1). A sent message leaves
     /// the outbox when its job is done (Firmware+Work.swift), and the next one follows.
     mutating func flushOutbox() {
-        outboxDue = false
-        while job == .idle, let m = kd.outbox.peek() {
+        outboxDue = !modemFree  // started from the loop once the modem is free
+        while modemFree, let m = kd.outbox.peek() {
             switch kd.carriage.choose(m.type) {
             case .sms:
                 if startSMS(m) { return }

@@ -101,7 +101,7 @@ extension Firmware {
     /// One step of waiting modem work, in order: deletes, socket reads, stored SMS, announcements, the outbox,
     /// held datagrams. Each is one short command, or the start of a job.
     mutating func startWaitingWork() throws(ATError) {
-        guard job == .idle else { return }
+        guard modemFree else { return }
         if reopenDue {
             reopenDue = false
             if !openESPSocket() { log("could not reopen the ESP socket") }
@@ -141,7 +141,7 @@ extension Firmware {
     mutating func flushHeld() {
         let now = Self.nowSeconds()
         var pending = held.count
-        while pending > 0, job == .idle, let h = held.pop() {
+        while pending > 0, modemFree, let h = held.pop() {
             pending -= 1
             if now &- h.since > 60 { continue }  // gave up waiting for a key
             if plane.sas.outboundSlot(for: h.selector) != nil {

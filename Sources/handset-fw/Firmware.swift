@@ -28,6 +28,9 @@ struct Firmware: ~Copyable {
     /// SA pushes whose announcement waits for the modem.
     var announceDue = FixedRing<4, UInt32>(filler: 0)
     var job = ModemJob.idle
+    var bringUp = BringUp.start
+    /// Key delegation has booted (after the first bring-up).
+    var booted = false
     /// The concatenation options of the message whose parts are being sent.
     var smsOptions = SMSSubmitOptions()
     var held = FixedRing<4, HeldDatagram>(filler: HeldDatagram())
@@ -40,6 +43,7 @@ struct Firmware: ~Copyable {
     var catchUpDue = false
     var lastTick: UInt64 = 0
     var stats = FirmwareStats()
+    var errorLog = ErrorLogLimiter()
     var power: ModemPower
     var tun = TUNState()
     var scratch = InlineArray<2048, UInt8>(repeating: 0)
@@ -62,55 +66,6 @@ struct Firmware: ~Copyable {
     /// Events taken per pass of the loop at most: four times the driver's URC slots.
     static let eventsPerPass = 32
 
-    /// Module bring-up; repeated after a module reboot. Key-delegation state and SAs survive a module reboot.
-    /// The module may still hold a bearer and a socket from before the handset restarted (it kept its power):
-    /// "already active" answers are not failures, and a stale socket is closed and opened again.
-    mutating func bringUp() -> Bool {
-        do {
-            switch config.dialect {
-            case .auto: break
-            case .simcom: driver.use(.simcom)
-            case .quectel: driver.use(.quectel)
-            case .ublox: driver.use(.ublox)
-            case .generic: driver.use(.generic)
-            }
-            try driver.start(autodetect: config.dialect == .auto, smsIndication: .store)
-            log("modem ready")
-            try driver.enableRegistrationEvents()
-        } catch {
-            modemError("bring-up", error)
-            log("bring-up failed: modem did not start")
-            return false
-        }
-        var registered = false
-        for _ in 0..<120 where !registered {
-            let packet = (try? driver.registration(.packet).status.isRegistered) ?? false
-            let eps = (try? driver.registration(.eps).status.isRegistered) ?? false
-            registered = packet || eps
-            if !registered { waitForModem(ms: 1000) }
-        }
-        guard registered else { log("bring-up failed: not registered"); return false }
-        log("registered")
-        if config.apn.count > 0 {
-            _ = config.apn.withBytes { a -> Bool in
-                do throws(ATError) { try driver.defineContext(apn: a); return true } catch { return false }
-            }
-        }
-        if (try? driver.isAttached()) != true {
-            do throws(ATError) { try driver.attach() } catch { log("bring-up failed: attach"); return false }
-        }
-        do throws(ATError) { try driver.activateBearer() } catch {
-            log("bearer activation refused (already active?); continuing")
-        }
-        guard openESPSocket() else { log("bring-up failed: socket"); return false }
-        log("bearer up")
-        do throws(ATError) { try catchUpStoredSMS() } catch {
-            modemError("SMS list", error)
-            log("could not list stored SMS")
-        }
-        return true
-    }
-
     /// Opens the ESP-in-UDP socket, closing whatever a previous run left open in the module first.
     mutating func openESPSocket() -> Bool {
         driver.closeAllSockets()
@@ -120,11 +75,14 @@ struct Firmware: ~Copyable {
                 espSocket = try driver.openUDP(localPort: port)
                 return true
             } catch {
-                continue
+                modemError("socket open", error)
             }
         }
         return false
     }
+
+    /// Bring-up is done and no job is in flight: a command may be started.
+    var modemFree: Bool { bringUp == .ready && job == .idle }
 
     /// Runs until SIGTERM or SIGINT (or the process is killed).
     mutating func run() -> Int32 {
@@ -136,38 +94,46 @@ struct Firmware: ~Copyable {
         defer { appSocket.close() }
         openTUN()
         _ = power.open()
-        guard bringUpUntilReady() else { return 0 }
-        kd.boot(now: Self.nowSeconds())
-        flushOutbox()
-        // Each pass: at most one event, then the job in flight moves on or one step of waiting work starts
+        // Each pass: the URCs waiting, then one step: of bring-up, of the job in flight, or of waiting work
         // (Firmware+Work.swift). No pass waits for a long command, so URCs are taken as they come.
         while hs_stop_requested() == 0 {
             if kd.phase == .ready { hs_heap_mark_startup_done() }
             do {
                 // Every URC waiting is taken before the modem is given a command (bounded, so a flood cannot
                 // starve the modem's work): a command's wait then meets a nearly empty URC queue.
-                var wait = job == .idle && hasWaitingWork ? 0 : 50
+                var wait = modemFree && hasWaitingWork ? 0 : 50
                 var taken = 0
                 while taken < Self.eventsPerPass, let e = try driver.nextEvent(timeoutMs: wait) {
                     handle(e)
                     taken += 1
                     wait = 0
                 }
-                if job != .idle { advanceJob() } else { try startWaitingWork() }
+                if bringUp != .ready {
+                    advanceBringUp()
+                } else if job != .idle {
+                    advanceJob()
+                } else {
+                    try startWaitingWork()
+                }
             } catch {
                 if afterModemError("event loop", error) {
                     log("bringing the modem up again")
-                    guard bringUpUntilReady() else { break }
+                    restartBringUp()
                 }
             }
-            // While a job runs, requests that would send wait in their sockets' queues.
-            if job == .idle { pollApp() }
-            if job == .idle { pollTUN() }
+            if bringUp == .ready && !booted {
+                booted = true
+                kd.boot(now: Self.nowSeconds())
+                flushOutbox()
+            }
+            // While the modem is busy, requests that would send wait in their sockets' queues.
+            if modemFree { pollApp() }
+            if modemFree { pollTUN() }
             let now = Self.nowSeconds()
-            if now != lastTick {
+            if now != lastTick && booted {
                 lastTick = now
                 deletesPaused = false
-                if catchUpDue && job == .idle {
+                if catchUpDue && modemFree {
                     do throws(ATError) { try catchUpStoredSMS() } catch { modemError("SMS catch-up", error) }
                 }
                 expireHeldParts(now: now)
@@ -201,12 +167,11 @@ struct Firmware: ~Copyable {
             readableDue = false
             reopenDue = true
         case .moduleRebooted:
-            log("module rebooted; bringing it up again")
             stats.moduleReboots &+= 1
-            abortJob(.rebooted)
-            readableDue = false
-            reopenDue = false
-            _ = bringUpUntilReady()
+            // Booting after a power pulse is what bring-up waits for; otherwise it starts over.
+            if case .waiting = bringUp { break }
+            log("module rebooted; bringing it up again")
+            restartBringUp()
         case .registration(let r):
             if !r.status.isRegistered { log("registration lost") }
         default:

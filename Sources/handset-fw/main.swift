@@ -18,20 +18,25 @@ func firmwareMain() -> Int32 {
         guard rc == 0 else { print("handset-fw: cannot disable core dumps (errno \(-rc))"); return 1 }
         return runFirmware(configPath: hs_argv(2)!)
     }
+    if args.count == 3 && args.isEqual(1, "status") {
+        return statusCommand(configPath: hs_argv(2)!)
+    }
     if args.count == 2 && (args.isEqual(1, "--help") || args.isEqual(1, "-h") || args.isEqual(1, "help")) {
         print(help)
         return 0
     }
-    print("usage: handset-fw selftest | run CONFIG   (handset-fw --help; docs/firmware.md)")
+    print("usage: handset-fw selftest | run CONFIG | status CONFIG   (handset-fw --help; docs/firmware.md)")
     return 2
 }
 
 let help: StaticString = """
-    usage: handset-fw selftest | run CONFIG
+    usage: handset-fw selftest | run CONFIG | status CONFIG
 
-      selftest     known-answer tests of the crypto and codecs; prints "N passed, M failed", exits 0 if none failed
-      run CONFIG   the firmware: CONFIG holds `key = value` lines (docs/firmware.md, Configuration); runs until
-                   SIGTERM or SIGINT
+      selftest       known-answer tests of the crypto and codecs; prints "N passed, M failed", exits 0 if none failed
+      run CONFIG     the firmware: CONFIG holds `key = value` lines (docs/firmware.md, Configuration); runs until
+                     SIGTERM or SIGINT
+      status CONFIG  asks the firmware running with CONFIG for its counters (firmware, modem driver, data plane,
+                     key delegation, each SA; no keys) and prints them as `name value` lines; run it as app_uid
 
     Examples:
       handset-fw selftest

@@ -108,4 +108,29 @@ import Testing
         }
         #expect(back?.remote == IPAddress(10, 200, 0, 1) && back?.selectorPattern.remote == IPAddress(10, 200, 0, 1))
     }
+
+    /// §4: algorithm 2 in flag bits 0-1 is AES-128-GCM, its keys in the first 16 octets of each 32-octet field and
+    /// the rest zero; a non-zero rest, and algorithm 3, are refused.
+    @Test func aes128KeysTravelInTheFirstHalfOfTheirField() throws {
+        let k16 = [UInt8](repeating: 0x42, count: 16).withUnsafeBytes { KeyBytes($0) }
+        let t = KDSATransfer(requestID: 1, keyLength: 16, outboundSPI: 0x1111, outboundKey: k16, outboundSalt: 1,
+                             inboundSPI: 0x2222, inboundKey: k16, inboundSalt: 2, peer: IPAddress(10, 99, 0, 1),
+                             prefix: 32, proto: IPProto.udp, localPort: 0, remotePort: 7, softSeconds: 1, hardSeconds: 2)
+        var b = Self.encoded(.saTransfer(t))
+        #expect(b.count == 103 && b[2] == 2)
+        #expect(Array(b[7..<23]) == [UInt8](repeating: 0x42, count: 16) && Array(b[23..<39]) == [UInt8](repeating: 0, count: 16))
+        func decode(_ bytes: [UInt8]) -> KDSATransfer? {
+            bytes.withUnsafeBytes { p in
+                guard case .saTransfer(let x)? = KDBody.decode(.saTransfer, p) else { return nil }
+                return x
+            }
+        }
+        let back = decode(b)
+        #expect(back?.algorithm == .aesGCM && back?.keyLength == 16 && back?.outboundKey == k16)
+        b[30] = 1  // inside the outbound key field's unused half
+        #expect(decode(b) == nil)
+        b[30] = 0
+        b[2] = 3
+        #expect(decode(b) == nil)
+    }
 }

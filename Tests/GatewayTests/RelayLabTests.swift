@@ -126,11 +126,11 @@ struct RelayLabTests {
         try plane.spd.append(SPDRule(pattern, .protect(template: 1)))
         for (spi, dir, key, salt) in [(t.outboundSPI, SADirection.outbound, t.outboundKey, t.outboundSalt),
                                       (t.inboundSPI, .inbound, t.inboundKey, t.inboundSalt)] {
-            let p = SAParameters(spi: spi, direction: dir, algorithm: t.algorithm, keyLength: 32, salt: salt,
+            let p = SAParameters(spi: spi, direction: dir, algorithm: t.algorithm, keyLength: t.keyLength, salt: salt,
                                  mode: .tunnel(local: inner, remote: t.peer), local: inner, selector: pattern,
                                  peer: t.peer, peerPort: t.peerPort)
             let ok = key.withBytes { k -> Bool in
-                do throws(SAError) { _ = try plane.sas.install(p, key: k); return true } catch { return false }
+                do throws(SAError) { _ = try plane.sas.install(p, key: UnsafeRawBufferPointer(rebasing: k[0..<t.keyLength])); return true } catch { return false }
             }
             guard ok else { throw IKELab.LabError(description: "install \(dir)") }
         }

@@ -37,14 +37,20 @@ import Testing
         #expect(t.proto == IPProto.udp && t.remotePort == 7 && t.localPort == 0 && t.softSeconds == 100 && t.hardSeconds == 200)
     }
 
-    @Test func algorithmsMapOrAreRefused() throws {
+    @Test func everyAlgorithmMaps() throws {
         if case .success(let t) = Self.negotiator.transfer(from: try Self.record("chacha20poly1305"), selector: nil) {
-            #expect(t.algorithm == .chacha20Poly1305)
+            #expect(t.algorithm == .chacha20Poly1305 && t.keyLength == 32)
         } else {
             Issue.record("chacha20poly1305 not mapped")
         }
-        let aes128 = try Self.record("aes128gcm16", keyLength: 16)
-        #expect(Self.negotiator.transfer(from: aes128, selector: nil) == .failure(.refused("aes128gcm16: sa-transfer carries 256-bit keys only")))
+        // AES-128-GCM: a 16-octet key, the salt right after it (RFC 4106 §8.1: KEYMAT is key || salt).
+        guard case .success(let t) = Self.negotiator.transfer(from: try Self.record("aes128gcm16", keyLength: 16), selector: nil) else {
+            Issue.record("aes128gcm16 not mapped"); return
+        }
+        #expect(t.algorithm == .aesGCM && t.keyLength == 16)
+        #expect(t.outboundSalt == 0x0A0B_0C0D && t.inboundSalt == 0x0102_0304)
+        #expect(t.outboundKey == [UInt8](repeating: 0x22, count: 16).withUnsafeBytes { KeyBytes($0) })
+        #expect(t.outboundKey.upperHalfIsZero && t.inboundKey.upperHalfIsZero)
     }
 
     @Test func connectionNamesCarryTheDevice() {

@@ -1,6 +1,13 @@
 import Foundation
 import Testing
 @testable import SMPP
+import SMPPNIO
+
+/// Every test runs against both ESMEs: the threaded one and the swift-nio one.
+enum ESMEKind: String, CaseIterable, Sendable, CustomTestStringConvertible {
+    case threaded, nio
+    var testDescription: String { rawValue }
+}
 
 /// The SMSC end of one test, scripted step by step with the codec under test's own decoder.
 final class ScriptedSMSC {
@@ -40,16 +47,20 @@ func eventually(_ seconds: Double = 5, _ condition: () -> Bool) -> Bool {
 }
 
 @Suite(.serialized) struct ESMEClientTests {
-    func client(_ smsc: ScriptedSMSC, _ inbox: Inbox = Inbox(), tweak: (inout ESMEConfig) -> Void = { _ in }) -> ESMEClient {
+    func client(_ kind: ESMEKind, _ smsc: ScriptedSMSC, _ inbox: Inbox = Inbox(),
+                tweak: (inout ESMEConfig) -> Void = { _ in }) -> any ESMELink {
         var c = ESMEConfig(host: "127.0.0.1", port: smsc.port, systemID: "gateway", password: "pw")
         c.reconnectDelay = 0.1
         tweak(&c)
-        return ESMEClient(config: c, onDeliver: inbox.add)
+        switch kind {
+        case .threaded: return ESMEClient(config: c, onDeliver: inbox.add)
+        case .nio: return NIOESMEClient(config: c, onDeliver: inbox.add)
+        }
     }
 
-    @Test func windowThrottleAndResend() throws {
+    @Test(arguments: ESMEKind.allCases) func windowThrottleAndResend(_ kind: ESMEKind) throws {
         let smsc = try ScriptedSMSC()
-        let esme = client(smsc) { $0.window = 2; $0.throttleBackoff = 0.3 }
+        let esme = client(kind, smsc) { $0.window = 2; $0.throttleBackoff = 0.3 }
         esme.start()
         defer { esme.stop() }
         let (s, bind) = try smsc.acceptBound()
@@ -84,9 +95,9 @@ func eventually(_ seconds: Double = 5, _ condition: () -> Bool) -> Bool {
         #expect(c.throttled == 1 && c.resent == 1 && c.submitsSent == 4 && c.submitsFailed == 0)
     }
 
-    @Test func backOffDoublesWhileThrottledAndResetsAfterSuccess() throws {
+    @Test(arguments: ESMEKind.allCases) func backOffDoublesWhileThrottledAndResetsAfterSuccess(_ kind: ESMEKind) throws {
         let smsc = try ScriptedSMSC()
-        let esme = client(smsc) { $0.throttleBackoff = 0.15 }
+        let esme = client(kind, smsc) { $0.throttleBackoff = 0.15 }
         esme.start()
         defer { esme.stop() }
         let (s, _) = try smsc.acceptBound()
@@ -107,10 +118,10 @@ func eventually(_ seconds: Double = 5, _ condition: () -> Bool) -> Bool {
         #expect(esme.counters.throttled == 2)
     }
 
-    @Test func deliverEnquireLinkAndBadPDUs() throws {
+    @Test(arguments: ESMEKind.allCases) func deliverEnquireLinkAndBadPDUs(_ kind: ESMEKind) throws {
         let smsc = try ScriptedSMSC()
         let inbox = Inbox()
-        let esme = client(smsc, inbox)
+        let esme = client(kind, smsc, inbox)
         esme.start()
         defer { esme.stop() }
         let (s, _) = try smsc.acceptBound()
@@ -150,9 +161,9 @@ func eventually(_ seconds: Double = 5, _ condition: () -> Bool) -> Bool {
         #expect(esme.isBound) // bad PDUs do not cost the session
     }
 
-    @Test func unansweredSubmitCostsTheLinkAndIsResent() throws {
+    @Test(arguments: ESMEKind.allCases) func unansweredSubmitCostsTheLinkAndIsResent(_ kind: ESMEKind) throws {
         let smsc = try ScriptedSMSC()
-        let esme = client(smsc) { $0.responseTimeout = 0.3 }
+        let esme = client(kind, smsc) { $0.responseTimeout = 0.3 }
         esme.start()
         defer { esme.stop() }
         let (s1, _) = try smsc.acceptBound()
@@ -170,9 +181,9 @@ func eventually(_ seconds: Double = 5, _ condition: () -> Bool) -> Bool {
         #expect(c.responseTimeouts == 1 && c.resent == 1 && c.binds == 2)
     }
 
-    @Test func stopUnbinds() throws {
+    @Test(arguments: ESMEKind.allCases) func stopUnbinds(_ kind: ESMEKind) throws {
         let smsc = try ScriptedSMSC()
-        let esme = client(smsc)
+        let esme = client(kind, smsc)
         esme.start()
         let (s, _) = try smsc.acceptBound()
         defer { s.close() }
@@ -186,9 +197,9 @@ func eventually(_ seconds: Double = 5, _ condition: () -> Bool) -> Bool {
         #expect(!esme.isBound)
     }
 
-    @Test func sendsEnquireLinkWhenIdle() throws {
+    @Test(arguments: ESMEKind.allCases) func sendsEnquireLinkWhenIdle(_ kind: ESMEKind) throws {
         let smsc = try ScriptedSMSC()
-        let esme = client(smsc) { $0.enquireLinkInterval = 0.2 }
+        let esme = client(kind, smsc) { $0.enquireLinkInterval = 0.2 }
         esme.start()
         defer { esme.stop() }
         let (s, _) = try smsc.acceptBound()
@@ -198,9 +209,9 @@ func eventually(_ seconds: Double = 5, _ condition: () -> Bool) -> Bool {
         try s.send(SMPPPDU(.enquireLinkResp, sequence: pdu.sequence))
     }
 
-    @Test func reconnectsRebindsAndSendsWhatWaited() throws {
+    @Test(arguments: ESMEKind.allCases) func reconnectsRebindsAndSendsWhatWaited(_ kind: ESMEKind) throws {
         let smsc = try ScriptedSMSC()
-        let esme = client(smsc)
+        let esme = client(kind, smsc)
         esme.start()
         defer { esme.stop() }
         let (s1, _) = try smsc.acceptBound()
@@ -217,9 +228,9 @@ func eventually(_ seconds: Double = 5, _ condition: () -> Bool) -> Bool {
         #expect(esme.counters.binds == 2 && esme.counters.reconnects >= 1)
     }
 
-    @Test func refusedBindIsCountedAndRetried() throws {
+    @Test(arguments: ESMEKind.allCases) func refusedBindIsCountedAndRetried(_ kind: ESMEKind) throws {
         let smsc = try ScriptedSMSC()
-        let esme = client(smsc)
+        let esme = client(kind, smsc)
         esme.start()
         defer { esme.stop() }
         let (s1, _) = try smsc.acceptBound(status: SMPPStatus.invalidPassword)

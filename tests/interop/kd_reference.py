@@ -101,6 +101,16 @@ def sa_transfer_length(flags: int) -> int:
     return 2 + 1 + 2 * (4 + 32 + 4) + addr + 2 + 1 + 1 + 2 + 2 + 4 + 4 + (addr if flags & SA_REMOTE_PRESENT else 0)
 
 
+def sa_transfer_algorithm(flags: int, out_key: bytes, in_key: bytes):
+    """§4: (algorithm, key length) from flag bits 0-1 and the two 32-octet key fields, or None when refused."""
+    kind = flags & 3
+    if kind == 3 or len(out_key) != 32 or len(in_key) != 32:
+        return None
+    if kind == 2:
+        return ("AES-128-GCM", 16) if not any(out_key[16:]) and not any(in_key[16:]) else None
+    return ("ChaCha20-Poly1305", 32) if kind == 1 else ("AES-256-GCM", 32)
+
+
 def pair_remote(peer: int, remote: int | None) -> int:
     """§4: the pair's remote selector address: the remote address when flag bit 6 carries one, else the peer."""
     return peer if remote is None else remote

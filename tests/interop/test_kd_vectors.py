@@ -39,6 +39,17 @@ def test_sa_pair_fits_one_sms():
     assert len(sealed) == 132 and len(sealed) + 7 <= 140
 
 
+def test_sa_transfer_algorithms():
+    # §4: flag bits 0-1 name the algorithm; AES-128-GCM keys fill half their field and the rest must be zero.
+    k32, k16 = bytes(range(1, 33)), bytes(range(1, 17)) + bytes(16)
+    assert kd.sa_transfer_algorithm(0, k32, k32) == ("AES-256-GCM", 32)
+    assert kd.sa_transfer_algorithm(1 | 4, k32, k32) == ("ChaCha20-Poly1305", 32)
+    assert kd.sa_transfer_algorithm(2, k16, k16) == ("AES-128-GCM", 16)
+    assert kd.sa_transfer_algorithm(2, k16, k32) is None
+    assert kd.sa_transfer_algorithm(3, k32, k32) is None
+    assert "2 = AES-128-GCM" in (pathlib.Path(__file__).parents[2] / "docs" / "key-delegation.md").read_text()
+
+
 def test_counter_rule():
     rows = re.findall(r"^rule\s+([0-9a-f]{10})\s+([0-9a-f]{10})\s+(\w+)$", DOC, re.M)
     assert len(rows) >= 8

@@ -1,4 +1,4 @@
-"""Our ESME (`handset-emu esme`) against an SMSC we did not write: the `smpp34` server from PyPI (Rust core, asyncio).
+"""Our ESMEs (`handset-emu esme`: the threaded one, and with --nio the swift-nio one the gateway daemon uses) against an SMSC we did not write: the `smpp34` server from PyPI (Rust core, asyncio).
 
 The smpp34 server accepts the bind, takes a 300-octet binary message as three submit_sm (data_coding 4, UDHI, port
 16400, IEI 0x08 concatenation), throttles the first one with ESME_RTHROTTLED (0x58) so our client must back off and
@@ -8,6 +8,7 @@ import asyncio
 import json
 import socket
 
+import pytest
 import smpp34
 
 from modem_sim import HANDSET_EMU
@@ -31,14 +32,14 @@ def udh_fields(user_data):
     return fields, user_data[1 + udhl:]
 
 
-async def scenario():
+async def scenario(client_args):
     port = free_port()
     server = smpp34.Server(host="127.0.0.1", port=port, system_id="smpp34")
     await server.start()
     payload = bytes(range(256)) + bytes(range(44))
     proc = await asyncio.create_subprocess_exec(
         HANDSET_EMU, "esme", "--port", str(port), "--system-id", "handset-gw", "--password", "pw",
-        "--source", "+15550199", "--to", "+15550100001", "--data", payload.hex(), "--receive", "1", "--timeout", "15",
+        "--source", "+15550199", "--to", "+15550100001", "--data", payload.hex(), "--receive", "1", "--timeout", "15", *client_args,
         stdout=asyncio.subprocess.PIPE)
     try:
         esme, parts, rejected = None, [], 0
@@ -88,5 +89,6 @@ async def scenario():
     assert proc.returncode == 0
 
 
-def test_our_esme_against_smpp34_server():
-    asyncio.run(scenario())
+@pytest.mark.parametrize("client_args", [[], ["--nio"]], ids=["threaded", "nio"])
+def test_our_esme_against_smpp34_server(client_args):
+    asyncio.run(scenario(client_args))

@@ -84,6 +84,8 @@ public struct KeyBytes: Equatable, Sendable {
     }
     public mutating func wipe() { withUnsafeMutableBytes(of: &words) { hs_zeroize($0.baseAddress, 32) } }
     public var isZero: Bool { words.0 | words.1 | words.2 | words.3 == 0 }
+    /// Bytes 16-31 all zero: what a 16-byte key in a 32-byte field must leave.
+    public var upperHalfIsZero: Bool { words.2 | words.3 == 0 }
     public static func == (a: KeyBytes, b: KeyBytes) -> Bool {
         a.withBytes { x in b.withBytes { y in
             hs_ct_equal(x.baseAddress!.assumingMemoryBound(to: UInt8.self), y.baseAddress!.assumingMemoryBound(to: UInt8.self), 32) == 1

@@ -77,16 +77,19 @@ extension KDBody {
 
     private static func decodeSATransfer(_ r: inout WireReader) -> KDSATransfer? {
         let id = r.u16(), flags = r.u8()
-        guard flags & ~0b0111_1101 == 0 else { return nil }
-        let alg: ESPAlgorithm = flags & 1 != 0 ? .chacha20Poly1305 : .aesGCM
+        // Bits 0-1: 0 AES-256-GCM, 1 ChaCha20-Poly1305, 2 AES-128-GCM (keys in the first 16 bytes, the rest zero).
+        guard flags & ~0b0111_1111 == 0, flags & 3 != 3 else { return nil }
+        let alg: ESPAlgorithm = flags & 3 == 1 ? .chacha20Poly1305 : .aesGCM
+        let keyLength = flags & 3 == 2 ? 16 : 32
         let outSPI = r.u32(), outKey = KeyBytes(r.bytes(32)), outSalt = r.u32()
         let inSPI = r.u32(), inKey = KeyBytes(r.bytes(32)), inSalt = r.u32()
+        guard keyLength == 32 || (outKey.upperHalfIsZero && inKey.upperHalfIsZero) else { return nil }
         let v6 = flags & 16 != 0
         let peer = r.address(v6: v6), peerPort = r.u16(), prefix = r.u8(), proto = r.u8()
         let lport = r.u16(), rport = r.u16(), soft = r.u32(), hard = r.u32()
         let remote: IPAddress? = flags & 64 != 0 ? r.address(v6: v6) : nil
         guard Int(prefix) <= (v6 ? 128 : 32), outSPI > 255, inSPI > 255, soft <= hard || hard == 0 else { return nil }
-        return KDSATransfer(requestID: id, algorithm: alg, tunnel: flags & 4 != 0, esn: flags & 8 != 0,
+        return KDSATransfer(requestID: id, algorithm: alg, keyLength: keyLength, tunnel: flags & 4 != 0, esn: flags & 8 != 0,
                             implicitIV: flags & 32 != 0, outboundSPI: outSPI, outboundKey: outKey, outboundSalt: outSalt,
                             inboundSPI: inSPI, inboundKey: inKey, inboundSalt: inSalt, peer: peer, peerPort: peerPort,
                             prefix: prefix, proto: proto, localPort: lport, remotePort: rport,

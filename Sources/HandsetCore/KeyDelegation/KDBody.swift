@@ -28,10 +28,13 @@ public struct KDKeyRequest: Equatable, Sendable {
     }
 }
 
-/// One SA pair as the gateway hands it over. Keys are always 32 bytes (AES-256-GCM or ChaCha20-Poly1305).
+/// One SA pair as the gateway hands it over. Keys travel in 32-byte fields: AES-256-GCM and ChaCha20-Poly1305 fill
+/// them, AES-128-GCM (`keyLength` 16) uses the first 16 bytes and leaves the rest zero.
 public struct KDSATransfer: Equatable, Sendable {
     public var requestID: UInt16  // 0 = pushed because the peer started
     public var algorithm: ESPAlgorithm
+    /// 32, or 16 for AES-128-GCM.
+    public var keyLength: Int
     public var tunnel: Bool
     public var esn: Bool
     public var implicitIV: Bool
@@ -53,12 +56,13 @@ public struct KDSATransfer: Equatable, Sendable {
     /// behind its public address); nil: the peer itself.
     public var remote: IPAddress?
 
-    public init(requestID: UInt16, algorithm: ESPAlgorithm = .aesGCM, tunnel: Bool = false, esn: Bool = false,
+    public init(requestID: UInt16, algorithm: ESPAlgorithm = .aesGCM, keyLength: Int = 32, tunnel: Bool = false, esn: Bool = false,
                 implicitIV: Bool = false, outboundSPI: UInt32, outboundKey: KeyBytes, outboundSalt: UInt32,
                 inboundSPI: UInt32, inboundKey: KeyBytes, inboundSalt: UInt32, peer: IPAddress, peerPort: UInt16 = 4500,
                 prefix: UInt8, proto: UInt8, localPort: UInt16, remotePort: UInt16, softSeconds: UInt32, hardSeconds: UInt32,
                 remote: IPAddress? = nil) {
-        self.requestID = requestID; self.algorithm = algorithm; self.tunnel = tunnel; self.esn = esn
+        self.requestID = requestID; self.algorithm = algorithm; self.keyLength = keyLength
+        self.tunnel = tunnel; self.esn = esn
         self.implicitIV = implicitIV; self.outboundSPI = outboundSPI; self.outboundKey = outboundKey
         self.outboundSalt = outboundSalt; self.inboundSPI = inboundSPI; self.inboundKey = inboundKey
         self.inboundSalt = inboundSalt; self.peer = peer; self.peerPort = peerPort; self.prefix = prefix
@@ -67,7 +71,7 @@ public struct KDSATransfer: Equatable, Sendable {
     }
 
     var flags: UInt8 {
-        (algorithm == .chacha20Poly1305 ? 1 : 0) | (tunnel ? 4 : 0) | (esn ? 8 : 0) | (peer.isV6 ? 16 : 0)
+        (algorithm == .chacha20Poly1305 ? 1 : keyLength == 16 ? 2 : 0) | (tunnel ? 4 : 0) | (esn ? 8 : 0) | (peer.isV6 ? 16 : 0)
             | (implicitIV ? 32 : 0) | (remote != nil ? 64 : 0)
     }
 }

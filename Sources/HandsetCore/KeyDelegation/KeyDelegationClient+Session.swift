@@ -127,7 +127,7 @@ extension KeyDelegationClient {
         let selector = t.selectorPattern
         let mode: ESPMode = t.tunnel ? .tunnel(local: localAddress, remote: t.peer) : .transport
         let life = SALifetime(softSeconds: UInt64(t.softSeconds), hardSeconds: UInt64(t.hardSeconds))
-        var out = SAParameters(spi: t.outboundSPI, direction: .outbound, algorithm: t.algorithm, keyLength: 32,
+        var out = SAParameters(spi: t.outboundSPI, direction: .outbound, algorithm: t.algorithm, keyLength: t.keyLength,
                                salt: t.outboundSalt, mode: mode, local: localAddress, selector: selector, peer: t.peer,
                                peerPort: t.peerPort, esn: t.esn, implicitIV: t.implicitIV, lifetime: life)
         guard installOne(out, key: t.outboundKey, plane: &plane) else { return .denied }
@@ -151,7 +151,7 @@ extension KeyDelegationClient {
     func installOne<let sas: Int, let rules: Int>(_ p: SAParameters, key: KeyBytes, plane: inout DataPlane<sas, rules>) -> Bool {
         key.withBytes { (k: UnsafeRawBufferPointer) -> Bool in
             do throws(SAError) {
-                try plane.sas.install(p, key: k)
+                try plane.sas.install(p, key: UnsafeRawBufferPointer(rebasing: k[0..<p.keyLength]))
                 return true
             } catch {
                 return false

@@ -1,0 +1,168 @@
+import Foundation
+import Gateway
+import HandsetCore
+import Logging
+import ServiceLifecycle
+import SMPP
+
+/// Why the daemon could not start, beyond the config file itself.
+public enum DaemonStartError: Error, CustomStringConvertible {
+    case registry(String)
+    case negotiator(String)
+    case listen(String)
+
+    public var description: String {
+        switch self {
+        case .registry(let s): "registry: \(s)"
+        case .negotiator(let s): "negotiator: \(s)"
+        case .listen(let s): "listen: \(s)"
+        }
+    }
+}
+
+/// Everything the daemon runs, built from a validated config: the registry, the IKE engine, the Gateway core, its
+/// UDP carriage, the SMPP side and the HTTP endpoint, run as one ServiceGroup. On SIGTERM or SIGINT the group
+/// stops them in reverse order: SMPP drains and unbinds, then the core closes the registry, then HTTP.
+public final class GatewayDaemon: @unchecked Sendable {
+    public let config: DaemonConfig
+    public let metrics = GatewayMetrics()
+    let log: Logger
+    let registry: DeviceRegistry
+    let gateway: Gateway
+    let bridge: SMPPBridge
+    let core: CoreService
+    let http: HTTPEndpoint
+    var udp: KDDatagramService?
+    public private(set) var httpPort = 0
+    public private(set) var udpPort: Int?
+
+    public init(config: DaemonConfig, logger: Logger) throws {
+        self.config = config
+        log = logger
+        do {
+            registry = try DeviceRegistry(path: config.registry, kek: try KeyEncryptionKey.load(path: config.kek))
+        } catch { throw DaemonStartError.registry("\(error)") }
+        let negotiator = try Self.negotiator(config.negotiator, registry: registry, logger: logger)
+        gateway = Gateway(registry: registry, negotiator: MeasuredNegotiator(negotiator.peer, metrics: metrics),
+                          logger: logger)
+        gateway.softSeconds = config.saSoftSeconds
+        gateway.hardSeconds = config.saHardSeconds
+        var esme = ESMEConfig(host: config.smppHost, port: config.smppPort, systemID: config.smppSystemID,
+                              password: config.smppPassword)
+        esme.sourceAddr = config.gatewayNumber
+        esme.portDst = Int(KD.smsPort)
+        esme.portSrc = Int(KD.smsPort)
+        bridge = SMPPBridge(gateway: gateway, esme: esme, metrics: metrics, reassemblyLimit: config.reassemblyLimit,
+                            reassemblyTimeout: config.reassemblyTimeout, drainTimeout: config.drainTimeout, logger: logger,
+                            deviceWorkers: config.deviceWorkers)
+        if let u = config.udpListen {
+            let bridge = self.bridge
+            let service = KDDatagramService(gateway: gateway, serializer: bridge.serializer, metrics: metrics, logger: logger,
+                                            sendSMS: { bridge.send($0) })
+            do { udpPort = try service.bind(host: u.host, port: Int(u.port)) } catch {
+                throw DaemonStartError.listen("udp_listen \(u.host):\(u.port): \(error)")
+            }
+            udp = service
+        }
+        core = CoreService(registry: registry, stopNegotiator: negotiator.stop, metrics: metrics, gateway: gateway,
+                           logger: logger)
+        let bridge = self.bridge, core = self.core, gateway = self.gateway
+        http = HTTPEndpoint(host: config.httpListen.host, port: Int(config.httpListen.port), metrics: metrics, logger: logger,
+                            ready: { bridge.isBound && core.isOpen })
+        do { httpPort = try http.bind() } catch { throw DaemonStartError.listen("http_listen: \(error)") }
+        let serializer = bridge.serializer
+        try negotiator.start({ device, transfer in
+            serializer.submit(device: device) { bridge.send(gateway.push(device: device, transfer: transfer)) }
+        }, { device, outbound, inbound in
+            serializer.submit(device: device) {
+                bridge.send(gateway.deleteSA(device: device, outboundSPI: outbound, inboundSPI: inbound))
+            }
+        })
+        metrics.registryOpen.record(1)
+        let metrics = self.metrics
+        metrics.onScrape {
+            metrics.observe(gateway.counters)
+            bridge.publishGauges()
+        }
+    }
+
+    /// Runs until SIGTERM or SIGINT, then drains.
+    public func run() async throws {
+        log.notice("handset-gateway started", metadata: [
+            "http": "\(config.httpListen.host):\(httpPort)", "udp": "\(udpPort.map(String.init) ?? "off")",
+            "registry": "\(config.registry)", "gateway-number": "\(config.gatewayNumber)",
+        ])
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [http, core, bridge] + (udp.map { [$0] } ?? []), gracefulShutdownSignals: [.sigterm, .sigint], logger: log))
+        try await group.run()
+        log.notice("handset-gateway stopped")
+    }
+
+    struct BuiltNegotiator {
+        var peer: PeerNegotiator
+        var stop: @Sendable () -> Void
+        /// Starts it, with what the peer starts on its own (a pair it initiated or rekeyed, a pair it deleted)
+        /// going to the handset through the Gateway.
+        var start: (_ push: @escaping @Sendable (UInt64, KDSATransfer) -> Void,
+                    _ delete: @escaping @Sendable (UInt64, UInt32, UInt32) -> Void) throws -> Void = { _, _ in }
+    }
+
+    static func negotiator(_ n: DaemonConfig.Negotiator, registry: DeviceRegistry, logger: Logger) throws -> BuiltNegotiator {
+        switch n {
+        case .emulated:
+            do {
+                let peer = try EmulatedPeer(logger: logger)
+                return BuiltNegotiator(peer: peer, stop: { peer.stop() })
+            } catch { throw DaemonStartError.negotiator("emulated peer: \(error)") }
+        case .strongswan(let s):
+            guard let server = IPAddress(dottedQuad: s.serverAddress) else { throw DaemonStartError.negotiator("strongswan_server") }
+            var c = StrongSwanNegotiator.Configuration(viciSocket: s.viciSocket, keySocket: s.keySocket, serverAddress: server,
+                                                       ikeRemoteAddress: s.ikeRemote, serverID: s.serverID)
+            c.ikeRemotePort = s.ikeRemotePort
+            let ike = StrongSwanNegotiator(configuration: c, logger: logger) { id in
+                guard let d = try? registry.device(id: id), let identity = d.ikeIdentity, let psk = d.ikePSK else { return nil }
+                return StrongSwanNegotiator.Credentials(identity: identity, psk: Array(psk), innerAddress: d.innerAddress)
+            }
+            return BuiltNegotiator(peer: ike, stop: { ike.stop() }, start: { push, delete in
+                ike.onPeerTransfer = push
+                ike.onPeerDelete = delete
+                do { try ike.start(devices: (try? registry.allDevices().map(\.deviceID)) ?? []) } catch {
+                    throw DaemonStartError.negotiator("strongswan: \(error)")
+                }
+            })
+        }
+    }
+}
+
+/// The core's lifetime as a service: at shutdown (after UDP and SMPP drained) it stops the IKE engine, publishes
+/// the last counters, and closes the registry.
+final class CoreService: Service, @unchecked Sendable {
+    let registry: DeviceRegistry
+    let stopNegotiator: @Sendable () -> Void
+    let metrics: GatewayMetrics
+    let gateway: Gateway
+    let log: Logger
+    private let lock = NSLock()
+    private var open = true
+
+    init(registry: DeviceRegistry, stopNegotiator: @escaping @Sendable () -> Void, metrics: GatewayMetrics,
+         gateway: Gateway, logger: Logger) {
+        self.registry = registry
+        self.stopNegotiator = stopNegotiator
+        self.metrics = metrics
+        self.gateway = gateway
+        log = logger
+    }
+
+    var isOpen: Bool { lock.withLock { open } }
+
+    func run() async throws {
+        try? await gracefulShutdown()  // counters are published on each scrape meanwhile
+        stopNegotiator()
+        metrics.observe(gateway.counters)
+        lock.withLock { open = false }
+        metrics.registryOpen.record(0)
+        do { try registry.closeDatabase() } catch { log.error("registry close failed", metadata: ["error": "\(error)"]) }
+        log.notice("registry closed")
+    }
+}
