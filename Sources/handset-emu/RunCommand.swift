@@ -137,6 +137,11 @@ struct RunCommand: ParsableCommand {
         if trace || results.contains(where: { Self.failed($0.1) }) {
             print("--- firmware log (last 40 lines)")
             print(world.firmwareOutput.split(separator: "\n").suffix(40).joined(separator: "\n"))
+            for (name, key) in [("proxy charon", "PROXY_LOG"), ("strongSwan server", "SRV_LOG")] {
+                guard let path = lab?[key], let text = try? String(contentsOfFile: path, encoding: .utf8) else { continue }
+                print("--- \(name) log (last 30 lines)")
+                print(text.split(separator: "\n").suffix(30).joined(separator: "\n"))
+            }
         }
         if results.contains(where: { Self.failed($0.1) }) || !checks.allSatisfy(\.1) { throw ExitCode(1) }
         if results.contains(where: { Self.skipped($0.1) }) { throw ExitCode(77) }
