@@ -86,7 +86,7 @@ final class PostgresBlockingPool: @unchecked Sendable {
     }
 
     /// Waits for `future` at most `timeout`; on expiry the connection is closed, which fails the future.
-    func wait<T>(_ future: EventLoopFuture<T>, on conn: PostgresConnection) throws -> T {
+    func wait<T: Sendable>(_ future: EventLoopFuture<T>, on conn: PostgresConnection) throws -> T {
         let timer = future.eventLoop.scheduleTask(in: timeout) { Self.closeSoon(conn) }
         defer { timer.cancel() }
         return try future.wait()

@@ -83,17 +83,20 @@ struct RunCommand: ParsableCommand {
             throw ValidationError("firmware not found at \(fwPath) (build it with `swift build`, or pass --firmware)")
         }
         let plan = try faults.map { try FaultPlan(spec: $0) } ?? FaultPlan()
-        var lab: String?
+        var lab: IKELabSession?
         if server == "strongswan" {
             let script = ikeLab ?? IKELabSession.defaultScript(tool: CommandLine.arguments[0])
             if let why = IKELabSession.unavailableReason(script: script) {
                 print("SKIP  --server strongswan: \(why)")
                 throw ExitCode(77)
             }
-            lab = script
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("handset-emu-ike-lab-\(getpid())")
+            lab = try IKELabSession(script: script, dir: dir)
         }
+        // Down however the run ends (after the world's own shutdown, which stops its use of the lab).
+        defer { lab?.down(); lab.map { try? FileManager.default.removeItem(at: $0.dir) } }
         let world = try EmulatedWorld(profile: ModemProfile.named(profile)!, faults: plan, trace: trace, pcap: pcap,
-                                      keylog: keylog, logger: logger, packetGateway: try packetGateway.config(), ikeLab: lab)
+                                      keylog: keylog, logger: logger, packetGateway: try packetGateway.config(), lab: lab)
         world.capture.peerPort = world.peer.espPort
         defer { world.shutdown() }
         if let l = world.lab, let r = world.sim.packetGatewayPublicSide {
@@ -134,6 +137,11 @@ struct RunCommand: ParsableCommand {
         if trace || results.contains(where: { Self.failed($0.1) }) {
             print("--- firmware log (last 40 lines)")
             print(world.firmwareOutput.split(separator: "\n").suffix(40).joined(separator: "\n"))
+            for (name, key) in [("proxy charon", "PROXY_LOG"), ("strongSwan server", "SRV_LOG")] {
+                guard let path = lab?[key], let text = try? String(contentsOfFile: path, encoding: .utf8) else { continue }
+                print("--- \(name) log (last 30 lines)")
+                print(text.split(separator: "\n").suffix(30).joined(separator: "\n"))
+            }
         }
         if results.contains(where: { Self.failed($0.1) }) || !checks.allSatisfy(\.1) { throw ExitCode(1) }
         if results.contains(where: { Self.skipped($0.1) }) { throw ExitCode(77) }

@@ -41,8 +41,15 @@ extension Scenario {
         try c.within(90, "the firmware to log in") { w.gateway.counters.rotations >= 1 }
         c.app.hello()
         // Start clean: the server deletes what it holds; the proxy's delete reaches the handset as sa-delete.
+        let held = try lab.serverChildren().compactMap(pairOnHandset)
+        for pair in held where try c.status(pair: pair).pair != 3 {
+            throw ScenarioFailure("the handset does not hold the server's pair \(pair) before the delete")
+        }
         lab.serverTerminate()
         try c.within(15, "the server to hold no CHILD_SA") { (try? lab.serverChildren().isEmpty) ?? false }
+        for pair in held {
+            try c.within(30, "the handset to drop the pair the server deleted") { (try? c.status(pair: pair).pair) == 0 }
+        }
         c.app.drain()
         let pushed = w.gateway.counters.saPushed, delivered = w.gateway.counters.saDelivered
         try explained(w) {
@@ -51,15 +58,24 @@ extension Scenario {
         }
         let installed = try c.expect(0x84, "'SA installed' for the pushed SA", timeout: 90) { $0.body.first == 5 }
         let child = try serverChild(lab, spiFromEvent: installed)
+        let espIn = try c.status().espIn
         let text = "hello over the server's SA"
         c.app.datagram(to: serviceOctets, port: 7, from: 5001, Array(text.utf8))
         _ = try c.expect(0x81, "the echo over the pushed SA") { Array($0.body.dropFirst(8)) == Array(text.utf8) }
         guard w.gateway.counters.saDelivered == delivered else {
             throw ScenarioFailure("the handset asked for a key: the pushed SA was not used")
         }
+        // The server's own counters for that CHILD_SA agree with the handset's: one datagram each way.
+        let received = try c.status().espIn - espIn
+        let now = try lab.serverChildren().first { $0.string("spi-in") == child.string("spi-in") }
+        guard let now, now.string("packets-in") == "1", now.string("packets-out") == "\(received)", received == 1 else {
+            throw ScenarioFailure("server counted in/out \(now?.string("packets-in") ?? "?")/\(now?.string("packets-out") ?? "?"), "
+                                  + "the handset sent 1 and received \(received)")
+        }
         try checkRelay(w, needsIKE: true)
-        return "server-made CHILD_SA \(child.string("spi-in") ?? "?")/\(child.string("spi-out") ?? "?") pushed by SMS, "
-            + "echo over it without a key request"
+        return "\(held.count) pair(s) deleted by the server left the handset; server-made CHILD_SA "
+            + "\(child.string("spi-in") ?? "?")/\(child.string("spi-out") ?? "?") pushed by SMS, echo over it without a key "
+            + "request, server packets in/out 1/\(received) as the handset counted"
     }
 
     static let serviceOctets: [UInt8] = [10, 200, 0, 1]
@@ -77,6 +93,13 @@ extension Scenario {
     static func strongSwanWorld(_ c: ScenarioContext) throws -> (EmulatedWorld, IKELabSession) {
         guard let lab = c.world.lab else { throw ScenarioSkipped(description: "needs --server strongswan") }
         return (c.world, lab)
+    }
+
+    /// A server CHILD_SA as the handset's pair: (its outbound SPI = the server's spi-in, inbound = spi-out).
+    static func pairOnHandset(_ child: VICIMessage) -> (UInt32, UInt32)? {
+        guard let o = child.string("spi-in").flatMap({ UInt32($0, radix: 16) }),
+              let i = child.string("spi-out").flatMap({ UInt32($0, radix: 16) }) else { return nil }
+        return (o, i)
     }
 
     /// The server's CHILD_SA holding the SPI the handset reported installing (either direction).

@@ -20,7 +20,8 @@ final class EmulatedWorld: @unchecked Sendable {
     let capture: Capture
     let deviceID: UInt64 = 0x4853_0000_0000_0001
     let handsetAddress: IPAddress
-    /// With `--server strongswan`: the lab, and the gateway's IKE engine (World+StrongSwan.swift).
+    /// With `--server strongswan`: the lab (its owner takes it down), and the gateway's IKE engine
+    /// (World+StrongSwan.swift).
     let lab: IKELabSession?
     let ike: StrongSwanNegotiator?
     /// The firmware's app socket (`app_socket`).
@@ -45,19 +46,17 @@ final class EmulatedWorld: @unchecked Sendable {
     var onKeyDelegation: (@Sendable (_ up: Bool, _ bytes: [UInt8]) -> Void)?
 
     init(profile: ModemProfile, faults: FaultPlan, trace: Bool, pcap: String?, keylog: String?, logger: Logger,
-         timing: SimTiming = SimTiming(), packetGateway: PacketGatewayConfig? = nil, ikeLab: String? = nil) throws {
+         timing: SimTiming = SimTiming(), packetGateway: PacketGatewayConfig? = nil, lab: IKELabSession? = nil) throws {
         log = logger
         self.trace = trace
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("handset-emu-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         var packetGateway = packetGateway
-        if let ikeLab {
-            let l = try IKELabSession(script: ikeLab, dir: dir.appendingPathComponent("ike-lab"))
-            lab = l
+        self.lab = lab
+        if let lab {
             handsetAddress = Self.strongSwanHandsetAddress
-            packetGateway = l.packetGateway(proxySidePort: IKELabSession.freeUDPPort())
+            packetGateway = lab.packetGateway(proxySidePort: IKELabSession.freeUDPPort())
         } else {
-            lab = nil
             handsetAddress = IPAddress(10, 0, 0, 2)
         }
         firmwareLog = dir.appendingPathComponent("firmware.log")
@@ -226,7 +225,6 @@ final class EmulatedWorld: @unchecked Sendable {
         stopFirmware()
         sim.stop()
         ike?.stop()
-        lab?.down()
         peer.stop()
         kdUDP.stop()
         capture.close()

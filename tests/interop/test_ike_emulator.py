@@ -6,8 +6,9 @@ and the real firmware behind the simulated modem.
 - ike-handset-initiated: the firmware's key request (SMS) makes the proxy charon negotiate with the server through
   the packet gateway; the sa-transfer reaches the handset by SMS; its UDP echo to 10.200.0.1:7 comes back through the
   server's libipsec, and the server's own list-sas shows the CHILD_SA with the SPI the handset installed.
-- ike-server-initiated: the server deletes its SAs, then initiates toward the handset's public address (its VICI
-  `initiate`); the proxy answers, the SA is pushed by SMS, and the echo uses it without a key request.
+- ike-server-initiated: the server deletes its SAs (the handset drops the pair it held), then initiates toward the
+  handset's public address (its VICI `initiate`); the proxy answers, the SA is pushed by SMS, the echo uses it without
+  a key request, and the server's packet counters for it equal the handset's.
 
 Needs root, strongSwan and the plugin (scripts/setup); otherwise skipped with the reason."""
 import os
@@ -44,8 +45,11 @@ def test_handset_and_server_initiated_against_stock_strongswan():
                   r"packets in/out (\d+)/(\d+)", r.stdout)
     assert m, r.stdout
     assert int(m.group(4)) >= 1 and int(m.group(5)) >= 1, "the server's libipsec counted no ESP one way"
-    assert re.search(r"PASS\s+ike-server-initiat\S*\s.*server-made CHILD_SA [0-9a-f]{8}/[0-9a-f]{8} pushed by SMS, "
-                     r"echo over it without a key request", r.stdout), r.stdout
+    m = re.search(r"PASS\s+ike-server-initiat\S*\s.*(\d+) pair\(s\) deleted by the server left the handset; "
+                  r"server-made CHILD_SA [0-9a-f]{8}/[0-9a-f]{8} pushed by SMS, echo over it without a key request, "
+                  r"server packets in/out 1/1 as the handset counted", r.stdout)
+    assert m, r.stdout
+    assert int(m.group(1)) >= 1, "the handset-initiated pair was not there to be deleted"
     assert re.search(r"strongSwan server 10\.99\.\d+\.1 \(hssrv\w+\), packet gateway 10\.99\.\d+\.2:4500", r.stdout)
     # ike-lab down ran: no namespace of this run is left behind.
     ns = re.search(r"\((hssrv\w+)\)", r.stdout).group(1)
