@@ -216,7 +216,7 @@ public final class NIOESMEClient: ESMELink, @unchecked Sendable {
             return
         }
         switch pdu.body {
-        case .bindTransceiverResp where pdu.sequence == bindSequence:
+        case .bindTransceiverResp where bindSequence != 0 && pdu.sequence == bindSequence:
             bindSequence = 0
             guard pdu.status == SMPPStatus.ok else {
                 count { $0.bindFailures += 1 }
