@@ -183,6 +183,13 @@ final class EmulatedWorld: @unchecked Sendable {
             p.executableURL = URL(fileURLWithPath: path)
             p.arguments = ["run", config.path]
         }
+        // The firmware dies with this process, however it ends: an orphan would reopen its tty path, whose pty
+        // number a later simulator gets, and talk into that one (seen: other tests' modems answering garbage).
+        let setpriv = "/usr/bin/setpriv"
+        if FileManager.default.isExecutableFile(atPath: setpriv), let exe = p.executableURL {
+            p.arguments = ["--pdeathsig", "KILL", "--", exe.path] + (p.arguments ?? [])
+            p.executableURL = URL(fileURLWithPath: setpriv)
+        }
         _ = FileManager.default.createFile(atPath: firmwareLog.path, contents: nil)
         let out = try FileHandle(forWritingTo: firmwareLog)
         p.standardOutput = out
