@@ -93,7 +93,8 @@ extension Firmware {
     /// Reads what programs sent into the interface; a bounded number per loop turn, so the modem is not starved.
     mutating func pollTUN() {
         guard tun.fd >= 0 else { return }
-        for _ in 0..<16 {
+        // A packet that goes out starts a modem job: the rest wait in the interface's queue until it is done.
+        for _ in 0..<16 where modemFree {
             var packet = InlineArray<2048, UInt8>(repeating: 0)
             let n = withUnsafeMutableBytes(of: &packet) { b in
                 Int(hs_tun_read(tun.fd, b.baseAddress!.assumingMemoryBound(to: UInt8.self), b.count))

@@ -37,7 +37,10 @@ extension Firmware {
         job = .idle
         if let failure {
             jobFailed(finished, failure)
-            if Self.linkLost(failure) { _ = reopenSerialLink() }
+            if Self.linkLost(failure) && reopenSerialLink() {
+                log("bringing the modem up again")
+                restartBringUp()
+            }
         } else {
             jobDone(finished)
         }
