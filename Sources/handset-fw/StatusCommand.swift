@@ -5,28 +5,8 @@ import HandsetCore
 /// the app socket CONFIG names and prints them. Run it as the app's owner (`app_uid`): the firmware answers no one
 /// else. The answer comes to a socket of our own, APP_SOCKET.status, removed afterwards.
 func statusCommand(configPath: UnsafePointer<CChar>) -> Int32 {
-    var text = InlineArray<4096, UInt8>(repeating: 0)
-    let n = withUnsafeMutableBytes(of: &text) { b in
-        Int(hs_file_read(configPath, b.baseAddress!.assumingMemoryBound(to: UInt8.self), b.count))
-    }
-    guard n >= 0 else {
-        LogLine("handset-fw: cannot read the config file ").append(cString: configPath).append(": ").append(errno: Int32(-n)).emit()
-        return 1
-    }
     var plane = HandsetDataPlane()
-    var failure = ConfigError(line: 0, reason: "")
-    let parsed = withUnsafeBytes(of: text) { b -> FirmwareConfig? in
-        do throws(ConfigError) {
-            return try FirmwareConfig.parse(UnsafeRawBufferPointer(rebasing: b[0..<n]), spd: &plane.spd)
-        } catch {
-            failure = error
-            return nil
-        }
-    }
-    guard let config = parsed else {
-        reportConfigError(failure, path: configPath)
-        return 1
-    }
+    guard let config = loadConfig(configPath, spd: &plane.spd) else { return 1 }
     var server = config.appSocket
     var own = server
     var end = 0

@@ -43,29 +43,32 @@ let help: StaticString = """
       handset-fw run /etc/handset/handset.conf   # illustrative: needs a provisioned state_dir and the modem's serial port
     """
 
-func runFirmware(configPath: UnsafePointer<CChar>) -> Int32 {
+/// Reads and parses CONFIG, filling `spd`; reports a read or parse error (file, line, key) and returns nil.
+func loadConfig<let n: Int>(_ configPath: UnsafePointer<CChar>, spd: inout SPD<n>) -> FirmwareConfig? {
     var text = InlineArray<4096, UInt8>(repeating: 0)
     let n = withUnsafeMutableBytes(of: &text) { b in
         Int(hs_file_read(configPath, b.baseAddress!.assumingMemoryBound(to: UInt8.self), b.count))
     }
     guard n >= 0 else {
         LogLine("handset-fw: cannot read the config file ").append(cString: configPath).append(": ").append(errno: Int32(-n)).emit()
-        return 1
+        return nil
     }
-    var plane = HandsetDataPlane()
     var failure = ConfigError(line: 0, reason: "")
     let parsed = withUnsafeBytes(of: text) { b -> FirmwareConfig? in
         do throws(ConfigError) {
-            return try FirmwareConfig.parse(UnsafeRawBufferPointer(rebasing: b[0..<n]), spd: &plane.spd)
+            return try FirmwareConfig.parse(UnsafeRawBufferPointer(rebasing: b[0..<n]), spd: &spd)
         } catch {
             failure = error
             return nil
         }
     }
-    guard let config = parsed else {
-        reportConfigError(failure, path: configPath)
-        return 1
-    }
+    if parsed == nil { reportConfigError(failure, path: configPath) }
+    return parsed
+}
+
+func runFirmware(configPath: UnsafePointer<CChar>) -> Int32 {
+    var plane = HandsetDataPlane()
+    guard let config = loadConfig(configPath, spd: &plane.spd) else { return 1 }
     var dir = config.stateDir
     guard let store = withUnsafeBytes(of: &dir, { d in FileKeyStore(directory: d.baseAddress!.assumingMemoryBound(to: CChar.self)) }) else {
         print("handset-fw: state_dir too long")
