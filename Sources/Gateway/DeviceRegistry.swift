@@ -61,6 +61,8 @@ public enum RegistryError: Error, Equatable, CustomStringConvertible {
     case storeFailed(String)
     /// The database was migrated by a newer gateway: this one does not know its schema.
     case schemaTooNew(found: Int, known: Int)
+    /// `save` of a device the registry does not hold (every store: nothing is written).
+    case unknownDevice(UInt64)
 
     public var description: String {
         switch self {
@@ -76,6 +78,7 @@ public enum RegistryError: Error, Equatable, CustomStringConvertible {
         case .storeUnavailable(let r): "registry database unavailable: \(r)"
         case .storeFailed(let r): "registry database refused the change: \(r)"
         case .schemaTooNew(let f, let k): "registry schema version \(f) is newer than this gateway's \(k)"
+        case .unknownDevice(let d): "device \(String(d, radix: 16)) is not in the registry"
         }
     }
 }
@@ -223,7 +226,9 @@ public final class DeviceRegistry: Sendable {
 
     public func save(_ d: DeviceRecord) throws {
         let r = try row(d)
-        try db.write { try r.update($0) }
+        do { try db.write { try r.update($0) } } catch RecordError.recordNotFound {
+            throw RegistryError.unknownDevice(d.deviceID)
+        }
     }
     public func allDevices() throws -> [DeviceRecord] { try db.read { try DeviceRow.fetchAll($0) }.map(record) }
 

@@ -194,7 +194,11 @@ public final class PostgresRegistry: RegistryStore, @unchecked Sendable {
         }
     }
 
-    public func save(_ d: DeviceRecord) throws { try autocommit(try updateRow(try kek.row(d))) }
+    /// One UPDATE; a device not in the table is `RegistryError.unknownDevice`, as on SQLite.
+    public func save(_ d: DeviceRecord) throws {
+        let r = try autocommit(try updateRow(try kek.row(d)))
+        guard r.metadata.rows ?? 0 > 0 else { throw RegistryError.unknownDevice(d.deviceID) }
+    }
 
     public func skipDownlinks(device: UInt64, _ n: Int64) throws {
         try autocommit("UPDATE device SET down_counter = down_counter + \(n) WHERE id = \(Int64(bitPattern: device))")

@@ -17,6 +17,7 @@ public protocol RegistryStore: AnyObject, Sendable {
     /// Reads the device under a lock held to commit, lets `change` edit it, writes it back if it changed. Nil:
     /// unknown device. `change` must not do I/O: it runs inside the transaction.
     func update<T>(device id: UInt64, _ change: (inout DeviceRecord) throws -> T) throws -> T?
+    /// Overwrites the device's row. A device the store does not hold is `RegistryError.unknownDevice` (nothing written).
     func save(_ d: DeviceRecord) throws
     func allDevices() throws -> [DeviceRecord]
     /// Moves the device's sent counter on by `n` in one statement (downlinks lost on the way).

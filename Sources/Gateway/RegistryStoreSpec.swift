@@ -62,10 +62,16 @@ public enum RegistryStoreSpec: Equatable, Sendable {
         return .postgres(p)
     }
 
-    /// Parses `spec` and opens that store with `kek`: the one factory the daemon calls.
+    /// Parses `spec` and opens that store with `kek`.
     public static func open(_ spec: String, kek: KeyEncryptionKey,
                             environment: [String: String] = ProcessInfo.processInfo.environment) throws -> any RegistryStore {
-        switch try parse(spec) {
+        try open(try parse(spec), kek: kek, environment: environment)
+    }
+
+    /// Opens a parsed spec with `kek`: the one factory the daemon calls.
+    public static func open(_ spec: RegistryStoreSpec, kek: KeyEncryptionKey,
+                            environment: [String: String] = ProcessInfo.processInfo.environment) throws -> any RegistryStore {
+        switch spec {
         case .sqlite(let path):
             return try DeviceRegistry(path: path, kek: kek)
         case .postgres(let p):
@@ -84,7 +90,7 @@ public enum RegistryStoreSpec: Equatable, Sendable {
     }
 
     /// One line, owner-only (as libpq asks of .pgpass).
-    static func readPasswordFile(_ path: String) throws(RegistrySpecError) -> String {
+    public static func readPasswordFile(_ path: String) throws(RegistrySpecError) -> String {
         var st = stat()
         guard stat(path, &st) == 0 else { throw .passwordSource("\(path): \(String(cString: strerror(errno)))") }
         guard st.st_mode & 0o077 == 0 else { throw .passwordSource("\(path): group or others may read it; chmod 600") }

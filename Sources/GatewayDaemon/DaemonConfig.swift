@@ -1,4 +1,5 @@
 import Foundation
+import Gateway
 import HandsetCore
 import Logging
 
@@ -20,7 +21,10 @@ public struct DaemonConfig: Sendable, Equatable {
         public var ikeRemotePort: UInt16 = 4500
     }
 
+    /// The registry as written (a bare path taken from the config's directory): for logs. It holds no password.
     public var registry = ""
+    /// The store `registry` names, parsed and checked: `sqlite:PATH` (or a bare path) or `postgres://…`.
+    public var registryStore = RegistryStoreSpec.sqlite(path: "")
     public var kek = ""
     public var smppHost = "127.0.0.1"
     public var smppPort = 2775
@@ -64,7 +68,7 @@ public struct ConfigError: Error, Equatable, CustomStringConvertible {
 extension DaemonConfig {
     /// Every key `parse` knows, with what it allows (for errors and --help).
     public static let keys: [(key: String, allowed: String)] = [
-        ("registry", "path of the SQLite registry (required)"),
+        ("registry", "sqlite:PATH (or a bare PATH) or postgres://USER@HOST:PORT/DB?password_file=PATH (required)"),
         ("kek", "path of the 32-byte key-encryption key file, mode 0600 (required)"),
         ("smpp_host", "host name or IPv4 address of the SMS centre"),
         ("smpp_port", "1-65535"),
@@ -132,7 +136,7 @@ extension DaemonConfig {
             seen[key] = line
             guard !value.isEmpty else { throw fail("empty value") }
             switch key {
-            case "registry": c.registry = resolve(value)
+            case "registry": (c.registry, c.registryStore) = try registryStore(value, resolve: resolve, fail: fail)
             case "kek": c.kek = resolve(value)
             case "smpp_host": c.smppHost = value
             case "smpp_port":
@@ -233,6 +237,32 @@ extension DaemonConfig {
         while s.hasSuffix("\n") || s.hasSuffix("\r") { s.removeLast() }
         guard (1...8).contains(s.utf8.count), !s.contains("\n") else { throw fail("\(path): the password must be one line of 1-8 characters") }
         return s
+    }
+
+    /// The `registry` value: a bare path (SQLite, as before stores were named), `sqlite:PATH`, or a PostgreSQL URL
+    /// whose password comes from a 0600 `password_file` only (checked here; relative paths from the config's directory).
+    static func registryStore(_ value: String, resolve: (String) -> String,
+                              fail: (String?) -> ConfigError) throws(ConfigError) -> (String, RegistryStoreSpec) {
+        if !value.hasPrefix("sqlite:") && !value.contains("://") {
+            let path = resolve(value)
+            return (path, .sqlite(path: path))
+        }
+        var spec: RegistryStoreSpec
+        do { spec = try RegistryStoreSpec.parse(value) } catch { throw fail(error.description) }
+        switch spec {
+        case .sqlite(let path):
+            spec = .sqlite(path: resolve(path))
+            return ("sqlite:" + resolve(path), spec)
+        case .postgres(var p):
+            switch p.password {
+            case .environment: throw fail("the daemon takes the database password from password_file only")
+            case .none: break
+            case .file(let path):
+                p.password = .file(resolve(path))
+                do { _ = try RegistryStoreSpec.readPasswordFile(resolve(path)) } catch { throw fail(error.description) }
+            }
+            return (value, .postgres(p))
+        }
     }
 
     /// `HOST:PORT`, split at the last colon; HOST non-empty, PORT 0-65535 (0: any free port).

@@ -27,7 +27,7 @@ public final class GatewayDaemon: @unchecked Sendable {
     public let config: DaemonConfig
     public let metrics = GatewayMetrics()
     let log: Logger
-    let registry: DeviceRegistry
+    let registry: any RegistryStore
     let gateway: Gateway
     let bridge: SMPPBridge
     let core: CoreService
@@ -40,7 +40,7 @@ public final class GatewayDaemon: @unchecked Sendable {
         self.config = config
         log = logger
         do {
-            registry = try DeviceRegistry(path: config.registry, kek: try KeyEncryptionKey.load(path: config.kek))
+            registry = try RegistryStoreSpec.open(config.registryStore, kek: try KeyEncryptionKey.load(path: config.kek))
         } catch { throw DaemonStartError.registry("\(error)") }
         let negotiator = try Self.negotiator(config.negotiator, registry: registry, logger: logger)
         gateway = Gateway(registry: registry, negotiator: MeasuredNegotiator(negotiator.peer, metrics: metrics),
@@ -107,7 +107,7 @@ public final class GatewayDaemon: @unchecked Sendable {
                     _ delete: @escaping @Sendable (UInt64, UInt32, UInt32) -> Void) throws -> Void = { _, _ in }
     }
 
-    static func negotiator(_ n: DaemonConfig.Negotiator, registry: DeviceRegistry, logger: Logger) throws -> BuiltNegotiator {
+    static func negotiator(_ n: DaemonConfig.Negotiator, registry: any RegistryStore, logger: Logger) throws -> BuiltNegotiator {
         switch n {
         case .emulated:
             do {
@@ -137,7 +137,7 @@ public final class GatewayDaemon: @unchecked Sendable {
 /// The core's lifetime as a service: at shutdown (after UDP and SMPP drained) it stops the IKE engine, publishes
 /// the last counters, and closes the registry.
 final class CoreService: Service, @unchecked Sendable {
-    let registry: DeviceRegistry
+    let registry: any RegistryStore
     let stopNegotiator: @Sendable () -> Void
     let metrics: GatewayMetrics
     let gateway: Gateway
@@ -145,7 +145,7 @@ final class CoreService: Service, @unchecked Sendable {
     private let lock = NSLock()
     private var open = true
 
-    init(registry: DeviceRegistry, stopNegotiator: @escaping @Sendable () -> Void, metrics: GatewayMetrics,
+    init(registry: any RegistryStore, stopNegotiator: @escaping @Sendable () -> Void, metrics: GatewayMetrics,
          gateway: Gateway, logger: Logger) {
         self.registry = registry
         self.stopNegotiator = stopNegotiator
@@ -162,7 +162,11 @@ final class CoreService: Service, @unchecked Sendable {
         metrics.observe(gateway.counters)
         lock.withLock { open = false }
         metrics.registryOpen.record(0)
-        do { try registry.closeDatabase() } catch { log.error("registry close failed", metadata: ["error": "\(error)"]) }
+        if let sqlite = registry as? DeviceRegistry {
+            do { try sqlite.closeDatabase() } catch { log.error("registry close failed", metadata: ["error": "\(error)"]) }
+        } else {
+            registry.disconnect()
+        }
         log.notice("registry closed")
     }
 }

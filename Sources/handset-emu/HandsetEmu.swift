@@ -9,7 +9,7 @@ struct HandsetEmu: ParsableCommand {
         commandName: "handset-emu",
         abstract: "Handset firmware emulator, modem simulator and debugging tools.",
         subcommands: [RunCommand.self, ProvisionCommand.self, ESPCommand.self, PDUCommand.self, ModemCommand.self, BenchCommand.self,
-                      TortureCommand.self, ESMECommand.self]
+                      TortureCommand.self, ESMECommand.self, LoadCommand.self]
     )
 }
 

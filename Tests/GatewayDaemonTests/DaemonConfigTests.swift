@@ -1,4 +1,5 @@
 import Foundation
+import Gateway
 import GatewayDaemon
 import Testing
 
@@ -85,6 +86,35 @@ import Testing
         chmod(d + "/smpp.pw", 0o644)
         let e = try #require(throws: ConfigError.self) { try DaemonConfig.parse(Self.valid, file: "gw.conf", baseDirectory: d) }
         #expect(e.line == 7 && e.key == "smpp_password_file" && e.reason.contains("chmod 600"))
+    }
+
+    /// `registry` names a store: a bare path and `sqlite:` are SQLite (relative to the config's directory), a
+    /// PostgreSQL URL takes its password from a 0600 file only. Mistakes are named with the line.
+    @Test func theRegistryKeyNamesAStore() throws {
+        let d = try Self.dir()
+        _ = FileManager.default.createFile(atPath: d + "/db.pw", contents: Data("pg-secret\n".utf8), attributes: [.posixPermissions: 0o600])
+        func parse(_ registry: String) throws(ConfigError) -> DaemonConfig {
+            try DaemonConfig.parse(Self.minimal.replacingOccurrences(of: "registry = reg.sqlite", with: "registry = " + registry)
+                                   + "\ngateway_number = +15550199\n", file: "gw.conf", baseDirectory: d)
+        }
+        #expect(try parse("reg.sqlite").registryStore == .sqlite(path: d + "/reg.sqlite"))
+        #expect(try parse("sqlite:sub/reg.sqlite").registryStore == .sqlite(path: d + "/sub/reg.sqlite"))
+        #expect(try parse("sqlite:/var/reg.sqlite").registryStore == .sqlite(path: "/var/reg.sqlite"))
+        let pg = try parse("postgres://gw@127.0.0.1:5433/fleet?password_file=db.pw&connections=8")
+        guard case .postgres(let p) = pg.registryStore else { Issue.record("not postgres"); return }
+        #expect(p.user == "gw" && p.host == "127.0.0.1" && p.port == 5433 && p.database == "fleet" && p.connections == 8)
+        #expect(p.password == .file(d + "/db.pw"))
+        #expect(!pg.registry.contains("pg-secret"))
+        for (bad, why) in [("mysql://gw@h/db", "unknown store"), ("postgres://gw:pw@h/db", "no password in the URL"),
+                           ("postgres://gw@h/db?password_env=PGPW", "password_file only"),
+                           ("postgres://gw@h/db?password_file=nope.pw", "nope.pw"),
+                           ("postgres://gw@h/db?sslmode=require", "unknown option sslmode"), ("sqlite:", "missing")] {
+            let e = try #require(throws: ConfigError.self) { try parse(bad) }
+            #expect(e.line == 2 && e.key == "registry" && e.reason.contains(why), "\(bad): \(e)")
+        }
+        chmod(d + "/db.pw", 0o640)
+        let e = try #require(throws: ConfigError.self) { try parse("postgres://gw@h/db?password_file=db.pw") }
+        #expect(e.line == 2 && e.reason.contains("chmod 600"))
     }
 
     @Test func strongswanNeedsItsSocketsAndServer() throws {

@@ -54,6 +54,17 @@ import Testing
         #expect(try w.openAnother().device(id: w.deviceID) == saved)
     }
 
+    /// Saving a device no store holds is the same typed error on every store, and adds no row.
+    @Test(arguments: StoreKind.all) func savingAnUnknownDeviceIsATypedErrorOnEveryStore(store: StoreKind) throws {
+        let w = try World(store: store)
+        let ghost = DeviceRecord(id: 0xF00D, msisdn: "+15550404", key: Data(repeating: 0x44, count: 32))
+        let written = try w.registry.rowsWritten()
+        #expect(throws: RegistryError.unknownDevice(0xF00D)) { try w.registry.save(ghost) }
+        #expect(try w.registry.device(id: 0xF00D) == nil)
+        #expect(try w.registry.rowsWritten() == written)
+        #expect(try w.registry.allDevices().map(\.deviceID) == [w.deviceID])
+    }
+
     @Test(arguments: StoreKind.all) func peerContactsAreCountedPerDeviceAndForgotten(store: StoreKind) throws {
         let w = try World(store: store)
         #expect(try w.registry.notePeerContact(device: w.deviceID, peer: "192.0.2.1") == false)
