@@ -26,8 +26,10 @@ struct LoadCommand: ParsableCommand {
             run (the same counter under the same key with other bytes), and that every acknowledged uplink's \
             counter is in the registry afterwards. Exits 1 if either fails.
 
-            --kill-one-at T sends SIGKILL to the first instance T seconds in (the SMS centre delivers what it held \
-            unacknowledged to the others).
+            --kill-one-at T sends SIGKILL to the first instance T seconds in, at a moment it holds unacknowledged \
+            SMS (waiting up to 2 s for one); the SMS centre delivers those again to the others. --drop-links-at T \
+            cuts every SMPP link once; --fault-at T --fault-command CMD runs CMD then (e.g. a database restart: \
+            scripts/store-rate --restart DIR).
 
             Examples:
               handset-emu load --devices 50 --rate 100 --duration 5
@@ -61,6 +63,7 @@ struct LoadCommand: ParsableCommand {
         guard rate > 0, duration > 0 else { throw ValidationError("--rate and --duration must be positive") }
         guard (1...8).contains(instances) else { throw ValidationError("--instances must be 1-8") }
         guard (0...1).contains(udpShare) else { throw ValidationError("--udp-share must be 0-1") }
+        guard udpShare == 0 || devices <= 20_000 else { throw ValidationError("past 20000 devices use --udp-share 0 (a UDP socket each)") }
         if instances > 1, registry.map({ !$0.hasPrefix("postgres") }) ?? true {
             FileHandle.standardError.write(Data("note: several instances on one SQLite file share its write lock\n".utf8))
         }
@@ -130,7 +133,7 @@ struct LoadCommand: ParsableCommand {
             }
             usleep(50_000)
         }
-        let engine = try LoadFleet(devices: fleet, smsc: smsc, udpPorts: udpPorts, udpShare: udpShare, lanes: 64, timeout: timeout)
+        let engine = try LoadFleet(devices: fleet, smsc: smsc, udpPorts: udpPorts, udpShare: udpShare, timeout: timeout)
 
         // Load: a credit of `rate` uplinks a second; every uplink sent (follow-ups too) spends one.
         print("load: \(devices) devices, \(instances) instance(s), \(rate) msg/s offered for \(duration) s")
@@ -151,8 +154,11 @@ struct LoadCommand: ParsableCommand {
                 seenSent += n
             }
             if misses >= 16 { engine.stats.with { $0.noIdleDevice += 1 } }
-            if let at = killOneAt, !killed, t - start >= at {
+            // Killed while it holds unacknowledged messages (waiting up to 2 s for a moment when it does).
+            let holding = killOneAt != nil && !killed ? smsc.unacknowledged(by: "load-gw0") : 0
+            if let at = killOneAt, !killed, t - start >= at, holding > 0 || t - start >= at + 2 {
                 kill(daemons[0].processIdentifier, SIGKILL)
+                print("instance 0 held \(holding) unacknowledged SMS parts")
                 engine.instanceDied(0)
                 killed = true
                 print(String(format: "killed instance 0 (pid %d) with SIGKILL at %.1f s", daemons[0].processIdentifier, t - start))

@@ -50,7 +50,7 @@ final class LoadDevice: @unchecked Sendable {
 final class LoadNonceLedger: @unchecked Sendable {
     struct Slot: Hashable { var device: UInt64; var up: Bool; var epoch: UInt16; var key: UInt64; var counter: UInt64 }
     private let lock = NSLock()
-    private var seen: [Slot: UInt64] = [:]
+    private var seen: [Slot: (digest: UInt64, what: String)] = [:]
     private(set) var sealed = 0, repeats = 0, sameBytesAgain = 0
     private(set) var examples: [String] = []
     private let salt = UInt64.random(in: 0...UInt64.max)
@@ -63,16 +63,17 @@ final class LoadNonceLedger: @unchecked Sendable {
         return h
     }
 
-    func record(device: UInt64, up: Bool, epoch: UInt16, key: UInt64, counter: UInt64, bytes: [UInt8]) {
+    func record(device: UInt64, up: Bool, epoch: UInt16, key: UInt64, counter: UInt64, bytes: [UInt8], what: String) {
         let digest = bytes.withUnsafeBytes { fnv($0) }
         let slot = Slot(device: device, up: up, epoch: epoch, key: key, counter: counter)
         lock.withLock {
             sealed += 1
-            guard let before = seen[slot] else { seen[slot] = digest; return }
-            if before == digest { sameBytesAgain += 1; return }
+            guard let before = seen[slot] else { seen[slot] = (digest, what); return }
+            if before.digest == digest { sameBytesAgain += 1; return }
             repeats += 1
             if examples.count < 5 {
-                examples.append("device \(String(device, radix: 16)) \(up ? "uplink" : "downlink") epoch \(epoch) counter \(counter)")
+                examples.append("device \(String(device, radix: 16)) \(up ? "uplink" : "downlink") epoch \(epoch) counter \(counter) "
+                                + "(\(before.what), then \(what))")
             }
         }
     }
@@ -113,13 +114,12 @@ final class LoadFleet: @unchecked Sendable {
     let timeout: Double
     private let lanesLock = NSLock()
     private var lanes: [Int32] = []
-    private var laneOwner: [Int?] = []
     private var udpPorts: [Int]
     private var deadInstances = Set<Int>()
     private var running = true
     private var epochStart = loadClock()
 
-    init(devices: [LoadDevice], smsc: LoadSMSC, udpPorts: [Int], udpShare: Double, lanes count: Int, timeout: Double) throws {
+    init(devices: [LoadDevice], smsc: LoadSMSC, udpPorts: [Int], udpShare: Double, timeout: Double) throws {
         self.devices = devices
         self.smsc = smsc
         self.udpPorts = udpPorts
@@ -128,7 +128,13 @@ final class LoadFleet: @unchecked Sendable {
         var numbers: [String: Int] = [:]
         for d in devices { numbers[String(d.msisdn.drop { $0 == "+" })] = d.index }
         byNumber = numbers
-        for _ in 0..<(udpPorts.isEmpty ? 0 : count) {
+        // One UDP socket per device: an answer is the device's by the socket it comes to, however late it comes
+        // (a shared socket handed from device to device misrouted late answers to the next holder).
+        var limit = rlimit()
+        getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        limit.rlim_cur = limit.rlim_max
+        setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        for _ in 0..<(udpPorts.isEmpty || udpShare == 0 ? 0 : devices.count) {
             let fd = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
             var a = sockaddr_in()
             a.sin_family = sa_family_t(AF_INET)
@@ -138,7 +144,6 @@ final class LoadFleet: @unchecked Sendable {
             }
             guard fd >= 0, rc == 0 else { throw LoadError("cannot open a UDP socket: \(String(cString: strerror(errno)))") }
             lanes.append(fd)
-            laneOwner.append(nil)
         }
         smsc.onDownlink = { [unowned self] to, bytes in
             guard let i = byNumber[to] else { return }
@@ -219,7 +224,8 @@ final class LoadFleet: @unchecked Sendable {
             if let h = bytes.withUnsafeBytes({ KDHeader.parse($0, direction: .up) }) {
                 let st = d.client.state
                 let key = h.epoch == st.epoch ? st.currentKey : st.pendingKey
-                ledger.record(device: d.id, up: true, epoch: h.epoch, key: ledger.fingerprint(key), counter: h.counter, bytes: bytes)
+                ledger.record(device: d.id, up: true, epoch: h.epoch, key: ledger.fingerprint(key), counter: h.counter, bytes: bytes,
+                              what: "\(h.type) \(bytes.count) B")
             }
             let viaUDP = !m.smsOnly && d.lane != nil
             if !viaUDP { d.smsUnacked += 1 }
@@ -272,7 +278,8 @@ final class LoadFleet: @unchecked Sendable {
         if let h = bytes.withUnsafeBytes({ KDHeader.parse($0, direction: .down) }) {
             let st = d.client.state
             let key: KeyBytes? = h.epoch == st.epoch ? st.currentKey : (st.hasPending && h.epoch == st.pendingEpoch ? st.pendingKey : nil)
-            ledger.record(device: d.id, up: false, epoch: h.epoch, key: key.map(ledger.fingerprint) ?? 0, counter: h.counter, bytes: bytes)
+            ledger.record(device: d.id, up: false, epoch: h.epoch, key: key.map(ledger.fingerprint) ?? 0, counter: h.counter, bytes: bytes,
+                          what: "\(h.type) \(bytes.count) B by \(carriage)")
         }
         let result = bytes.withUnsafeBytes { d.client.receive($0, via: carriage, now: UInt64(now()), plane: &d.plane) }
         var done = false
@@ -317,15 +324,10 @@ final class LoadFleet: @unchecked Sendable {
 
     // MARK: UDP lanes
 
-    private func lease(_ device: Int) -> Int? {
-        lanesLock.withLock {
-            guard let i = laneOwner.firstIndex(where: { $0 == nil }) else { return nil }
-            laneOwner[i] = device
-            return i
-        }
-    }
+    /// The device's own UDP socket, when there are any.
+    private func lease(_ device: Int) -> Int? { device < lanes.count ? device : nil }
 
-    private func release(_ lane: Int) { lanesLock.withLock { laneOwner[lane] = nil } }
+    private func release(_ lane: Int) {}
 
     private func sendUDP(_ bytes: [UInt8], lane: Int, device: Int) {
         let port: Int? = lanesLock.withLock {
@@ -355,9 +357,7 @@ final class LoadFleet: @unchecked Sendable {
             for i in fds.indices where fds[i].revents != 0 {  // POLLERR too: recv takes the error
                 let n = buffer.withUnsafeMutableBytes { recv(fds[i].fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
                 guard n > KD.nonESPMarkerLength else { continue }
-                let owner = lanesLock.withLock { laneOwner[i] }
-                guard let owner else { continue }
-                downlink(devices[owner], Array(buffer[KD.nonESPMarkerLength..<n]), via: .udp)
+                downlink(devices[i], Array(buffer[KD.nonESPMarkerLength..<n]), via: .udp)
             }
         }
     }

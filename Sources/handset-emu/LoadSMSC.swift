@@ -19,6 +19,7 @@ final class LoadSMSC: @unchecked Sendable {
         let number: Int
         var bound = false
         var alive = true
+        var systemID = ""
         init(socket: SMPPSocket, number: Int) { self.socket = socket; self.number = number }
     }
 
@@ -64,6 +65,10 @@ final class LoadSMSC: @unchecked Sendable {
     }
 
     var boundLinks: Int { lock.withLock { sessions.filter { $0.bound && $0.alive }.count } }
+    /// Parts delivered to the gateway that bound as `systemID` and not yet acknowledged by it.
+    func unacknowledged(by systemID: String) -> Int {
+        lock.withLock { outstanding.values.filter { $0.session.systemID == systemID && $0.session.alive }.count }
+    }
     var snapshot: Counters { lock.withLock { counters } }
     var unacknowledged: Int { lock.withLock { outstanding.count + waiting.count } }
 
@@ -175,8 +180,8 @@ final class LoadSMSC: @unchecked Sendable {
                 continue
             }
             switch pdu.body {
-            case .bindTransceiver:
-                lock.withLock { s.bound = true; counters.binds += 1 }
+            case .bindTransceiver(let b):
+                lock.withLock { s.bound = true; s.systemID = b.systemID; counters.binds += 1 }
                 try? s.socket.send(SMPPPDU(.bindTransceiverResp(systemID: "load-smsc"), sequence: pdu.sequence))
             case .enquireLink:
                 try? s.socket.send(SMPPPDU(.enquireLinkResp, sequence: pdu.sequence))
