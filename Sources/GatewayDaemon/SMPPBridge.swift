@@ -140,10 +140,14 @@ public final class SMPPBridge: Service, @unchecked Sendable {
 
     func handle(_ message: [UInt8], type: String, parts: [Pending], arrived: Double) {
         let start = Self.now()
+        let storeFailuresBefore = gateway.counters.storeFailures
         let answers = gateway.handleUplink(message, via: .sms)
         metrics.recordMessage(type: type, seconds: Self.now() - start)
         send(answers)
-        for p in parts { p.ack() }
+        // The registry could not be reached (PostgreSQL restarting): handed back, so the SMS centre delivers it again
+        // once it is back. Had its counter been committed before the failure, the new delivery is refused as a replay.
+        let storeDown = answers.isEmpty && gateway.counters.storeFailures > storeFailuresBefore
+        for p in parts { p.ack(storeDown ? SMPPStatus.temporaryAppError : SMPPStatus.ok) }
         log.debug("uplink handled", metadata: ["type": "\(type)", "parts": "\(parts.count)", "answers": "\(answers.count)"])
         metrics.recordRoundTrip(seconds: Self.now() - arrived)
         metrics.observe(gateway.counters)

@@ -210,6 +210,14 @@ struct LoadCommand: ParsableCommand {
         }
         let ok = report(engine, seconds: loadEnd - start, unfinished: unfinished, unacked: unackedAtEnd, lost: lost,
                         daemons: daemons, killed: killed)
+        var me = rusage(), children = rusage()
+        getrusage(Int32(RUSAGE_SELF.rawValue), &me)
+        getrusage(Int32(RUSAGE_CHILDREN.rawValue), &children)
+        func cpu(_ r: rusage) -> Double {
+            Double(r.ru_utime.tv_sec + r.ru_stime.tv_sec) + Double(r.ru_utime.tv_usec + r.ru_stime.tv_usec) / 1e6
+        }
+        print(String(format: "cpu: this tool %.1f s, the gateway processes %.1f s, over %.1f s of load and drain (%d cores)",
+                     cpu(me), cpu(children), loadClock() - start, ProcessInfo.processInfo.activeProcessorCount))
         print("work dir: \(dir)")
         if !ok { throw ExitCode(1) }
     }

@@ -172,7 +172,7 @@ final class LoadFleet: @unchecked Sendable {
         if let a = d.action {
             guard t - d.actionStart > timeout else { d.lock.unlock(); return 0 }
             stats.with { $0.timeouts[a, default: 0] += 1 }
-            finish(d, releaseLane: true)
+            finish(d, releaseLane: true, completed: false)
         }
         guard d.lane == nil else { d.lock.unlock(); return 0 }  // an answer's last sends are still going out
         let secs = UInt64(now())
@@ -264,8 +264,8 @@ final class LoadFleet: @unchecked Sendable {
     }
 
     /// With `d.lock` held.
-    private func finish(_ d: LoadDevice, releaseLane: Bool) {
-        if let a = d.action, a != .secret || d.smsUnacked == 0 {
+    private func finish(_ d: LoadDevice, releaseLane: Bool, completed: Bool = true) {
+        if completed, let a = d.action, a != .secret || d.smsUnacked == 0 {
             let rt = loadClock() - d.actionStart
             stats.with { $0.roundTrip[a, default: []].append(rt) }
         }
