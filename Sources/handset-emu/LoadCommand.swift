@@ -33,8 +33,10 @@ struct LoadCommand: ParsableCommand {
 
             Examples:
               handset-emu load --devices 50 --rate 100 --duration 5
-              handset-emu load --devices 500 --rate 2000 --duration 30 --instances 2 --registry \\
-                'postgres://gateway@127.0.0.1:5432/fleet?password_file=db.pw' --kek fleet.kek   # illustrative: needs a server (scripts/store-rate --server DIR)
+              handset-emu load --devices 20 --rate 40 --duration 3 --instances 2 --kill-one-at 1
+
+            On PostgreSQL (a throwaway server: scripts/store-rate --server DIR prints its spec), add \
+            --registry SPEC --kek FILE; BENCHMARKS.md has the runs.
             """)
 
     @Option(help: "Handsets to provision and drive.") var devices = 100
