@@ -98,6 +98,7 @@ extension StrongSwanNegotiator {
             lock.withLock { tally.unknownConnection += 1 }
             return
         }
+        if record.event != .down { keylogTap?(record) }
         if record.event == .down {
             lock.withLock { tally.peerDeletes += 1 }
             onPeerDelete?(device, record.spiOut, record.spiIn)

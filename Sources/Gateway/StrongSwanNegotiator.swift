@@ -74,6 +74,11 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
 
     public var counters: Counters { lock.withLock { tally } }
 
+    /// Keylog taps, for a Wireshark keylog the user asked for (`handset-emu run --keylog`) and nothing else: every
+    /// up/rekeyed key record, and the IKE_SA key records a plugin with `ike_keys = yes` sends. Set before `start`.
+    public var keylogTap: (@Sendable (KeyRecord) -> Void)?
+    public var ikeKeysTap: (@Sendable (IKEKeyRecord) -> Void)?
+
     /// Sends what the peer does on its own to the handset through `gateway`: its new SAs as sa-transfer with
     /// request 0, its deletes as sa-delete. `send` gets the sealed downlinks.
     public func route(to gateway: Gateway, send: @escaping @Sendable ([Downlink]) -> Void) {
@@ -83,6 +88,7 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
         onPeerDelete = { [weak gateway] device, outbound, inbound in
             if let gateway { send(gateway.deleteSA(device: device, outboundSPI: outbound, inboundSPI: inbound)) }
         }
+        gateway.onPushAcknowledged = { [weak self] device, spi in self?.handsetInstalled(device: device, outboundSPI: spi) }
     }
 
     public init(configuration: Configuration, logger: Logger = Logger(label: "ike"),
@@ -103,6 +109,7 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
     /// Opens the key socket (checking its listener) and loads the given devices so the server may initiate to them.
     public func start(devices: [UInt64] = []) throws {
         let r = KeyRecordReader(path: config.keySocket, trustedUID: config.trustedUID) { [weak self] in self?.handle($0) }
+        r.onIKEKeys(ikeKeysTap)
         try r.start()
         lock.withLock { reader = r }
         for d in devices { _ = load(device: d, adding: nil) }
@@ -111,6 +118,11 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
     public func stop() { lock.withLock { reader }?.stop() }
 
     public var keySocketCounters: KeyRecordReader.Counters? { lock.withLock { reader }?.counters }
+
+    /// The handset acknowledged a pushed SA (sa-ack, request 0): the plugin may end a rekey hold on it.
+    public func handsetInstalled(device: UInt64, outboundSPI: UInt32) {
+        lock.withLock { reader }?.installed(spiOut: outboundSPI)
+    }
 
     public static func connectionName(_ device: UInt64) -> String { String(format: "hs-%016llx", device) }
 

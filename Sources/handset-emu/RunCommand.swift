@@ -90,6 +90,10 @@ struct RunCommand: ParsableCommand {
                 print("SKIP  --server strongswan: \(why)")
                 throw ExitCode(77)
             }
+            // The proxy's DELETE of a rekey it initiated waits for the handset's sa-ack, up to 20 s (hold_rekey).
+            setenv("IKE_LAB_HOLD_REKEY", "20", 0)
+            // IKE_SA keys leave the proxy charon only for a keylog the user asked for (plugin ike_keys).
+            if keylog != nil { setenv("IKE_LAB_IKE_KEYS", "yes", 1) }
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("handset-emu-ike-lab-\(getpid())")
             lab = try IKELabSession(script: script, dir: dir)
         }

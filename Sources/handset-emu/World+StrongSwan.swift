@@ -48,6 +48,8 @@ extension EmulatedWorld {
             guard let self else { return }
             queue.async { self.deliver(self.gateway.deleteSA(device: device, outboundSPI: outbound, inboundSPI: inbound)) }
         }
+        // The handset's sa-ack of a pushed SA ends the plugin's hold of a proxy-initiated rekey (hold_rekey).
+        gateway.onPushAcknowledged = { [weak ike] device, spi in ike?.handsetInstalled(device: device, outboundSPI: spi) }
         try ike.start(devices: [deviceID])
     }
 }
