@@ -67,7 +67,7 @@ def test_keylogs_are_owner_only_and_hold_both_tables(run):
 
 def test_tshark_decrypts_ike_auth(run, tmp_path):
     d, _ = run
-    rows = tshark(d, tmp_path, "isakmp.exchtype", "isakmp.enc.decrypted", "isakmp.id.data.user_fqdn",
+    rows = tshark(d, tmp_path, "isakmp.exchangetype", "isakmp.enc.decrypted", "isakmp.id.data.user_fqdn",
                   "isakmp.id.data.fqdn")
     auth = [r for r in rows if r[0] == "35"]  # IKE_AUTH
     assert len(auth) >= 2, rows
