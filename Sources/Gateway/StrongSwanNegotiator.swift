@@ -29,6 +29,11 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
         public var espProposals = "aes256gcm16,aes128gcm16,chacha20poly1305"
         /// Bound on one negotiation, IKE_SA_INIT to the key record.
         public var timeout: Double = 5
+        /// Negotiations in flight at once; more wait (at most `timeout`) for a slot. charon's VICI `initiate` holds
+        /// one of its worker threads (`charon.threads`, 16 by default) until the CHILD_SA is up, and IKE itself
+        /// needs free ones: with 32 at once against a 16-thread proxy charon, 30 of 256 negotiations timed out
+        /// (StrongSwanNegotiatorCostTests, BENCHMARKS.md). Keep it well below `charon.threads`.
+        public var maxConcurrent = 8
 
         public init(viciSocket: String, keySocket: String, serverAddress: IPAddress, ikeRemoteAddress: String,
                     serverID: String) {
@@ -52,6 +57,8 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
     public struct Counters: Equatable, Sendable {
         public var established = 0, failed = 0, peerTransfers = 0, peerDeletes = 0, unknownConnection = 0
         public var unmappable = 0
+        /// Negotiations refused because `maxConcurrent` were in flight for the whole `timeout`.
+        public var busy = 0
     }
 
     public let config: Configuration
@@ -64,6 +71,8 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
     /// Negotiations waiting for their key record, by child name.
     var waiting: [String: Waiter] = [:]
     var tally = Counters()
+    /// Negotiations in flight (Configuration.maxConcurrent).
+    let slots: DispatchSemaphore
     /// One negotiation per device at a time: a child's key record is matched by its name.
     var deviceLocks: [UInt64: NSLock] = [:]
 
@@ -94,6 +103,7 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
     public init(configuration: Configuration, logger: Logger = Logger(label: "ike"),
                 credentials: @escaping @Sendable (UInt64) -> Credentials?) {
         config = configuration
+        slots = DispatchSemaphore(value: max(1, configuration.maxConcurrent))
         log = logger
         self.credentials = credentials
     }
@@ -146,7 +156,14 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
             deviceLocks[device] = l
             return l
         }
-        let result = one.withLock { negotiate(device: device, selector: selector) }
+        let result = one.withLock { () -> Result<KDSATransfer, NegotiationFailure> in
+            guard slots.wait(timeout: .now() + config.timeout) == .success else {
+                lock.withLock { tally.busy += 1 }
+                return .failure(.refused("IKE engine busy: \(config.maxConcurrent) negotiations in flight"))
+            }
+            defer { slots.signal() }
+            return negotiate(device: device, selector: selector)
+        }
         lock.withLock {
             if case .success = result { tally.established += 1 } else { tally.failed += 1 }
         }
