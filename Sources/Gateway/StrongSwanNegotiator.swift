@@ -29,10 +29,10 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
         public var espProposals = "aes256gcm16,aes128gcm16,chacha20poly1305"
         /// Bound on one negotiation, IKE_SA_INIT to the key record.
         public var timeout: Double = 5
-        /// Negotiations in flight at once; more wait (at most `timeout`) for a slot. charon's VICI `initiate` holds
-        /// one of its worker threads (`charon.threads`, 16 by default) until the CHILD_SA is up, and IKE itself
-        /// needs free ones: with 32 at once against a 16-thread proxy charon, 30 of 256 negotiations timed out
-        /// (StrongSwanNegotiatorCostTests, BENCHMARKS.md). Keep it well below `charon.threads`.
+        /// Negotiations in flight at once; more wait (at most `timeout`) for a slot, then fail as `refused` (counted
+        /// as `busy`). charon's VICI `initiate` holds one of its worker threads (`charon.threads`, 16 by default)
+        /// until the CHILD_SA is up, and IKE itself needs free ones: keep it well below `charon.threads`.
+        /// StrongSwanNegotiatorCostTests measures it (BENCHMARKS.md).
         public var maxConcurrent = 8
 
         public init(viciSocket: String, keySocket: String, serverAddress: IPAddress, ikeRemoteAddress: String,

@@ -48,6 +48,7 @@ struct StrongSwanNegotiatorCostTests {
             viciSocket: lab["PROXY_VICI"], keySocket: lab["KEYS_SOCK"], serverAddress: IPAddress(dottedQuad: lab["SRV_ADDR"])!,
             ikeRemoteAddress: lab["SRV_ADDR"], serverID: lab["SRV_ID"])
         c.timeout = 10
+        if let m = ProcessInfo.processInfo.environment["IKE_COST_MAX_CONCURRENT"].flatMap({ Int($0) }) { c.maxConcurrent = m }
         let negotiator = StrongSwanNegotiator(configuration: c, registry: registry)
         defer { negotiator.stop() }
         let pid = try String(contentsOfFile: lab.dir.appendingPathComponent("proxy.pid").path, encoding: .utf8)
@@ -75,6 +76,7 @@ struct StrongSwanNegotiatorCostTests {
             #expect(ok, "device \(i)")
             lat.append(t)
         }
+        print("IKE cost: at most \(c.maxConcurrent) negotiations in flight")
         print(String(format: "IKE cost: serial establish (new IKE_SA), %d devices: p50 %.1f ms, p90 %.1f ms, max %.1f ms",
                      serial, Self.percentile(lat, 0.5) * 1000, Self.percentile(lat, 0.9) * 1000, (lat.max() ?? 0) * 1000))
         // The rest side by side, in waves of growing width: negotiations per second the gateway sustains.
