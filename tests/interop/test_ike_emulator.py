@@ -9,6 +9,12 @@ and the real firmware behind the simulated modem.
 - ike-server-initiated: the server deletes its SAs (the handset drops the pair it held), then initiates toward the
   handset's public address (its VICI `initiate`); the proxy answers, the SA is pushed by SMS, the echo uses it without
   a key request, and the server's packet counters for it equal the handset's.
+- ike-aes128gcm16, ike-aes256gcm16, ike-chacha20poly1305: the server's esp_proposals hold one algorithm; its CHILD_SA
+  uses it end to end, and its counters equal the handset's.
+- ike-server-rekey / ike-proxy-rekey: a CHILD_SA rekey under echo traffic, started by the server (loss only between
+  its switch and the handset's install, counted alike on both sides) or by the proxy (the plugin holds the DELETE
+  until the handset's sa-ack: nothing lost). ike-ike-rekey: nothing reaches the handset. ike-power-cut: the handset is
+  killed while the proxy negotiates and gets an SA after its reboot.
 
 Needs root, strongSwan and the plugin (scripts/setup); otherwise skipped with the reason."""
 import os
