@@ -47,7 +47,9 @@ def every_scenario():
     """One run of every strongSwan scenario (the default set of --server strongswan)."""
     r = subprocess.run([EMU, "run", "--server", "strongswan"] + emu_args(), capture_output=True, text=True,
                        timeout=900, cwd=REPO)
-    assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-2000:]
+    summary = r.stdout[r.stdout.find("\nsummary"):][:4000] if "\nsummary" in r.stdout else ""
+    failed = [line for line in r.stdout.splitlines() if "FAILED:" in line]
+    assert r.returncode == 0, "\n".join(failed) + summary + r.stdout[-3000:] + r.stderr[-2000:]
     return r
 
 
