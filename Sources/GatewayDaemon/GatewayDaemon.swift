@@ -120,8 +120,7 @@ public final class GatewayDaemon: @unchecked Sendable {
                                                        ikeRemoteAddress: s.ikeRemote, serverID: s.serverID)
             c.ikeRemotePort = s.ikeRemotePort
             let ike = StrongSwanNegotiator(configuration: c, logger: logger) { id in
-                guard let d = try? registry.device(id: id), let identity = d.ikeIdentity, let psk = d.ikePSK else { return nil }
-                return StrongSwanNegotiator.Credentials(identity: identity, psk: Array(psk), innerAddress: d.innerAddress)
+                (try? registry.device(id: id)).flatMap { StrongSwanNegotiator.Credentials(record: $0) }
             }
             return BuiltNegotiator(peer: ike, stop: { ike.stop() }, start: { push, delete in
                 ike.onPeerTransfer = push
