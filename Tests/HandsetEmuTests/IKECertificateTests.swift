@@ -94,3 +94,38 @@ struct IKECertificateTests {
         #expect(!FileManager.default.fileExists(atPath: certOut))
     }
 }
+
+/// The same through the command line: `handset-emu provision` with the CA options, and the combinations it refuses.
+@Suite(.enabled(if: FileManager.default.isExecutableFile(atPath: "/usr/bin/openssl"), "needs /usr/bin/openssl"))
+struct ProvisionCertificateCommandTests {
+    @Test func provisionIssuesTheCertificateIntoTheRegistry() throws {
+        let t = IKECertificateTests()
+        let dir = try t.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (caCert, caKey) = try t.makeCA(dir)
+        let reg = dir.appendingPathComponent("r.sqlite").path, out = dir.appendingPathComponent("dev.pem").path
+        let cmd = try ProvisionCommand.parse(["--registry", reg, "--state-dir", dir.appendingPathComponent("s").path,
+                                              "--msisdn", "+15550100004", "--device-id", "c4", "--ike-id", "handset4@example.org",
+                                              "--ike-ca-cert", caCert, "--ike-ca-key", caKey, "--ike-cert", out])
+        try cmd.run()
+        let d = try #require(try DeviceRegistry(path: reg, kek: try KeyEncryptionKey.load(path: reg + ".kek")).device(id: 0xC4))
+        #expect(d.ikeIdentity == "handset4@example.org" && d.ikePSK == nil)
+        #expect(d.ikeCertificate == FileManager.default.contents(atPath: out))
+        #expect(try t.openssl(["verify", "-CAfile", caCert, out]).contains("OK"))
+        #expect(d.ikePrivateKey.map { String(decoding: $0, as: UTF8.self).contains("BEGIN PRIVATE KEY") } == true)
+    }
+
+    @Test(arguments: [
+        ["--ike-ca-cert", "ca.pem"],                                          // without its key
+        ["--ike-ca-cert", "ca.pem", "--ike-ca-key", "ca.key", "--ike-key", "k.pem"],  // issue and import at once
+        ["--ike-cert", "c.pem"],                                              // import without the key
+        ["--ike-psk-file", "p", "--ike-cert", "c.pem", "--ike-key", "k.pem"], // PSK and certificate
+    ])
+    func contradictoryOptionsAreRefusedBeforeAnythingIsWritten(_ extra: [String]) {
+        #expect(throws: (any Error).self) {
+            _ = try ProvisionCommand.parse(["--registry", "/nonexistent/r.sqlite", "--state-dir", "/nonexistent/s",
+                                            "--msisdn", "+1"] + extra)
+        }
+        #expect(!FileManager.default.fileExists(atPath: "/nonexistent/r.sqlite"))
+    }
+}
