@@ -119,6 +119,13 @@ public final class GatewayDaemon: @unchecked Sendable {
             var c = StrongSwanNegotiator.Configuration(viciSocket: s.viciSocket, keySocket: s.keySocket, serverAddress: server,
                                                        ikeRemoteAddress: s.ikeRemote, serverID: s.serverID)
             c.ikeRemotePort = s.ikeRemotePort
+            c.virtualIP = s.virtualIP
+            if !s.serverCA.isEmpty {
+                guard let pem = FileManager.default.contents(atPath: s.serverCA) else {
+                    throw DaemonStartError.negotiator("strongswan_server_ca: cannot read \(s.serverCA)")
+                }
+                c.serverCAs = [Array(pem)]
+            }
             let ike = StrongSwanNegotiator(configuration: c, logger: logger) { id in
                 (try? registry.device(id: id)).flatMap { StrongSwanNegotiator.Credentials(record: $0) }
             }
