@@ -54,7 +54,7 @@ final class EmulatedWorld: @unchecked Sendable {
         var packetGateway = packetGateway
         self.lab = lab
         if let lab {
-            handsetAddress = Self.strongSwanHandsetAddress
+            handsetAddress = lab.serverConfig?.handsetAddress ?? Self.strongSwanHandsetAddress
             packetGateway = lab.packetGateway(proxySidePort: IKELabSession.freeUDPPort())
         } else {
             handsetAddress = IPAddress(10, 0, 0, 2)
