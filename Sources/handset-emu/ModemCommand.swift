@@ -113,6 +113,12 @@ struct ModemCommand: ParsableCommand {
     @Option(name: .customLong("boot-delay"), help: "Seconds the module stays silent while booting.")
     var bootDelay: Double = 0.3
 
+    @Option(name: .customLong("sim-pin"), help: "The SIM asks for this PIN (4 to 8 digits) after every power-on.")
+    var simPIN: String?
+
+    @Option(name: .customLong("sim-pin-tries"), help: "PIN tries left on the SIM (0: it asks for its PUK, 12345678).")
+    var simPINTries: Int = 3
+
     @Flag(name: .shortAndLong, help: "Debug logging on stderr.")
     var verbose = false
 
@@ -124,6 +130,11 @@ struct ModemCommand: ParsableCommand {
         if let smsPort, !(0...65535).contains(smsPort) { throw ValidationError("--sms-port must be 0...65535") }
         if let smppPort, !(0...65535).contains(smppPort) { throw ValidationError("--smpp-port must be 0...65535") }
         _ = try packetGateway.config()
+        if let simPIN, !(4...8).contains(simPIN.count) || !simPIN.allSatisfy({ $0.isASCII && $0.isNumber }) {
+            throw ValidationError("--sim-pin must be 4 to 8 digits")
+        }
+        if !(0...3).contains(simPINTries) { throw ValidationError("--sim-pin-tries must be 0...3") }
+        if simPIN == nil && simPINTries != 3 { throw ValidationError("--sim-pin-tries needs --sim-pin") }
     }
 
     func run() throws {
@@ -136,9 +147,12 @@ struct ModemCommand: ParsableCommand {
         let plan = try FaultPlan(spec: faults, seed: seed)
         var timing = SimTiming()
         timing.bootDelay = bootDelay
+        var identity = SubscriberIdentity()
+        identity.pin = simPIN
+        identity.pinTries = simPINTries
         let sim = ModemSimulator(profile: ModemProfile.named(profile)!, linkPath: link, faults: plan, smsPort: smsPort,
                                  smpp: smppPort.map { SMPPOptions(port: $0, password: smppPassword, gatewayNumber: smppNumber) },
-                                 packetGateway: try packetGateway.config(), timing: timing)
+                                 packetGateway: try packetGateway.config(), identity: identity, timing: timing)
         try sim.start()
         if let port = sim.smsControlPort {
             Logger(label: "modemsim").info("SMS centre listening", metadata: ["udp": "127.0.0.1:\(port)"])
