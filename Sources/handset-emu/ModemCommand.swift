@@ -12,8 +12,8 @@ struct ModemCommand: ParsableCommand {
         PATH becomes a symlink to the pty slave; open it like a serial port (any baud). The module speaks AT \
         (TS 27.007/27.005 and the vendor's socket commands). Module UDP sockets are bridged to real UDP sockets on \
         127.0.0.1. stdout carries one JSON line per network event: boot, registration, sms-mo, sms-mo-complete, \
-        sms-mt, sms-mt-refused, socket-open, udp-tx, udp-rx, socket-close, fault (and sms-centre with the control \
-        port). Logs go to stderr. Runs until SIGINT or SIGTERM.
+        sms-mt, sms-mt-refused, socket-open, udp-tx, udp-rx, socket-close, fault, sim-pin (each PIN or PUK entered: \
+        result, tries left) (and sms-centre with the control port). Logs go to stderr. Runs until SIGINT or SIGTERM.
 
         SMS CENTRE (--sms-port N): UDP on 127.0.0.1:N, one JSON object per datagram, one JSON reply \
         ({"ok":true,...} or {"ok":false,"error":..}):
@@ -78,6 +78,7 @@ struct ModemCommand: ParsableCommand {
 
         Examples:
           handset-emu modem --link /tmp/modem   # until Ctrl-C
+          handset-emu modem --link /tmp/modem --sim-pin 1234 --sim-pin-tries 1   # until Ctrl-C
           handset-emu modem --link /tmp/modem \\
             --faults 'garbage@0.1,drop-final#5,slow-link=9600'   # until Ctrl-C
           handset-emu modem --link /tmp/modem --packet-gateway 127.0.0.2:14500 \\
