@@ -3,15 +3,18 @@
 /// newest URC is counted in `overflows` so the owner can resynchronise (list SMS, poll sockets).
 struct ATURCQueue {
     /// Where a slot stands: free, holding a URC whose body is still coming, ready to be taken, or taken (its
-    /// view valid until the next queue call, then reclaimed).
-    enum SlotState: UInt8 { case free, filling, ready, taken }
+    /// view valid until the next queue call, then reclaimed). Byte constants rather than an enum type, so code
+    /// written against the plain bytes still builds.
+    enum SlotState {
+        static let free: UInt8 = 0, filling: UInt8 = 1, ready: UInt8 = 2, taken: UInt8 = 3
+    }
 
     let slots: Int
     let slotCapacity: Int
     private let storage: UnsafeMutableRawBufferPointer
     private var headLength: UnsafeMutableBufferPointer<Int>
     private var bodyLength: UnsafeMutableBufferPointer<Int>
-    private var state: UnsafeMutableBufferPointer<SlotState>
+    private var state: UnsafeMutableBufferPointer<UInt8>  // a SlotState
     private var first = 0
     private(set) var count = 0
     private(set) var overflows = 0
@@ -23,10 +26,10 @@ struct ATURCQueue {
         storage = UnsafeMutableRawBufferPointer.allocate(byteCount: slots * slotCapacity, alignment: 8)
         headLength = UnsafeMutableBufferPointer<Int>.allocate(capacity: slots)
         bodyLength = UnsafeMutableBufferPointer<Int>.allocate(capacity: slots)
-        state = UnsafeMutableBufferPointer<SlotState>.allocate(capacity: slots)
+        state = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: slots)
         headLength.initialize(repeating: 0)
         bodyLength.initialize(repeating: 0)
-        state.initialize(repeating: .free)
+        state.initialize(repeating: SlotState.free)
     }
 
     func deallocate() {
@@ -54,7 +57,7 @@ struct ATURCQueue {
         if n > 0 { dst.baseAddress!.copyMemory(from: line.baseAddress!, byteCount: n) }
         headLength[i] = n
         bodyLength[i] = 0
-        state[i] = complete ? .ready : .filling
+        state[i] = complete ? SlotState.ready : SlotState.filling
         return i
     }
 
@@ -77,7 +80,7 @@ struct ATURCQueue {
         bodyLength[slot] += 1
     }
 
-    mutating func finish(_ slot: Int) { if state[slot] == .filling { state[slot] = .ready } }
+    mutating func finish(_ slot: Int) { if state[slot] == SlotState.filling { state[slot] = SlotState.ready } }
 
     func line(_ slot: Int) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(slotBytes(slot)).prefix(headLength[slot])
@@ -89,8 +92,8 @@ struct ATURCQueue {
 
     /// Frees taken slots at the head so their memory can be reused.
     private mutating func reclaim() {
-        while count > 0 && state[first] == .taken {
-            state[first] = .free
+        while count > 0 && state[first] == SlotState.taken {
+            state[first] = SlotState.free
             first = (first + 1) % slots
             count -= 1
         }
@@ -102,11 +105,11 @@ struct ATURCQueue {
         var k = 0
         while k < count {
             let i = (first + k) % slots
-            if state[i] == .ready {
-                state[i] = .taken
+            if state[i] == SlotState.ready {
+                state[i] = SlotState.taken
                 return i
             }
-            if state[i] == .filling { return nil }  // keep order: an unfinished URC blocks later ones
+            if state[i] == SlotState.filling { return nil }  // keep order: an unfinished URC blocks later ones
             k += 1
         }
         return nil
@@ -117,8 +120,8 @@ struct ATURCQueue {
         reclaim()
         for k in 0..<count {
             let i = (first + k) % slots
-            if state[i] == .ready && line(i).hasPrefix(prefix) {
-                state[i] = .taken
+            if state[i] == SlotState.ready && line(i).hasPrefix(prefix) {
+                state[i] = SlotState.taken
                 return i
             }
         }
@@ -128,12 +131,12 @@ struct ATURCQueue {
     /// Pending complete URCs (not yet taken).
     var pending: Int {
         var n = 0
-        for k in 0..<count where state[(first + k) % slots] == .ready { n += 1 }
+        for k in 0..<count where state[(first + k) % slots] == SlotState.ready { n += 1 }
         return n
     }
 
     mutating func removeAll() {
-        for i in 0..<slots { state[i] = .free }
+        for i in 0..<slots { state[i] = SlotState.free }
         first = 0
         count = 0
     }
