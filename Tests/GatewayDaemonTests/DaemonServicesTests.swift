@@ -4,6 +4,7 @@ import Foundation
 @testable import HandsetCore
 import Logging
 import NIOHTTP1
+import SMPP
 import Testing
 
 /// The daemon's back-end services (secret data, fetch), the back-end socket (`negotiator = socket`) and the
@@ -178,6 +179,20 @@ import Testing
         let text = metrics.exposition()
         #expect(text.contains(#"gateway_service_failures_total{service="fetch",why="not_https"} 4"#))
         #expect(text.contains(#"gateway_service_failures_total{service="fetch",why="upstream"} 1"#))
+    }
+
+    // MARK: SMPP
+
+    /// Delivery receipts and outbox refusals (issue 17 item 4) are published like every ESME counter.
+    @Test func receiptsAndOutboxRefusalsReachMetrics() {
+        let metrics = GatewayMetrics()
+        var c = ESMECounters()
+        c.deliveryReceipts = 2
+        c.outboxRefused = 1
+        metrics.observe(c)
+        let text = metrics.exposition()
+        #expect(text.contains("\ngateway_smpp_delivery_receipts_total 2\n"))
+        #expect(text.contains("\ngateway_smpp_outbox_refused_total 1\n"))
     }
 
     // MARK: admin routes
