@@ -8,11 +8,19 @@ import HandsetCore
 protocol GatewayAccess: AnyObject, Sendable {
     var counters: GatewayCounters { get }
     /// A device's key state as the gateway holds it (never a key): nil when unknown.
-    func deviceState(_ id: UInt64) throws -> (epoch: Int, pendingKey: Bool)?
+    func deviceState(_ id: UInt64) throws -> DeviceKeyState?
     /// The opposite party wants to reach the handset: the gateway negotiates a pair and pushes it.
     func push(device: UInt64, selector: TrafficSelector) throws
     /// The opposite party has dropped a pair: the gateway tells the handset.
     func deleteSA(device: UInt64, outbound: UInt32, inbound: UInt32) throws
+}
+
+/// What the gateway holds for a device: its epoch, whether a new key waits for the handset's confirm, and the last
+/// downlink counter spent (an answer reserves it in the same transaction as its change).
+struct DeviceKeyState: Equatable {
+    var epoch: Int
+    var pendingKey: Bool
+    var downCounter: Int64
 }
 
 /// The in-process Gateway of the world (answers go out through the simulator's control side).
@@ -21,8 +29,8 @@ final class InProcessGatewayAccess: GatewayAccess, @unchecked Sendable {
     init(world: EmulatedWorld) { self.world = world }
 
     var counters: GatewayCounters { world.gateway.counters }
-    func deviceState(_ id: UInt64) throws -> (epoch: Int, pendingKey: Bool)? {
-        try world.registry.device(id: id).map { ($0.epoch, $0.pendingKey != nil) }
+    func deviceState(_ id: UInt64) throws -> DeviceKeyState? {
+        try world.registry.device(id: id).map { DeviceKeyState(epoch: $0.epoch, pendingKey: $0.pendingKey != nil, downCounter: $0.downCounter) }
     }
     func push(device: UInt64, selector: TrafficSelector) throws {
         world.deliver(world.gateway.push(device: device, selector: selector))
@@ -59,14 +67,15 @@ final class DaemonGatewayAccess: GatewayAccess, @unchecked Sendable {
         return c
     }
 
-    func deviceState(_ id: UInt64) throws -> (epoch: Int, pendingKey: Bool)? {
+    func deviceState(_ id: UInt64) throws -> DeviceKeyState? {
         let r = try daemon.admin("GET", "/admin/device/\(id)")
         if r.status == 404 { return nil }
         guard r.status == 200, let obj = try? JSONSerialization.jsonObject(with: Data(r.body.utf8)) as? [String: Any],
-              let epoch = obj["epoch"] as? Int, let pending = obj["pending_key"] as? Bool else {
+              let epoch = obj["epoch"] as? Int, let pending = obj["pending_key"] as? Bool,
+              let down = obj["down_counter"] as? Int64 else {
             throw ScenarioFailure("admin device \(id): HTTP \(r.status) \(r.body)")
         }
-        return (epoch, pending)
+        return DeviceKeyState(epoch: epoch, pendingKey: pending, downCounter: down)
     }
 
     func push(device: UInt64, selector s: TrafficSelector) throws {
