@@ -64,8 +64,10 @@ public final class BackendSocketServer: @unchecked Sendable {
     private let handle: @Sendable (BackendRequest) -> BackendResponse
     private let lock = NSLock()
     private var running = true
-    public private(set) var requests = 0
-    public private(set) var malformed = 0
+    private var served = 0, refused = 0
+    /// Requests answered, and requests that were not one JSON object of the protocol (answered with a refusal).
+    public var requests: Int { lock.withLock { served } }
+    public var malformed: Int { lock.withLock { refused } }
 
     public init(path: String, handle: @escaping @Sendable (BackendRequest) -> BackendResponse) throws(BackendSocketError) {
         self.path = path
@@ -100,14 +102,14 @@ public final class BackendSocketServer: @unchecked Sendable {
         UnixSocket.setTimeout(c, seconds: 10)
         guard case .success(let line) = UnixSocket.readLine(c, max: BackendSocketClient.maxLine, deadline: Date().addingTimeInterval(10)),
               let request = try? JSONDecoder().decode(BackendRequest.self, from: Data(line)) else {
-            lock.withLock { malformed += 1 }
+            lock.withLock { refused += 1 }
             var r = BackendResponse(ok: false)
             r.failure = "refused"
             r.reason = "malformed request"
             if var out = try? JSONEncoder().encode(r) { out.append(0x0A); _ = UnixSocket.writeAll(c, out) }
             return
         }
-        lock.withLock { requests += 1 }
+        lock.withLock { served += 1 }
         guard var out = try? JSONEncoder().encode(handle(request)) else { return }
         out.append(0x0A)
         _ = UnixSocket.writeAll(c, out)

@@ -125,13 +125,25 @@ import Testing
         }
     }
 
-    @Test func theBackendSocketIsOwnerOnly() throws {
+    /// The socket file is the owner's only; a request that is not JSON is refused and counted, and the server
+    /// goes on answering.
+    @Test func theBackendSocketIsOwnerOnlyAndRefusesGarbage() throws {
         let d = try Self.dir()
         let server = try BackendSocketServer(path: d + "/b.sock") { _ in BackendResponse(ok: true) }
         defer { server.stop() }
         var st = stat()
         #expect(stat(d + "/b.sock", &st) == 0)
         #expect(st.st_mode & 0o077 == 0)
+        let fd = try #require(try? UnixSocket.connect(d + "/b.sock").get())
+        defer { close(fd) }
+        UnixSocket.setTimeout(fd, seconds: 2)
+        #expect(UnixSocket.writeAll(fd, Data("not json\n".utf8)))
+        let line = try UnixSocket.readLine(fd, max: 4096, deadline: Date().addingTimeInterval(2)).get()
+        let answer = try JSONDecoder().decode(BackendResponse.self, from: Data(line))
+        #expect(!answer.ok && answer.reason == "malformed request")
+        #expect(server.malformed == 1 && server.requests == 0)
+        #expect(BackendSocketClient(path: d + "/b.sock").call(BackendRequest(op: .forget, device: 1)) == .success(BackendResponse(ok: true)))
+        #expect(server.requests == 1)
     }
 
     // MARK: services
