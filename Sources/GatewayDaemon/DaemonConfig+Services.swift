@@ -85,9 +85,12 @@ extension DaemonConfig {
                 throw error(key, "only used with fetch = https")
             }
         }
-        if c.services.backendSocket == nil {
-            if c.negotiator == .socket { throw error("negotiator", "negotiator = socket needs backend_socket") }
-            if c.services.secret == .socket { throw error("secret_service", "secret_service = socket needs backend_socket") }
+        if case .socket = c.negotiator {
+            guard let path = c.services.backendSocket else { throw error("negotiator", "negotiator = socket needs backend_socket") }
+            c.negotiator = .socket(path: path, timeout: c.services.backendTimeout)
+        }
+        if c.services.backendSocket == nil, c.services.secret == .socket {
+            throw error("secret_service", "secret_service = socket needs backend_socket")
         }
         if c.services.admin, !["127.0.0.1", "::1", "localhost"].contains(c.httpListen.host) {
             throw error("admin", "admin = on needs http_listen on a loopback address (127.0.0.1, ::1), not \(c.httpListen.host)")

@@ -9,8 +9,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public enum Negotiator: Sendable, Equatable {
         case emulated
         case strongswan(StrongSwanSettings)
-        /// Over the back-end socket (`backend_socket`).
-        case socket
+        /// Over the back-end socket (`backend_socket`, `backend_timeout`).
+        case socket(path: String, timeout: Double)
     }
     public struct Endpoint: Sendable, Equatable {
         public var host: String
@@ -162,7 +162,7 @@ extension DaemonConfig {
                 switch value {
                 case "emulated": wantsStrongSwan = false
                 case "strongswan": wantsStrongSwan = true
-                case "socket": wantsStrongSwan = false; c.negotiator = .socket
+                case "socket": wantsStrongSwan = false; c.negotiator = .socket(path: "", timeout: 0)  // filled in by checkServices
                 default: throw fail()
                 }
             case "strongswan_vici": strongswan.viciSocket = resolve(value)

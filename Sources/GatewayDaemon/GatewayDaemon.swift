@@ -43,7 +43,7 @@ public final class GatewayDaemon: @unchecked Sendable {
         do {
             registry = try DeviceRegistry(path: config.registry, kek: try KeyEncryptionKey.load(path: config.kek))
         } catch { throw DaemonStartError.registry("\(error)") }
-        let negotiator = try Self.negotiator(config.negotiator, registry: registry, logger: logger, config: config)
+        let negotiator = try Self.negotiator(config.negotiator, registry: registry, logger: logger)
         gateway = Gateway(registry: registry, negotiator: MeasuredNegotiator(negotiator.peer, metrics: metrics),
                           services: DaemonServices(config: config, metrics: metrics, logger: logger), logger: logger)
         gateway.softSeconds = config.saSoftSeconds
@@ -111,12 +111,10 @@ public final class GatewayDaemon: @unchecked Sendable {
                     _ delete: @escaping @Sendable (UInt64, UInt32, UInt32) -> Void) throws -> Void = { _, _ in }
     }
 
-    static func negotiator(_ n: DaemonConfig.Negotiator, registry: DeviceRegistry, logger: Logger,
-                           config: DaemonConfig = DaemonConfig()) throws -> BuiltNegotiator {
+    static func negotiator(_ n: DaemonConfig.Negotiator, registry: DeviceRegistry, logger: Logger) throws -> BuiltNegotiator {
         switch n {
-        case .socket:
-            guard let path = config.services.backendSocket else { throw DaemonStartError.negotiator("socket: no backend_socket") }
-            let peer = SocketNegotiator(client: BackendSocketClient(path: path, timeout: config.services.backendTimeout), logger: logger)
+        case .socket(let path, let timeout):
+            let peer = SocketNegotiator(client: BackendSocketClient(path: path, timeout: timeout), logger: logger)
             return BuiltNegotiator(peer: peer, stop: {})
         case .emulated:
             do {

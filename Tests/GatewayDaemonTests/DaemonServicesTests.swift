@@ -44,7 +44,7 @@ import Testing
             fetch_timeout = 5
             admin = on
             """, dir: d)
-        #expect(c.negotiator == .socket)
+        #expect(c.negotiator == .socket(path: d + "/backend.sock", timeout: 10))
         #expect(c.services.backendSocket == d + "/backend.sock")
         #expect(c.services.secret == .socket && c.services.admin)
         #expect(c.services.fetch == .https(caFile: d + "/ca.pem", timeout: 5))
