@@ -4,6 +4,7 @@ gateway (issue 17): the daemon's pid is announced, the scenarios that read the g
 emulator is killed with SIGKILL (setpriv --pdeathsig KILL)."""
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 EMU = os.environ.get("HANDSET_EMU", str(REPO / ".build/debug/handset-emu"))
+WORLD_LINE = re.compile(r"world: modem \S+ on (/\S+)/modem")
 DAEMON_LINE = re.compile(r"world: gateway daemon (\S+) \(pid (\d+)\), SMPP to the SMS centre on 127\.0\.0\.1:(\d+)")
 
 
@@ -41,13 +43,16 @@ def test_the_daemon_dies_with_a_killed_emulator():
     # Line-buffered, so the daemon's line arrives while the run goes on (a pipe is block-buffered otherwise).
     p = subprocess.Popen(["stdbuf", "-oL", EMU, "run", "--scenario", "rekey", "--duration", "30"], stdout=subprocess.PIPE,
                          stderr=subprocess.DEVNULL, text=True)
-    pid = None
+    pid = world = None
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and pid is None:
             line = p.stdout.readline()
             if not line:
                 break
+            w = WORLD_LINE.search(line)
+            if w:
+                world = w.group(1)
             m = DAEMON_LINE.search(line)
             if m:
                 pid = int(m.group(2))
@@ -65,3 +70,6 @@ def test_the_daemon_dies_with_a_killed_emulator():
             p.wait()
         if pid is not None and alive(pid):
             os.kill(pid, signal.SIGKILL)
+        # A killed emulator leaves its directory behind.
+        if world and world.startswith("/tmp/handset-emu-"):
+            shutil.rmtree(world, ignore_errors=True)
