@@ -9,6 +9,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public enum Negotiator: Sendable, Equatable {
         case emulated
         case strongswan(StrongSwanSettings)
+        /// Over the back-end socket (`backend_socket`, `backend_timeout`).
+        case socket(path: String, timeout: Double)
     }
     public struct Endpoint: Sendable, Equatable {
         public var host: String
@@ -48,6 +50,8 @@ public struct DaemonConfig: Sendable, Equatable {
     /// Lifetimes of the SAs handed out when the peer sets none (seconds).
     public var saSoftSeconds: UInt32 = 3000
     public var saHardSeconds: UInt32 = 3600
+    /// Secret data, fetch, the back-end socket and the admin routes (DaemonConfig+Services.swift).
+    public var services = ServiceSettings()
 
     public init() {}
 }
@@ -75,7 +79,7 @@ extension DaemonConfig {
         ("smpp_password_file", "path of a file holding the SMPP password, 1-8 characters (required)"),
         ("gateway_number", "the gateway's MSISDN or short code: + and 3-20 digits (required)"),
         ("udp_listen", "ADDRESS:PORT for key-delegation datagrams, or off"),
-        ("negotiator", "emulated or strongswan"),
+        ("negotiator", "emulated or strongswan, or socket (over backend_socket)"),
         ("strongswan_vici", "path of charon's VICI socket"),
         ("strongswan_key_socket", "path of the key socket of our charon plugin"),
         ("strongswan_server", "the IPsec server's IPv4 address"),
@@ -92,7 +96,7 @@ extension DaemonConfig {
         ("device_workers", "1-4096 devices handled at once"),
         ("sa_soft_seconds", "60-86400 seconds, below sa_hard_seconds"),
         ("sa_hard_seconds", "60-86400 seconds, above sa_soft_seconds"),
-    ]
+    ] + serviceKeys
 
     static func allowed(_ key: String) -> String { keys.first { $0.key == key }?.allowed ?? "" }
 
@@ -113,6 +117,7 @@ extension DaemonConfig {
         var seen: [String: Int] = [:]
         var strongswan = StrongSwanSettings()
         var wantsStrongSwan = false
+        var fetchSettings: (ca: String?, timeout: Double) = (nil, 10)
         func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : baseDirectory + "/" + p }
         for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = index + 1
@@ -162,6 +167,7 @@ extension DaemonConfig {
                 switch value {
                 case "emulated": wantsStrongSwan = false
                 case "strongswan": wantsStrongSwan = true
+                case "socket": wantsStrongSwan = false; c.negotiator = .socket(path: "", timeout: 0)  // filled in by checkServices
                 default: throw fail()
                 }
             case "strongswan_vici": strongswan.viciSocket = resolve(value)
@@ -208,7 +214,10 @@ extension DaemonConfig {
             case "sa_soft_seconds", "sa_hard_seconds":
                 guard let s = UInt32(value), (60...86400).contains(s) else { throw fail() }
                 if key == "sa_soft_seconds" { c.saSoftSeconds = s } else { c.saHardSeconds = s }
-            default: throw fail()
+            default:
+                guard try parseServiceKey(key, value, into: &c, fetchSettings: &fetchSettings, resolve: resolve, fail: fail) else {
+                    throw fail()
+                }
             }
         }
         guard c.saSoftSeconds < c.saHardSeconds else {
@@ -232,6 +241,7 @@ extension DaemonConfig {
         } else if let stray = seen.filter({ $0.key.hasPrefix("strongswan_") }).min(by: { $0.value < $1.value }) {
             throw ConfigError(file: file, line: stray.value, key: stray.key, reason: "only used with negotiator = strongswan")
         }
+        try checkServices(&c, fetchSettings: fetchSettings, seen: seen, file: file)
         return c
     }
 
