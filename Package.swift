@@ -43,7 +43,7 @@ let package = Package(
             dependencies: ["SMPP", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]),
         .target(
             name: "ModemSim",
-            dependencies: ["BearerDriver", "SMPP", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["BearerDriver", "CHandsetShim", "SMPP", .product(name: "Logging", package: "swift-log")]),
         .target(name: "ProxyIKE"),
         .target(
             name: "Gateway",
@@ -53,11 +53,16 @@ let package = Package(
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
+        // The emulator's side of the gateway's world, out of the Gateway core: the opposite party (EmulatedPeer) and
+        // the in-process gateway's UDP listener. Used by handset-emu, tests, and the daemon's `negotiator = emulated`.
+        .target(
+            name: "EmulatorSupport",
+            dependencies: ["Gateway", "HandsetCore", .product(name: "Logging", package: "swift-log")]),
         // The gateway as an operator runs it: config, SMPP, UDP, metrics and lifecycle around the Gateway core.
         .target(
             name: "GatewayDaemon",
             dependencies: [
-                "Gateway", "SMPP", "SMPPNIO", "HandsetCore", "ProxyIKE",
+                "Gateway", "SMPP", "SMPPNIO", "HandsetCore", "ProxyIKE", "EmulatorSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -75,7 +80,7 @@ let package = Package(
         .executableTarget(
             name: "handset-emu",
             dependencies: [
-                "HandsetCore", "BearerDriver", "ModemSim", "Gateway", "SMPP", "SMPPNIO", "ProxyIKE",
+                "HandsetCore", "BearerDriver", "ModemSim", "Gateway", "EmulatorSupport", "SMPP", "SMPPNIO", "ProxyIKE",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]),
@@ -87,14 +92,16 @@ let package = Package(
                 .product(name: "MallocInterposerSwift", package: "malloc-interposer"),
             ]),
         .testTarget(name: "GatewayTests", dependencies: [
-            "Gateway", "HandsetCore", "ProxyIKE", "ModemSim", .product(name: "GRDB", package: "GRDB.swift"),
+            "Gateway", "EmulatorSupport", "HandsetCore", "ProxyIKE", "ModemSim", .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "PostgresNIO", package: "postgres-nio"),
         ]),
-        .testTarget(name: "HandsetEmuTests", dependencies: ["handset-emu", "Gateway", "HandsetCore"]),
+        .testTarget(name: "HandsetEmuTests", dependencies: ["handset-emu", "Gateway", "EmulatorSupport", "HandsetCore"]),
         .testTarget(name: "BearerDriverTests", dependencies: ["BearerDriver", "CHandsetShim"]),
         .testTarget(name: "ModemSimTests", dependencies: ["ModemSim", "BearerDriver", "SMPP"]),
         .testTarget(name: "SMPPTests", dependencies: ["SMPP", "SMPPNIO"]),
-        .testTarget(name: "GatewayDaemonTests", dependencies: ["GatewayDaemon", "Gateway", "SMPP", "HandsetCore"]),
+        .testTarget(name: "GatewayDaemonTests", dependencies: [
+            "GatewayDaemon", "Gateway", "SMPP", "HandsetCore", .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
         .testTarget(name: "ProxyIKETests", dependencies: ["ProxyIKE"]),
         .testTarget(name: "HandsetFirmwareTests", dependencies: ["handset-fw", "CHandsetShim"]),
     ]

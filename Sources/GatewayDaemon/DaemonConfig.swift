@@ -10,6 +10,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public enum Negotiator: Sendable, Equatable {
         case emulated
         case strongswan(StrongSwanSettings)
+        /// Over the back-end socket (`backend_socket`, `backend_timeout`).
+        case socket(path: String, timeout: Double)
     }
     public struct Endpoint: Sendable, Equatable {
         public var host: String
@@ -19,6 +21,9 @@ public struct DaemonConfig: Sendable, Equatable {
     public struct StrongSwanSettings: Sendable, Equatable {
         public var viciSocket = "", keySocket = "", serverAddress = "", serverID = "", ikeRemote = ""
         public var ikeRemotePort: UInt16 = 4500
+        /// PEM file of the CA the server's certificate must chain to ("": the server authenticates with the PSK).
+        public var serverCA = ""
+        public var virtualIP = false
     }
 
     /// The registry as written (a bare path taken from the config's directory): for logs. It holds no password.
@@ -49,6 +54,8 @@ public struct DaemonConfig: Sendable, Equatable {
     /// Lifetimes of the SAs handed out when the peer sets none (seconds).
     public var saSoftSeconds: UInt32 = 3000
     public var saHardSeconds: UInt32 = 3600
+    /// Secret data, fetch, the back-end socket and the admin routes (DaemonConfig+Services.swift).
+    public var services = ServiceSettings()
 
     public init() {}
 }
@@ -76,12 +83,14 @@ extension DaemonConfig {
         ("smpp_password_file", "path of a file holding the SMPP password, 1-8 characters (required)"),
         ("gateway_number", "the gateway's MSISDN or short code: + and 3-20 digits (required)"),
         ("udp_listen", "ADDRESS:PORT for key-delegation datagrams, or off"),
-        ("negotiator", "emulated or strongswan"),
+        ("negotiator", "emulated or strongswan, or socket (over backend_socket)"),
         ("strongswan_vici", "path of charon's VICI socket"),
         ("strongswan_key_socket", "path of the key socket of our charon plugin"),
         ("strongswan_server", "the IPsec server's IPv4 address"),
         ("strongswan_server_id", "the IPsec server's IKE identity"),
         ("strongswan_ike_remote", "ADDRESS:PORT where the proxy sends IKE"),
+        ("strongswan_server_ca", "PEM file of the CA the server's certificate must chain to (absent: PSK)"),
+        ("strongswan_virtual_ip", "yes or no: ask for the device's inner address from the server's pool"),
         ("log_level", "trace, debug, info, notice, warning, error or critical"),
         ("log_format", "text or json"),
         ("http_listen", "ADDRESS:PORT for /metrics, /health and /ready"),
@@ -91,7 +100,7 @@ extension DaemonConfig {
         ("device_workers", "1-4096 devices handled at once"),
         ("sa_soft_seconds", "60-86400 seconds, below sa_hard_seconds"),
         ("sa_hard_seconds", "60-86400 seconds, above sa_soft_seconds"),
-    ]
+    ] + serviceKeys
 
     static func allowed(_ key: String) -> String { keys.first { $0.key == key }?.allowed ?? "" }
 
@@ -112,6 +121,7 @@ extension DaemonConfig {
         var seen: [String: Int] = [:]
         var strongswan = StrongSwanSettings()
         var wantsStrongSwan = false
+        var fetchSettings: (ca: String?, timeout: Double) = (nil, 10)
         func resolve(_ p: String) -> String { p.hasPrefix("/") ? p : baseDirectory + "/" + p }
         for (index, raw) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = index + 1
@@ -161,6 +171,7 @@ extension DaemonConfig {
                 switch value {
                 case "emulated": wantsStrongSwan = false
                 case "strongswan": wantsStrongSwan = true
+                case "socket": wantsStrongSwan = false; c.negotiator = .socket(path: "", timeout: 0)  // filled in by checkServices
                 default: throw fail()
                 }
             case "strongswan_vici": strongswan.viciSocket = resolve(value)
@@ -173,6 +184,16 @@ extension DaemonConfig {
                 guard let a = hostPort(value) else { throw fail() }
                 strongswan.ikeRemote = a.host
                 strongswan.ikeRemotePort = a.port
+            case "strongswan_server_ca":
+                let path = resolve(value)
+                guard let pem = FileManager.default.contents(atPath: path),
+                      String(decoding: pem, as: UTF8.self).contains("BEGIN CERTIFICATE") else {
+                    throw fail("no PEM certificate readable at \(path)")
+                }
+                strongswan.serverCA = path
+            case "strongswan_virtual_ip":
+                guard value == "yes" || value == "no" else { throw fail() }
+                strongswan.virtualIP = value == "yes"
             case "log_level":
                 guard let l = Logger.Level(rawValue: value) else { throw fail() }
                 c.logLevel = l
@@ -197,7 +218,10 @@ extension DaemonConfig {
             case "sa_soft_seconds", "sa_hard_seconds":
                 guard let s = UInt32(value), (60...86400).contains(s) else { throw fail() }
                 if key == "sa_soft_seconds" { c.saSoftSeconds = s } else { c.saHardSeconds = s }
-            default: throw fail()
+            default:
+                guard try parseServiceKey(key, value, into: &c, fetchSettings: &fetchSettings, resolve: resolve, fail: fail) else {
+                    throw fail()
+                }
             }
         }
         guard c.saSoftSeconds < c.saHardSeconds else {
@@ -221,6 +245,7 @@ extension DaemonConfig {
         } else if let stray = seen.filter({ $0.key.hasPrefix("strongswan_") }).min(by: { $0.value < $1.value }) {
             throw ConfigError(file: file, line: stray.value, key: stray.key, reason: "only used with negotiator = strongswan")
         }
+        try checkServices(&c, fetchSettings: fetchSettings, seen: seen, file: file)
         return c
     }
 

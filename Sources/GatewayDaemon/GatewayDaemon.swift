@@ -1,4 +1,5 @@
 import Foundation
+import EmulatorSupport
 import Gateway
 import HandsetCore
 import Logging
@@ -44,7 +45,7 @@ public final class GatewayDaemon: @unchecked Sendable {
         } catch { throw DaemonStartError.registry("\(error)") }
         let negotiator = try Self.negotiator(config.negotiator, registry: registry, logger: logger)
         gateway = Gateway(registry: registry, negotiator: MeasuredNegotiator(negotiator.peer, metrics: metrics),
-                          logger: logger)
+                          services: DaemonServices(config: config, metrics: metrics, logger: logger), logger: logger)
         gateway.softSeconds = config.saSoftSeconds
         gateway.hardSeconds = config.saHardSeconds
         var esme = ESMEConfig(host: config.smppHost, port: config.smppPort, systemID: config.smppSystemID,
@@ -52,6 +53,7 @@ public final class GatewayDaemon: @unchecked Sendable {
         esme.sourceAddr = config.gatewayNumber
         esme.portDst = Int(KD.smsPort)
         esme.portSrc = Int(KD.smsPort)
+        esme.outboxCapacity = config.services.smppOutboxCapacity
         bridge = SMPPBridge(gateway: gateway, esme: esme, metrics: metrics, reassemblyLimit: config.reassemblyLimit,
                             reassemblyTimeout: config.reassemblyTimeout, drainTimeout: config.drainTimeout, logger: logger,
                             deviceWorkers: config.deviceWorkers)
@@ -67,8 +69,10 @@ public final class GatewayDaemon: @unchecked Sendable {
         core = CoreService(registry: registry, stopNegotiator: negotiator.stop, metrics: metrics, gateway: gateway,
                            logger: logger)
         let bridge = self.bridge, core = self.core, gateway = self.gateway
+        let admin = config.services.admin ? AdminRoutes.handler(registry: registry, gateway: gateway, serializer: bridge.serializer,
+                                                               send: { bridge.send($0) }) : nil
         http = HTTPEndpoint(host: config.httpListen.host, port: Int(config.httpListen.port), metrics: metrics, logger: logger,
-                            ready: { bridge.isBound && core.isOpen })
+                            ready: { bridge.isBound && core.isOpen }, admin: admin)
         do { httpPort = try http.bind() } catch { throw DaemonStartError.listen("http_listen: \(error)") }
         let serializer = bridge.serializer
         try negotiator.start({ device, transfer in
@@ -109,6 +113,9 @@ public final class GatewayDaemon: @unchecked Sendable {
 
     static func negotiator(_ n: DaemonConfig.Negotiator, registry: any RegistryStore, logger: Logger) throws -> BuiltNegotiator {
         switch n {
+        case .socket(let path, let timeout):
+            let peer = SocketNegotiator(client: BackendSocketClient(path: path, timeout: timeout), logger: logger)
+            return BuiltNegotiator(peer: peer, stop: {})
         case .emulated:
             do {
                 let peer = try EmulatedPeer(logger: logger)
@@ -119,9 +126,15 @@ public final class GatewayDaemon: @unchecked Sendable {
             var c = StrongSwanNegotiator.Configuration(viciSocket: s.viciSocket, keySocket: s.keySocket, serverAddress: server,
                                                        ikeRemoteAddress: s.ikeRemote, serverID: s.serverID)
             c.ikeRemotePort = s.ikeRemotePort
+            c.virtualIP = s.virtualIP
+            if !s.serverCA.isEmpty {
+                guard let pem = FileManager.default.contents(atPath: s.serverCA) else {
+                    throw DaemonStartError.negotiator("strongswan_server_ca: cannot read \(s.serverCA)")
+                }
+                c.serverCAs = [Array(pem)]
+            }
             let ike = StrongSwanNegotiator(configuration: c, logger: logger) { id in
-                guard let d = try? registry.device(id: id), let identity = d.ikeIdentity, let psk = d.ikePSK else { return nil }
-                return StrongSwanNegotiator.Credentials(identity: identity, psk: Array(psk), innerAddress: d.innerAddress)
+                (try? registry.device(id: id)).flatMap { StrongSwanNegotiator.Credentials(record: $0) }
             }
             return BuiltNegotiator(peer: ike, stop: { ike.stop() }, start: { push, delete in
                 ike.onPeerTransfer = push

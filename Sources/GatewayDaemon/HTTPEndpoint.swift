@@ -11,11 +11,15 @@ public final class HTTPEndpoint: Service, @unchecked Sendable {
     let port: Int
     let metrics: GatewayMetrics
     let ready: @Sendable () -> Bool
+    /// `/admin/...` (admin = on; AdminRoutes.swift): method and URI in, status, content type and body out.
+    let admin: AdminRoutes.Handler?
     let log: Logger
     let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     private var channel: Channel?
 
-    public init(host: String, port: Int, metrics: GatewayMetrics, logger: Logger, ready: @escaping @Sendable () -> Bool) {
+    public init(host: String, port: Int, metrics: GatewayMetrics, logger: Logger, ready: @escaping @Sendable () -> Bool,
+                admin: AdminRoutes.Handler? = nil) {
+        self.admin = admin
         self.host = host
         self.port = port
         self.metrics = metrics
@@ -25,12 +29,12 @@ public final class HTTPEndpoint: Service, @unchecked Sendable {
 
     /// Binds now (before the group runs) so a taken port fails the start; returns the port bound.
     public func bind() throws -> Int {
-        let metrics = metrics, ready = ready
+        let metrics = metrics, ready = ready, admin = admin
         let c = try ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { ch in
                 ch.pipeline.configureHTTPServerPipeline(withErrorHandling: true).flatMap {
-                    ch.pipeline.addHandler(Responder(metrics: metrics, ready: ready))
+                    ch.pipeline.addHandler(Responder(metrics: metrics, ready: ready, admin: admin))
                 }
             }
             .bind(host: host, port: port).wait()
@@ -49,9 +53,11 @@ public final class HTTPEndpoint: Service, @unchecked Sendable {
         typealias OutboundOut = HTTPServerResponsePart
         let metrics: GatewayMetrics
         let ready: @Sendable () -> Bool
+        let admin: AdminRoutes.Handler?
         var head: HTTPRequestHead?
 
-        init(metrics: GatewayMetrics, ready: @escaping @Sendable () -> Bool) {
+        init(metrics: GatewayMetrics, ready: @escaping @Sendable () -> Bool, admin: AdminRoutes.Handler?) {
+            self.admin = admin
             self.metrics = metrics
             self.ready = ready
         }
@@ -76,6 +82,7 @@ public final class HTTPEndpoint: Service, @unchecked Sendable {
         }
 
         func answer(_ h: HTTPRequestHead) -> (HTTPResponseStatus, String, String) {
+            if let admin, h.uri.hasPrefix("/admin/") { return admin(h.method, h.uri) }
             guard h.method == .GET || h.method == .HEAD else { return (.methodNotAllowed, "text/plain", "GET only\n") }
             switch h.uri.split(separator: "?").first.map(String.init) ?? "" {
             case "/metrics": return (.ok, "text/plain; version=0.0.4", metrics.exposition())

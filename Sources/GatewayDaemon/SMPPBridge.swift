@@ -45,7 +45,10 @@ public final class SMPPBridge: Service, @unchecked Sendable {
     /// Sends the gateway's answers (SMS carriage) as port-addressed binary SMS.
     public func send(_ downlinks: [Downlink]) {
         for d in downlinks where d.carriage == .sms {
-            do { try esme.send(to: d.msisdn, payload: d.bytes) } catch {
+            do { try esme.send(to: d.msisdn, payload: d.bytes) } catch .outboxFull(let capacity) {
+                // Refused, not queued: counted (gateway_smpp_outbox_refused_total); the handset asks again.
+                log.warning("SMPP outbox full: downlink refused", metadata: ["to": "\(d.msisdn)", "capacity": "\(capacity)"])
+            } catch {
                 log.error("downlink not sent", metadata: ["to": "\(d.msisdn)", "error": "\(error)"])
             }
         }

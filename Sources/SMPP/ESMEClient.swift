@@ -17,6 +17,10 @@ public struct ESMEConfig: Sendable {
     public var throttleBackoff: Double = 0.5      // first pause after ESME_RTHROTTLED; doubles up to maxBackoff
     public var maxBackoff: Double = 30
     public var reconnectDelay: Double = 1
+    /// Parts queued and not yet sent: a message that would take the outbox past it is refused whole
+    /// (`ESMESendError.outboxFull`, counted in `outboxRefused`). Parts put back after a dropped link or a throttle
+    /// were accepted already and go back regardless.
+    public var outboxCapacity = 1024
     public init(host: String, port: Int, systemID: String, password: String) {
         self.host = host; self.port = port; self.systemID = systemID; self.password = password
     }
@@ -32,6 +36,8 @@ public struct ESMECounters: Sendable, Equatable {
     /// deliver_sm answered with a temporary error because the client was draining (the SMSC retries them later),
     /// and deferred acknowledgements dropped because their connection had gone (the SMSC redelivers those).
     public var deliveriesRefused = 0, acksLost = 0
+    /// Messages refused because the outbox was full (none of their parts queued).
+    public var outboxRefused = 0
     /// Malformed PDUs by kind (the associated value of SMPPError is kept: a truncated frame and an unknown id differ).
     public var malformed: [SMPPError: Int] = [:]
     public var malformedTotal: Int { malformed.values.reduce(0, +) }
@@ -69,7 +75,9 @@ public protocol ESMELink: AnyObject, Sendable {
     func start()
     /// Unbinds if bound and returns once the link is closed. Call it from outside the client's callbacks.
     func stop()
-    @discardableResult func send(to destination: String, payload: [UInt8]) throws(UDHError) -> Int
+    /// Queues `payload` as port-addressed binary SMS; returns the number of parts. Throws, queuing nothing, when it
+    /// cannot be split (`.udh`) or the outbox has no room for all its parts (`.outboxFull`).
+    @discardableResult func send(to destination: String, payload: [UInt8]) throws(ESMESendError) -> Int
     /// From now on every deliver_sm is answered ESME_RX_T_APPN (the SMSC keeps it): the first step of a drain.
     func refuseDeliveries()
 }
@@ -137,10 +145,18 @@ public final class ESMEClient: ESMELink, @unchecked Sendable {
 
     /// Queues `payload` for `destination` as port-addressed binary SMS; returns the number of parts.
     @discardableResult
-    public func send(to destination: String, payload: [UInt8]) throws(UDHError) -> Int {
+    public func send(to destination: String, payload: [UInt8]) throws(ESMESendError) -> Int {
         let ref = locked { () -> UInt16 in defer { nextReference &+= 1 }; return nextReference }
-        let parts = try PortAddressedSMS.parts(payload, portDst: config.portDst, portSrc: config.portSrc, reference: ref)
-        locked { outbox += parts.map { Part(destination: destination, userData: $0) } }
+        let parts: [[UInt8]]
+        do { parts = try PortAddressedSMS.parts(payload, portDst: config.portDst, portSrc: config.portSrc, reference: ref) } catch {
+            throw .udh(error)
+        }
+        let queued = locked { () -> Bool in
+            guard outbox.count + parts.count <= config.outboxCapacity else { _counters.outboxRefused += 1; return false }
+            outbox += parts.map { Part(destination: destination, userData: $0) }
+            return true
+        }
+        guard queued else { throw .outboxFull(capacity: config.outboxCapacity) }
         return parts.count
     }
 

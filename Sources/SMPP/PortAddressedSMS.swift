@@ -16,6 +16,14 @@ public enum UDHError: Error, Equatable, Sendable {
     case tooManyParts(Int)
 }
 
+/// Why an ESME did not queue a message.
+public enum ESMESendError: Error, Equatable, Sendable {
+    /// The payload cannot be carried as port-addressed SMS (too many parts).
+    case udh(UDHError)
+    /// The outbox holds `capacity` parts already (or this message's parts would take it past that).
+    case outboxFull(capacity: Int)
+}
+
 public enum PortAddressedSMS {
     public static let smsOctets = 140
 

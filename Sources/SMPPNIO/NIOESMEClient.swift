@@ -99,10 +99,18 @@ public final class NIOESMEClient: ESMELink, @unchecked Sendable {
     }
 
     @discardableResult
-    public func send(to destination: String, payload: [UInt8]) throws(UDHError) -> Int {
+    public func send(to destination: String, payload: [UInt8]) throws(ESMESendError) -> Int {
         let ref = lock.withLock { () -> UInt16 in defer { nextReference &+= 1 }; return nextReference }
-        let parts = try PortAddressedSMS.parts(payload, portDst: config.portDst, portSrc: config.portSrc, reference: ref)
-        lock.withLock { outbox += parts.map { Part(destination: destination, userData: $0) } }
+        let parts: [[UInt8]]
+        do { parts = try PortAddressedSMS.parts(payload, portDst: config.portDst, portSrc: config.portSrc, reference: ref) } catch {
+            throw .udh(error)
+        }
+        let queued = lock.withLock { () -> Bool in
+            guard outbox.count + parts.count <= config.outboxCapacity else { tally.outboxRefused += 1; return false }
+            outbox += parts.map { Part(destination: destination, userData: $0) }
+            return true
+        }
+        guard queued else { throw .outboxFull(capacity: config.outboxCapacity) }
         loop.execute { [self] in fillWindow() }
         return parts.count
     }

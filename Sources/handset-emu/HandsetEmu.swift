@@ -14,8 +14,11 @@ struct HandsetEmu: ParsableCommand {
 }
 
 /// `handset-fw` in this executable's directory. From /proc/self/exe: run from PATH, argv[0] has no directory.
-func firmwareBesideThisTool() -> String {
+func firmwareBesideThisTool() -> String { besideThisTool("handset-fw") }
+
+/// A tool built beside this one (`handset-fw`, `handset-gateway`).
+func besideThisTool(_ name: String) -> String {
     let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     return URL(fileURLWithPath: me).resolvingSymlinksInPath().deletingLastPathComponent()
-        .appendingPathComponent("handset-fw").path
+        .appendingPathComponent(name).path
 }

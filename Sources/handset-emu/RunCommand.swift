@@ -10,9 +10,12 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Run the handset firmware against a simulated modem, network, gateway and peer.",
         discussion: """
-            Starts the modem simulator (a real pty), the SMS centre, the gateway (SQLite registry), the opposite \
-            party (ESP-in-UDP on 127.0.0.1) and the firmware as a separate process, then drives the scenarios and \
-            prints a summary. Exits 0 only if every scenario succeeded (77 if none failed but one was skipped).
+            Starts the modem simulator (a real pty), the SMS centre (with its SMPP 3.4 port), the opposite party \
+            (ESP-in-UDP on 127.0.0.1), the gateway daemon `handset-gateway` as its own process (a config file in \
+            the run's directory, SQLite registry, SMPP to the SMS centre, the opposite party and secret service \
+            over a back-end socket this tool serves, stopped with SIGTERM at the end and its exit status checked) \
+            and the firmware as a separate process, then drives the scenarios and prints a summary. Exits 0 only \
+            if every scenario succeeded (77 if none failed but one was skipped).
 
             --tun (root only) adds the tun scenario: an ordinary program's UDP through the firmware's TUN interface.
 
@@ -21,6 +24,13 @@ struct RunCommand: ParsableCommand {
             it) and the gateway's proxy charon; the packet gateway owns the handset's public address (\
             docs/ike-proxy.md). Scenarios then: login, \(Scenario.strongSwan.map(\.name).joined(separator: ", ")). \
             Without root or strongSwan the run says why and exits 77; it never falls back to the emulated peer.
+
+            --server-config DIR: the lab server loads a user's own swanctl.conf and credentials from DIR instead \
+            of the lab's conn (swanctl --load-all), and DIR/proxy.conf says how the proxy authenticates the \
+            server and the handset (server_id, server_ca, handset_id, handset_ca_cert + handset_ca_key or \
+            handset_psk_file, virtual_ip, handset_address; docs/ike-proxy.md). The server's children must cover \
+            the echo 10.200.0.1 and the handset's inner address (10.201.0.2 unless handset_address says; a \
+            virtual IP from a pool must be that address). Scenarios then: login, ike-handset-initiated.
 
             --packet-gateway, --ike-proxy and --opposite-party put the operator's packet gateway in front of the \
             handset's public endpoint (see `handset-emu modem --help`); the emulated peer is reached on 127.0.0.1 \
@@ -38,6 +48,7 @@ struct RunCommand: ParsableCommand {
     @Option(help: "Modem profile: simcom, quectel, ublox.") var profile = "simcom"
     @Option(help: "Firmware binary to run (default: handset-fw next to this tool).") var firmware: String?
     @Option(help: "Run the firmware under qemu-user: qemu-aarch64 or qemu-arm.") var qemu: String?
+    @Option(help: "The gateway daemon to run (default: handset-gateway next to this tool).") var gateway: String?
     @Option(help: "Write Internet-side traffic (ESP-in-UDP) as pcap.") var pcap: String?
     @Option(help: "Write Wireshark's esp_sa table (one CSV row per SA) so tshark can decrypt the pcap.") var keylog: String?
     @Flag(help: "Show the AT dialogue (AT> to the module, AT< from it), the network events and the firmware's log, on stderr.")
@@ -50,6 +61,8 @@ struct RunCommand: ParsableCommand {
     var server = "emulated"
     @Option(name: .customLong("ike-lab"), help: "The lab script for --server strongswan (default: scripts/ike-lab).")
     var ikeLab: String?
+    @Option(name: .customLong("server-config"), help: "With --server strongswan: the server's swanctl.conf, credentials and proxy.conf from DIR.")
+    var serverConfig: String?
     @OptionGroup(title: "Packet gateway") var packetGateway: PacketGatewayOptions
 
     func validate() throws {
@@ -62,6 +75,7 @@ struct RunCommand: ParsableCommand {
         guard duration >= 3, rate > 0, rate <= 50 else { throw ValidationError("--duration >= 3 and 0 < --rate <= 50") }
         _ = try packetGateway.config()
         guard ["emulated", "strongswan"].contains(server) else { throw ValidationError("--server must be emulated or strongswan") }
+        if serverConfig != nil && server != "strongswan" { throw ValidationError("--server-config needs --server strongswan") }
         if server == "strongswan" && packetGateway.publicEndpoint != nil {
             throw ValidationError("--server strongswan sets up its own packet gateway; leave out --packet-gateway")
         }
@@ -82,6 +96,11 @@ struct RunCommand: ParsableCommand {
         guard FileManager.default.isExecutableFile(atPath: fwPath) else {
             throw ValidationError("firmware not found at \(fwPath) (build it with `swift build`, or pass --firmware)")
         }
+        // With --server strongswan the gateway stays in this process (the daemon takes no lab's IKE engine yet).
+        let gatewayPath = gateway ?? besideThisTool("handset-gateway")
+        if server != "strongswan" && !FileManager.default.isExecutableFile(atPath: gatewayPath) {
+            throw ValidationError("gateway daemon not found at \(gatewayPath) (build it with `swift build --product handset-gateway`, or pass --gateway)")
+        }
         let plan = try faults.map { try FaultPlan(spec: $0) } ?? FaultPlan()
         var lab: IKELabSession?
         if server == "strongswan" {
@@ -90,21 +109,30 @@ struct RunCommand: ParsableCommand {
                 print("SKIP  --server strongswan: \(why)")
                 throw ExitCode(77)
             }
+            // The proxy's DELETE of a rekey it initiated waits for the handset's sa-ack, up to 20 s (hold_rekey).
+            setenv("IKE_LAB_HOLD_REKEY", "20", 0)
+            // IKE_SA keys leave the proxy charon only for a keylog the user asked for (plugin ike_keys).
+            if keylog != nil { setenv("IKE_LAB_IKE_KEYS", "yes", 1) }
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("handset-emu-ike-lab-\(getpid())")
-            lab = try IKELabSession(script: script, dir: dir)
+            lab = try IKELabSession(script: script, dir: dir, serverConfig: try serverConfig.map { try IKEServerConfig(directory: $0) })
         }
         // Down however the run ends (after the world's own shutdown, which stops its use of the lab).
         defer { lab?.down(); lab.map { try? FileManager.default.removeItem(at: $0.dir) } }
         let world = try EmulatedWorld(profile: ModemProfile.named(profile)!, faults: plan, trace: trace, pcap: pcap,
-                                      keylog: keylog, logger: logger, packetGateway: try packetGateway.config(), lab: lab)
+                                      keylog: keylog, logger: logger, packetGateway: try packetGateway.config(), lab: lab,
+                                      gatewayDaemon: server == "strongswan" ? nil : gatewayPath)
         world.capture.peerPort = world.peer.espPort
         defer { world.shutdown() }
         if let l = world.lab, let r = world.sim.packetGatewayPublicSide {
-            print("world: modem \(profile) on \(world.dir.path)/modem, strongSwan server \(l["SRV_ADDR"]) (\(l["NETNS"])), packet gateway \(r), firmware \(fwPath)\(qemu.map { " under \($0)" } ?? "")")
+            print("world: modem \(profile) on \(world.dir.path)/modem, strongSwan server \(l["SRV_ADDR"]) (\(l["NETNS"])), packet gateway \(r), handset \(world.handsetAddress.dottedQuad)\(l.serverConfig.map { " with the server config of \($0.dir.path)" } ?? ""), firmware \(fwPath)\(qemu.map { " under \($0)" } ?? "")")
         } else {
             print("world: modem \(profile) on \(world.dir.path)/modem, peer 127.0.0.1:\(world.peer.espPort), firmware \(fwPath)\(qemu.map { " under \($0)" } ?? "")")
+            if let d = world.daemon {
+                print("world: gateway daemon \(gatewayPath) (pid \(d.process.processIdentifier)), SMPP to the SMS centre on 127.0.0.1:\(world.sim.smppPort ?? 0), HTTP 127.0.0.1:\(d.httpPort), UDP 127.0.0.1:\(d.udpPort)")
+            }
         }
-        let defaults = lab == nil ? Scenario.all : [Scenario.named("login")!] + Scenario.strongSwan
+        let defaults = lab == nil ? Scenario.all
+            : [Scenario.named("login")!] + Scenario.strongSwan.filter { serverConfig == nil || $0.name == "ike-handset-initiated" }
         var chosen = scenario.isEmpty ? defaults : scenario.compactMap(Self.scenario(named:))
         if tun && !chosen.contains(where: { $0.name == Scenario.tun.name }) { chosen.append(.tun) }
         if chosen.contains(where: { $0.name == Scenario.tun.name }) && TUNWorld.unavailableReason == nil {
@@ -132,11 +160,20 @@ struct RunCommand: ParsableCommand {
         status.stop()
         world.stopFirmware(graceful: true)
         for line in world.firmwareOutput.split(separator: "\n") where line.hasPrefix("heap:") { print(line) }
-        let checks = invariants(world)
+        var checks = invariants(world)
+        if let d = world.daemon {
+            let problem = world.stopDaemon()
+            checks.append(("gateway daemon drained on SIGTERM and exited 0", problem == nil,
+                           problem ?? (d.log.contains("SMPP unbound") ? "unbound from the SMS centre, exit 0" : "exit 0")))
+        }
         printSummary(results, checks: checks, world: world)
-        if trace || results.contains(where: { Self.failed($0.1) }) {
+        if trace || results.contains(where: { Self.failed($0.1) }) || !checks.allSatisfy(\.1) {
             print("--- firmware log (last 40 lines)")
             print(world.firmwareOutput.split(separator: "\n").suffix(40).joined(separator: "\n"))
+            if let d = world.daemon {
+                print("--- gateway daemon log (last 30 lines)")
+                print(GatewayProcess.tail(d.logURL, 30))
+            }
             for (name, key) in [("proxy charon", "PROXY_LOG"), ("strongSwan server", "SRV_LOG")] {
                 guard let path = lab?[key], let text = try? String(contentsOfFile: path, encoding: .utf8) else { continue }
                 print("--- \(name) log (last 30 lines)")
@@ -195,7 +232,7 @@ final class StatusView: @unchecked Sendable {
             while lock.withLock({ running }) {
                 Thread.sleep(forTimeInterval: 3)
                 guard lock.withLock({ running }) else { return }
-                let s = world.snapshot, p = world.peer.counters, g = world.gateway.counters
+                let s = world.snapshot, p = world.peer.counters, g = world.gw.counters
                 print(String(format: "  [%4.0fs] reg=%@ sms up/down=%d/%d rotations=%d SAs delivered=%d peer SAs=%d ESP out/in=%d/%d drops=%d",
                              Date().timeIntervalSince(t0), s.registered ? "yes" : "no", s.smsUp, s.smsDown, g.rotations,
                              g.saDelivered, world.peer.installedSAs, p.packetsIn, p.packetsOut, p.dropped))

@@ -1,4 +1,5 @@
 import Foundation
+import EmulatorSupport
 import Gateway
 
 /// A step that could not run here; it counts neither as passed nor as failed.
@@ -64,7 +65,7 @@ extension Scenario {
         let w = c.world
         guard let name = w.tunName else { throw ScenarioSkipped(description: "skipped: \(TUNWorld.unavailableReason ?? "TUN not configured")") }
         // The firmware logs in by itself; wait for it so the key request has a session to go through.
-        try c.within(90, "login") { w.gateway.counters.rotations >= 1 }
+        try c.within(90, "login") { w.gw.counters.rotations >= 1 }
         try c.within(30, "the firmware's TUN interface \(name)") { (try? TUNWorld.run(["ip", "link", "show", name])) != nil }
         let ns = "hsemu-\(getpid())"
         try TUNWorld.run(["ip", "netns", "add", ns])

@@ -1,4 +1,5 @@
 import Foundation
+import EmulatorSupport
 import Gateway
 import HandsetCore
 import ModemSim
@@ -35,7 +36,7 @@ extension ScenarioContext {
 
     /// Waits until the firmware has logged in (the gateway confirmed a rotated key) and registers the app.
     func loggedIn() throws {
-        try within(90, "the login to complete") { world.gateway.counters.rotations >= 1 }
+        try within(90, "the login to complete") { world.gw.counters.rotations >= 1 }
         app.hello()
         app.drain()
     }
@@ -51,7 +52,8 @@ extension Scenario {
     static func kdOverUDP(_ c: ScenarioContext) throws -> String {
         let w = c.world
         try c.loggedIn()
-        let smsUp = w.snapshot.smsUp, byUDP = w.gateway.counters.byUDP, fails = w.sim.faultCount(.smsSendFail)
+        let smsUp = w.snapshot.smsUp, fails = w.sim.faultCount(.smsSendFail)
+        let before = w.gw.counters, byUDP = before.byUDP
         for rule in try FaultPlan.parse("sms-send-fail") { w.sim.setFault(rule) }
         defer { w.sim.clearFault(.smsSendFail) }
         // A flow of its own (rule 9000-9100 -> *), so no earlier SA covers it and a key request must go out.
@@ -63,7 +65,7 @@ extension Scenario {
         guard w.sim.faultCount(.smsSendFail) > fails else { throw ScenarioFailure("no SMS send was even attempted") }
         guard w.snapshot.smsUp == smsUp else { throw ScenarioFailure("an SMS went up although +CMGS fails") }
         // The ack leaves after the held datagram, so it may still be on its way.
-        try c.within(10, "the key request and the SA ack to reach the gateway by UDP") { w.gateway.counters.byUDP >= byUDP + 2 }
+        try c.within(10, "the key request and the SA ack to reach the gateway by UDP") { w.gw.counters.byUDP >= byUDP + 2 }
         let st = try c.status()
         guard !st.smsAvailable, st.udpOut >= 2, st.udpIn >= 1 else {
             throw ScenarioFailure("firmware status: SMS available \(st.smsAvailable), UDP out \(st.udpOut), in \(st.udpIn)")
@@ -72,8 +74,10 @@ extension Scenario {
         let secret = "PIN 9876 while SMS is down"
         c.app.secret(channel: 2, Array(secret.utf8))
         _ = try c.expect(0x84, "'SMS unavailable' for the secret", timeout: 30) { $0.body.first == 7 }
-        let types = w.kdUDP.stats.types
-        guard types[KDMessageType.secretData.rawValue] == nil, !w.services.secretsSeen.contains(Array(secret.utf8)),
+        // Nothing SMS-only reached the gateway by UDP (it would count it as wrong carriage), no secret was handled.
+        let after = w.gw.counters
+        guard after.wrongCarriage == before.wrongCarriage, after.secrets == before.secrets,
+              !w.services.secretsSeen.contains(Array(secret.utf8)),
               !w.capture.contains(Array(secret.utf8)) else { throw ScenarioFailure("the secret left the handset") }
         guard (try c.status()).refused > st.refused else { throw ScenarioFailure("the refusal was not counted") }
         let spi = String(format: "0x%08x", ScenarioContext.spi(installed))
@@ -97,7 +101,7 @@ extension Scenario {
         guard let pair = w.peer.endPair(handsetOutboundSPI: old) else { throw ScenarioFailure("the peer holds no pair \(old)") }
         let before = try c.status(pair: (pair.outbound, pair.inbound))
         guard before.pair == 3 else { throw ScenarioFailure("the handset does not hold both halves before the delete") }
-        w.deliver(w.gateway.deleteSA(device: w.deviceID, outboundSPI: pair.outbound, inboundSPI: pair.inbound))
+        try w.gw.deleteSA(device: w.deviceID, outbound: pair.outbound, inbound: pair.inbound)
         var after = before
         try c.within(60, "the handset to remove both halves") {
             after = (try? c.status(pair: (pair.outbound, pair.inbound))) ?? after
@@ -129,7 +133,7 @@ extension Scenario {
         w.sim.setFault(FaultRule(kind: .dropFinal, value: nil, trigger: .nth(1)))
         defer { w.sim.clearFault(.dropFinal) }
         let sel = TrafficSelector(local: w.handsetAddress, remote: w.peer.address, localPort: 9074, remotePort: 0)
-        w.deliver(w.gateway.push(device: w.deviceID, selector: sel))
+        try w.gw.push(device: w.deviceID, selector: sel)
         let installed = try c.expect(0x84, "'SA installed' after the lost +CMGR final", timeout: 30) { $0.body.first == 5 }
         guard w.sim.faultCount(.dropFinal) > dropped else { throw ScenarioFailure("no final result was dropped") }
         try c.within(10, "the handled SMS to be deleted") { w.sim.storedSMS == 0 }

@@ -1,4 +1,5 @@
 import Foundation
+import EmulatorSupport
 import Gateway
 import HandsetCore
 
@@ -15,7 +16,7 @@ extension TortureCampaign {
     func replayFlood() throws -> Bool {
         if lock.withLock({ newestUDPUplink }) == nil { _ = drive(.keyRequest) }
         guard let captured = lock.withLock({ newestUDPUplink }) else { return false }
-        let g = world.gateway, udp = world.kdUDP
+        let g: Gateway = world.gateway, udp: GatewayUDPListener = world.kdUDP  // in-process: torture never runs the daemon
         let before = (stats: udp.stats, refused: g.counters.counterErrors,
                       device: try? world.registry.device(id: world.deviceID))
         var dst = sockaddr_in()

@@ -1,4 +1,5 @@
 import Foundation
+import EmulatorSupport
 import Gateway
 import HandsetCore
 import Logging
@@ -6,16 +7,29 @@ import ModemSim
 
 /// The emulated world around one firmware process: modem simulator (pty), SMS centre, gateway with its SQLite
 /// registry, opposite party on loopback, and an application on the firmware's local datagram interface.
+///
+/// The gateway is `handset-gateway` as its own process (`daemon`) when a daemon path is given: bound over SMPP to
+/// the SMS centre, its opposite party and secret service reached over the back-end socket this world serves. Else
+/// (`--server strongswan`, `torture`) it is the Gateway in this process, and `gateway`, `registry` and `kdUDP` are
+/// set; they are nil with a daemon.
 final class EmulatedWorld: @unchecked Sendable {
     static let gatewayNumber = "+15550199"
     let dir: URL
     let sim: ModemSimulator
-    let registry: DeviceRegistry
+    let registry: DeviceRegistry!
     let peer: EmulatedPeer
-    let gateway: Gateway
+    let gateway: Gateway!
     /// The gateway's key-delegation UDP port (used when SMS is unavailable, docs/key-delegation.md §1).
-    let kdUDP: GatewayUDPListener
+    let kdUDP: GatewayUDPListener!
     let services: EmuServices
+    /// `handset-gateway` and the back end it talks to (daemon mode).
+    private(set) var daemon: GatewayProcess?
+    private(set) var backend: BackendSocketServer?
+    /// The https test server's certificate and key (the daemon's `fetch_ca_file`), made at start in daemon mode.
+    private(set) var fetchCertificate: (cert: String, key: String)?
+    /// How the scenarios reach the gateway, wherever it runs.
+    private(set) var gw: GatewayAccess!
+    var gatewayUDPPort: Int { daemon?.udpPort ?? Int(kdUDP.port) }
     let app: AppClient
     let capture: Capture
     let deviceID: UInt64 = 0x4853_0000_0000_0001
@@ -46,7 +60,9 @@ final class EmulatedWorld: @unchecked Sendable {
     var onKeyDelegation: (@Sendable (_ up: Bool, _ bytes: [UInt8]) -> Void)?
 
     init(profile: ModemProfile, faults: FaultPlan, trace: Bool, pcap: String?, keylog: String?, logger: Logger,
-         timing: SimTiming = SimTiming(), packetGateway: PacketGatewayConfig? = nil, lab: IKELabSession? = nil) throws {
+         timing: SimTiming = SimTiming(), packetGateway: PacketGatewayConfig? = nil, lab: IKELabSession? = nil,
+         gatewayDaemon: String? = nil) throws {
+        let useDaemon = gatewayDaemon != nil && lab == nil
         log = logger
         self.trace = trace
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("handset-emu-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
@@ -54,48 +70,83 @@ final class EmulatedWorld: @unchecked Sendable {
         var packetGateway = packetGateway
         self.lab = lab
         if let lab {
-            handsetAddress = Self.strongSwanHandsetAddress
+            handsetAddress = lab.serverConfig?.handsetAddress ?? Self.strongSwanHandsetAddress
             packetGateway = lab.packetGateway(proxySidePort: IKELabSession.freeUDPPort())
         } else {
             handsetAddress = IPAddress(10, 0, 0, 2)
         }
         firmwareLog = dir.appendingPathComponent("firmware.log")
-        capture = try Capture(pcap: pcap, keylog: keylog)
+        capture = try Capture(pcap: pcap, keylog: keylog, ike: lab != nil)
         let kekPath = dir.appendingPathComponent("registry.kek").path
-        registry = try DeviceRegistry(path: dir.appendingPathComponent("registry.sqlite").path,
-                                      kek: try KeyEncryptionKey.loadOrCreate(path: kekPath))
+        let registryPath = dir.appendingPathComponent("registry.sqlite").path
         peer = try EmulatedPeer(logger: logger)
         services = EmuServices()
-        if let lab, let packetGateway {
-            ike = try Self.negotiator(lab: lab, relay: packetGateway, registry: registry, logger: logger)
-        } else {
+        let box = WorldBox()
+        if useDaemon {
+            registry = nil
             ike = nil
+            gateway = nil
+            kdUDP = nil
+        } else {
+            registry = try DeviceRegistry(path: registryPath, kek: try KeyEncryptionKey.loadOrCreate(path: kekPath))
+            if let lab, let packetGateway {
+                ike = try Self.negotiator(lab: lab, relay: packetGateway, registry: registry, logger: logger)
+            } else {
+                ike = nil
+            }
+            gateway = Gateway(registry: registry, negotiator: ike ?? peer, services: services, logger: logger)
+            kdUDP = try GatewayUDPListener(gateway: gateway, logger: logger, onSMS: { d in box.world?.deliver(d) })
         }
-        gateway = Gateway(registry: registry, negotiator: ike ?? peer, services: services, logger: logger)
         app = try AppClient(path: dir.appendingPathComponent("app-client.sock").path)
         appSocket = dir.appendingPathComponent("app.sock").path
         let identity = SubscriberIdentity()
-        let box = WorldBox()
-        kdUDP = try GatewayUDPListener(gateway: gateway, logger: logger, onSMS: { d in box.world?.deliver(d) })
+        let smppPassword = String(format: "%08x", UInt32.random(in: 0...UInt32.max))
         let events: @Sendable (NetworkEvent) -> Void = { e in box.world?.onNetworkEvent(e) }
         var traceSink: (@Sendable (ATTraceLine) -> Void)?
         if trace { traceSink = { line in FileHandle.standardError.write(Data((line.description + "\n").utf8)) } }
         sim = ModemSimulator(profile: profile, linkPath: dir.appendingPathComponent("modem").path, faults: faults,
-                             smsPort: nil, packetGateway: packetGateway, identity: identity, timing: timing, logger: logger,
+                             smsPort: nil,
+                             smpp: useDaemon ? SMPPOptions(port: 0, password: smppPassword, gatewayNumber: Self.gatewayNumber) : nil,
+                             packetGateway: packetGateway, identity: identity, timing: timing, logger: logger,
                              events: events, trace: traceSink)
         box.world = self
-        kdUDP.onMessage = { up, bytes in box.world?.onKeyDelegation?(up, bytes) }
+        kdUDP?.onMessage = { up, bytes in box.world?.onKeyDelegation?(up, bytes) }
         let capture = self.capture
         peer.onPacket = { toPeer, bytes, handset in capture.packet(toPeer: toPeer, esp: bytes, handset: handset) }
         peer.onSA = { spi, fromHandset, key, salt in capture.sa(spi: spi, fromHandset: fromHandset, key: key, salt: salt) }
         if let lab, let ike {
+            if let packetGateway { tapPacketGateway(packetGateway, ike: ike, keylog: keylog != nil) }
             try provisionForIKE(lab: lab, ike: ike, kek: kekPath, msisdn: identity.ownNumber)
         } else {
-            _ = try Provisioning.create(registry: registry.path, kek: kekPath, stateDir: dir.appendingPathComponent("state").path,
+            _ = try Provisioning.create(registry: registryPath, kek: kekPath, stateDir: dir.appendingPathComponent("state").path,
                                         msisdn: identity.ownNumber, deviceID: deviceID, innerAddress: handsetAddress)
         }
         try sim.start()
+        if let gatewayDaemon, useDaemon {
+            try startDaemon(gatewayDaemon, smppPassword: smppPassword)
+        } else {
+            gw = InProcessGatewayAccess(world: self)
+        }
     }
+
+    /// The back-end socket (the peer's negotiation, the secret service), the https test certificate, then
+    /// `handset-gateway` bound over SMPP to the simulator's SMS centre.
+    private func startDaemon(_ executable: String, smppPassword: String) throws {
+        guard let smppPort = sim.smppPort else { throw WorldError("the SMS centre has no SMPP port") }
+        let socket = dir.appendingPathComponent("backend.sock").path
+        do {
+            backend = try BackendSocketServer(path: socket, handle: EmulatorBackend.handler(peer: peer, services: services))
+        } catch { throw WorldError("back-end socket \(socket): \(error)") }
+        fetchCertificate = try HTTPSTestServer.makeCertificate(in: dir)
+        let d = try GatewayProcess(GatewayProcess.Settings(
+            executable: executable, dir: dir, smppPort: smppPort, smppPassword: smppPassword,
+            gatewayNumber: Self.gatewayNumber, backendSocket: socket, fetchCAFile: fetchCertificate!.cert))
+        daemon = d
+        gw = DaemonGatewayAccess(daemon: d)
+    }
+
+    /// Stops the daemon with SIGTERM (it drains and unbinds); nil when it exited 0, else what went wrong.
+    func stopDaemon() -> String? { daemon?.stop() }
 
     /// Simulator events arrive on its queue; the gateway runs on ours, so delivering an answer never re-enters it.
     func onNetworkEvent(_ e: NetworkEvent) {
@@ -103,6 +154,17 @@ final class EmulatedWorld: @unchecked Sendable {
         if trace { FileHandle.standardError.write(Data((e.jsonLine + "\n").utf8)) }
         switch e.name {
         case "registration": lock.withLock { stats.registered = (e.int("stat") == 1 || e.int("stat") == 5) }
+        case "sms-mo" where daemon != nil:
+            guard e.int("port-dst") == Int(KD.smsPort) else { return }
+            lock.withLock {
+                stats.smsUpParts += 1
+                if (e.int("concat-seq") ?? 1) == 1 { stats.smsUp += 1 }
+            }
+        case "smpp-submit":
+            lock.withLock {
+                stats.smsDownParts += 1
+                if (e.int("concat-seq") ?? 1) == 1 { stats.smsDown += 1 }
+            }
         case "sms-mo":
             guard e.int("port-dst") == Int(KD.smsPort), let hex = e.string("data") else { return }
             let bytes = (try? hexArgument(hex, name: "sms data")) ?? []
@@ -160,7 +222,7 @@ final class EmulatedWorld: @unchecked Sendable {
             local_address = \(handsetAddress.dottedQuad)
             esp_local_port = 0
             kd_transport = udp-fallback
-            gateway_udp = 127.0.0.1:\(kdUDP.port)
+            gateway_udp = 127.0.0.1:\(gatewayUDPPort)
             kd_sms_retry = 10
             \(rules)
             default = discard
@@ -230,10 +292,12 @@ final class EmulatedWorld: @unchecked Sendable {
 
     func shutdown() {
         stopFirmware()
+        _ = daemon?.stop()
+        backend?.stop()
         sim.stop()
         ike?.stop()
         peer.stop()
-        kdUDP.stop()
+        kdUDP?.stop()
         capture.close()
         try? FileManager.default.removeItem(at: dir)
     }
@@ -261,12 +325,15 @@ struct WorldError: Error, CustomStringConvertible {
 /// Back-end services reached only over the trusted bearer: a secret-data responder and an https fetcher.
 final class EmuServices: TrustedServices, @unchecked Sendable {
     var caFile: String?
-    private(set) var secretsSeen: [[UInt8]] = []
+    private let lock = NSLock()
+    private var seen: [[UInt8]] = []
+    /// Every secret the service got (from the in-process gateway, or from the daemon over the back-end socket).
+    var secretsSeen: [[UInt8]] { lock.withLock { seen } }
     /// Overrides the secret responder's answer (torture echoes long secrets to get concatenated downlinks).
     var secretReply: (@Sendable ([UInt8]) -> [UInt8])?
 
     func secret(device: UInt64, channel: UInt16, data: [UInt8]) -> [UInt8]? {
-        secretsSeen.append(data)
+        lock.withLock { seen.append(data) }
         if let secretReply { return secretReply(data) }
         return Array("received \(data.count) secret bytes on channel \(channel)".utf8)
     }

@@ -18,7 +18,8 @@ struct HandsetGateway: AsyncParsableCommand {
             \(DaemonConfigHelp.keys)
 
             HTTP: GET /metrics (Prometheus), /health (200 while the process runs), /ready (200 when SMPP is \
-            bound and the registry open, else 503).
+            bound and the registry open, else 503); with admin = on (loopback only) GET /admin/device/ID, \
+            POST /admin/push and /admin/delete (docs/gateway.md, Admin routes).
 
             Exit status: 0 after a clean drain; 1 when the config or a start step fails (the message names the \
             file, line and key).

@@ -1,4 +1,5 @@
 import Foundation
+import EmulatorSupport
 import Gateway
 import Testing
 import HandsetCore

@@ -58,6 +58,38 @@ func eventually(_ seconds: Double = 5, _ condition: () -> Bool) -> Bool {
         }
     }
 
+    /// The outbox is bounded: a message that does not fit is refused whole, typed and counted; what was queued
+    /// stays queued, and room comes back as parts leave (here: the link binds and sends them).
+    @Test(arguments: ESMEKind.allCases) func aFullOutboxRefusesTheWholeMessage(_ kind: ESMEKind) throws {
+        let smsc = try ScriptedSMSC()
+        let esme = client(kind, smsc, tweak: { $0.outboxCapacity = 4 })
+        defer { esme.stop() }
+        #expect(try esme.send(to: "+15550100001", payload: (0..<300).map { UInt8($0 & 0xFF) }) == 3)
+        #expect(throws: ESMESendError.outboxFull(capacity: 4)) { try esme.send(to: "+15550100001", payload: (0..<200).map { UInt8($0) }) }
+        #expect(esme.pendingParts == 3 && esme.counters.outboxRefused == 1)
+        #expect(try esme.send(to: "+15550100001", payload: [1]) == 1)
+        #expect(throws: ESMESendError.outboxFull(capacity: 4)) { try esme.send(to: "+15550100001", payload: [2]) }
+        #expect(esme.pendingParts == 4 && esme.counters.outboxRefused == 2)
+        do throws(ESMESendError) {
+            try esme.send(to: "+15550100001", payload: [UInt8](repeating: 0, count: 40_000))
+            Issue.record("a 40,000-octet payload was queued")
+        } catch {
+            guard case .udh(.tooManyParts(_)) = error else { Issue.record("\(error)"); return }
+        }
+        #expect(esme.counters.outboxRefused == 2)  // not an outbox refusal
+        esme.start()
+        let (s, _) = try smsc.acceptBound()
+        defer { s.close() }
+        for _ in 0..<4 {
+            let pdu = try #require(try smsc.read(s))
+            guard case .submitSM = pdu.body else { Issue.record("expected submit_sm"); return }
+            try s.send(SMPPPDU(.submitSMResp(messageID: "m"), sequence: pdu.sequence))
+        }
+        let end = Date().addingTimeInterval(5)
+        while esme.pendingParts > 0 && Date() < end { Thread.sleep(forTimeInterval: 0.02) }
+        #expect(try esme.send(to: "+15550100001", payload: [3]) == 1)
+    }
+
     @Test(arguments: ESMEKind.allCases) func windowThrottleAndResend(_ kind: ESMEKind) throws {
         let smsc = try ScriptedSMSC()
         let esme = client(kind, smsc) { $0.window = 2; $0.throttleBackoff = 0.3 }

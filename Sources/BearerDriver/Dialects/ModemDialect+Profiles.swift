@@ -29,7 +29,7 @@ extension ModemDialect {
     public static var generic: ModemDialect {
         ModemDialect(vendor: .generic, name: "generic", rules: standardRules(),
                      setup: InlineArray(repeating: ""), setupCount: 0, smsFullURC: "",
-                     asksCEREG: true, sockets: nil, smsSendTimeoutMs: 60_000)
+                     asksCEREG: true, sockets: nil, smsSendTimeoutMs: 60_000, pinCounter: .cpinr)
     }
 
     /// SIMCom SIM7600 (and SIM800 for everything but sockets, which use CIPSTART there).
@@ -54,7 +54,8 @@ extension ModemDialect {
             receiveURC: "+IPD", read: "", readAnswer: "", close: "AT+CIPCLOSE=", closedURC: "+IPCLOSE:",
             maxPayload: 1500, maxSockets: 10, hexReceive: false)
         return ModemDialect(vendor: .simcom, name: "simcom", rules: r, setup: setup, setupCount: 2,
-                            smsFullURC: "+SMSFULL", asksCEREG: true, sockets: sockets, smsSendTimeoutMs: 60_000)
+                            smsFullURC: "+SMSFULL", asksCEREG: true, sockets: sockets, smsSendTimeoutMs: 60_000,
+                            pinCounter: .spic)
     }
 
     /// Quectel BG96 / EG25 (M66 shares the SMS side; its sockets are the older QIOPEN form).
@@ -74,7 +75,7 @@ extension ModemDialect {
             closedURC: "+QIURC: \"closed\"", maxPayload: 1460, maxSockets: 12, hexReceive: false)
         return ModemDialect(vendor: .quectel, name: "quectel", rules: r, setup: setup, setupCount: 1,
                             smsFullURC: "+QIND: \"smsfull\"", asksCEREG: true, sockets: sockets,
-                            smsSendTimeoutMs: 120_000)
+                            smsSendTimeoutMs: 120_000, pinCounter: .qpinc)
     }
 
     /// u-blox SARA-R4 / SARA-U2.
@@ -93,6 +94,7 @@ extension ModemDialect {
             receiveURC: "+UUSORF:", read: "AT+USORF=", readAnswer: "+USORF:", close: "AT+USOCL=",
             closedURC: "+UUSOCL:", maxPayload: 1024, maxSockets: 7, hexReceive: true)
         return ModemDialect(vendor: .ublox, name: "ublox", rules: r, setup: setup, setupCount: 1,
-                            smsFullURC: "", asksCEREG: true, sockets: sockets, smsSendTimeoutMs: 180_000)
+                            smsFullURC: "", asksCEREG: true, sockets: sockets, smsSendTimeoutMs: 180_000,
+                            pinCounter: .upincnt)
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Gateway
 import HandsetCore
 import Logging
 
@@ -35,6 +36,13 @@ public final class EmulatedPeer: PeerNegotiator, @unchecked Sendable {
     public var onSA: (@Sendable (_ spi: UInt32, _ fromHandset: Bool, _ key: [UInt8], _ salt: UInt32) -> Void)?
     public private(set) var stats = PeerStats()
     var nextSPI: UInt32 = 0x5000_0000
+    var lifetimeOverride: (soft: UInt32, hard: UInt32)?
+    /// SA lifetimes the peer sets on the pairs it makes (nil: none, the gateway's defaults apply); the emulator's
+    /// rekey scenario shortens them, wherever the gateway runs.
+    public var lifetimes: (soft: UInt32, hard: UInt32)? {
+        get { lock.withLock { lifetimeOverride } }
+        set { lock.withLock { lifetimeOverride = newValue } }
+    }
 
     public struct PeerStats: Sendable {
         public var packetsIn = 0, packetsOut = 0, bytesIn = 0, bytesOut = 0, dropped = 0, dummies = 0
@@ -123,7 +131,8 @@ public final class EmulatedPeer: PeerNegotiator, @unchecked Sendable {
         return .success(k1.withUnsafeBytes { a in k2.withUnsafeBytes { b in
             KDSATransfer(requestID: 0, outboundSPI: toPeer, outboundKey: KeyBytes(a), outboundSalt: s1,
                          inboundSPI: toHandset, inboundKey: KeyBytes(b), inboundSalt: s2, peer: address, peerPort: espPort,
-                         prefix: 32, proto: IPProto.udp, localPort: handsetPort, remotePort: service, softSeconds: 0, hardSeconds: 0)
+                         prefix: 32, proto: IPProto.udp, localPort: handsetPort, remotePort: service,
+                         softSeconds: lifetimeOverride?.soft ?? 0, hardSeconds: lifetimeOverride?.hard ?? 0)
         } })
     }
 
