@@ -9,6 +9,7 @@ public enum SocketDialect: String, Sendable, CaseIterable {
     case simcom     // AT+NETOPEN / +CIPOPEN / +CIPSEND / +IPD / +CIPCLOSE
     case quectel    // AT+QIACT / +QIOPEN "UDP SERVICE" / +QISEND / +QIURC "recv" / +QIRD / +QICLOSE
     case ublox      // AT+USOCR / +USOST / +UUSORF / +USORF / +USOCL
+    case sim800     // AT+CIPMUX / +CSTT / +CIICR / +CIFSR / +CIPSTART / +CIPSEND / +RECEIVE / +CIPRXGET / +CIPCLOSE
 }
 
 /// How a profile answers AT+CCID (and its vendor alias).
@@ -71,6 +72,18 @@ public struct ModemProfile: Sendable {
         smsPrompt: "> ", socketPrompt: "@", socketDialect: .ublox, socketCount: 7,
         smsSlots: 10, smsFirstIndex: 1, defaultCNMI: [1, 0, 0, 0, 0], accessTechnology: 7, simcomRecvFrom: false)
 
+    /// SIMCom SIM800L (2G). Identity as the module answers (SIM800 Series AT Command Manual V1.09 §3.2.1
+    /// AT+CGMI "SIMCOM_Ltd", §3.2.2 AT+CGMM "SIMCOM_SIM800L", §2.2.7 ATI "SIM800 R14.18", §3.2.50 AT+CCID
+    /// the bare number); boot: RDY, +CFUN: 1, +CPIN: READY, Call Ready, SMS Ready. Connections 0..5.
+    public static let sim800 = ModemProfile(
+        name: "sim800", manufacturer: "SIMCOM_Ltd", model: "SIMCOM_SIM800L",
+        revision: "Revision:1418B04SIM800L24", revisionPrefix: "",
+        atiLines: ["SIM800 R14.18"],
+        bootBanners: ["RDY", "+CFUN: 1", "+CPIN: READY", "Call Ready", "SMS Ready"],
+        iccidCommands: [ICCIDCommand(command: "+CCID", prefix: "")],
+        smsPrompt: "> ", socketPrompt: "> ", socketDialect: .sim800, socketCount: 6,
+        smsSlots: 10, smsFirstIndex: 1, defaultCNMI: [2, 1, 0, 0, 0], accessTechnology: 0, simcomRecvFrom: false)
+
     public static let generic = ModemProfile(
         name: "generic", manufacturer: "Generic", model: "GSM-LTE Module",
         revision: "1.0", revisionPrefix: "",
@@ -80,7 +93,7 @@ public struct ModemProfile: Sendable {
         smsPrompt: "> ", socketPrompt: "> ", socketDialect: .none, socketCount: 0,
         smsSlots: 10, smsFirstIndex: 1, defaultCNMI: [0, 0, 0, 0, 0], accessTechnology: 7, simcomRecvFrom: false)
 
-    public static let all: [ModemProfile] = [.simcom, .quectel, .ublox, .generic]
+    public static let all: [ModemProfile] = [.simcom, .quectel, .ublox, .generic, .sim800]
 
     public static func named(_ name: String) -> ModemProfile? {
         all.first { $0.name == name.lowercased() }
