@@ -4,11 +4,13 @@
 // `<n>, CONNECT OK`, `CONNECT FAIL`, `ALREADY CONNECT`), §8.2.3 +CIPSEND (`> `, then `SEND OK` / `<n>, SEND OK`
 // instead of OK), §8.2.6 +CIPCLOSE (`CLOSE OK` / `<id>, CLOSE OK`), §8.2.7 +CIPSHUT (`SHUT OK`), §8.2.8 +CLPORT,
 // §8.2.9 +CSTT (IP INITIAL → IP START), §8.2.10 +CIICR (→ IP GPRSACT), §8.2.11 +CIFSR (the bare address, no
-// final result; → IP STATUS), §8.2.12 +CIPSTATUS, §8.2.16 +CIPHEAD (`+IPD,<len>:` single, `+RECEIVE,<n>,<len>:`
-// multi), §8.2.21 +CIPSRIP (`RECV FROM:<ip>:<port>` single, `+RECEIVE,<n>,<len>,<ip>:<port>` multi), §8.2.26
-// +CIPUDPMODE (0 normal, 1 extended: any sender, 2 set the address to send to), §8.2.27 +CIPRXGET (1: announce
+// final result; → IP STATUS), §8.2.12 +CIPSTATUS, §8.2.15 +CIPHEAD (`+IPD,<len>:` single, `+RECEIVE,<n>,<len>:`
+// multi), §8.2.20 +CIPSRIP (`RECV FROM:<ip>:<port>` single, `+RECEIVE,<n>,<len>,<ip>:<port>` multi), §8.2.25
+// +CIPUDPMODE (0 normal, 1 extended: any sender, 2 set the address to send to), §8.2.26 +CIPRXGET (1: announce
 // with `+CIPRXGET: 1[,<id>]`, 2: read `+CIPRXGET: 2,[<id>,]<len>,<left>[,<ip>:<port>]` then the bytes, 4: query).
-// The modules print a space after the connection number (`0, CONNECT OK`); the manual's tables show none.
+// The modules print a space after the connection number (`0, CONNECT OK`); the manual's tables show none. Sections
+// past §8.2.3 were read in the same toolkit chapter of the SIM7000 Series AT Command Manual V1.06 (numbered one
+// higher from §8.2.12 on there: it adds AT+CIFSREX).
 // Simplifications: a read returns one datagram (a UDP boundary is never merged), the single-connection Ctrl-Z
 // form of +CIPSEND and transparent mode are not simulated, TCP is refused with ERROR.
 

@@ -72,9 +72,10 @@ public struct ModemProfile: Sendable {
         smsPrompt: "> ", socketPrompt: "@", socketDialect: .ublox, socketCount: 7,
         smsSlots: 10, smsFirstIndex: 1, defaultCNMI: [1, 0, 0, 0, 0], accessTechnology: 7, simcomRecvFrom: false)
 
-    /// SIMCom SIM800L (2G). Identity as the module answers (SIM800 Series AT Command Manual V1.09 §3.2.1
-    /// AT+CGMI "SIMCOM_Ltd", §3.2.2 AT+CGMM "SIMCOM_SIM800L", §2.2.7 ATI "SIM800 R14.18", §3.2.50 AT+CCID
-    /// the bare number); boot: RDY, +CFUN: 1, +CPIN: READY, Call Ready, SMS Ready. Connections 0..5.
+    /// SIMCom SIM800L (2G). Identity strings as SIM800L modules answer them in public logs (AT+CGMI "SIMCOM_Ltd",
+    /// AT+CGMM "SIMCOM_SIM800L", ATI "SIM800 R14.18", AT+CCID the bare number; not checked against the manual);
+    /// boot: RDY, +CFUN: 1, +CPIN: READY, Call Ready, SMS Ready. Connections 0..5 (SIM800 Series AT Command
+    /// Manual V1.09 §8.2.2 <n>); sockets in ModemEngine+CIPSTART.swift.
     public static let sim800 = ModemProfile(
         name: "sim800", manufacturer: "SIMCOM_Ltd", model: "SIMCOM_SIM800L",
         revision: "Revision:1418B04SIM800L24", revisionPrefix: "",

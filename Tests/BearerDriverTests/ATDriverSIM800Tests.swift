@@ -1,8 +1,8 @@
 // The SIM800 dialect (AT+CIPSTART sockets, multi-connection mode) against a scripted module. Shapes from the
 // SIM800 Series AT Command Manual V1.09, chapter 8: §8.2.2 CIPSTART (`<n>, CONNECT OK`), §8.2.3 CIPSEND
 // (`<n>, SEND OK` / `<n>, SEND FAIL` instead of OK), §8.2.6 CIPCLOSE (`<n>, CLOSE OK`), §8.2.7 CIPSHUT (`SHUT OK`,
-// URC `+PDP: DEACT`), §8.2.11 CIFSR (the bare address), §8.2.21 CIPSRIP (`+RECEIVE,<n>,<len>,<ip>:<port>`),
-// §8.2.16 CIPHEAD (`+RECEIVE,<n>,<len>:`), §8.2.26 CIPUDPMODE.
+// URC `+PDP: DEACT`), §8.2.11 CIFSR (the bare address), §8.2.20 CIPSRIP (`+RECEIVE,<n>,<len>,<ip>:<port>`),
+// §8.2.15 CIPHEAD (`+RECEIVE,<n>,<len>:`), §8.2.25 CIPUDPMODE.
 import Testing
 @testable import BearerDriver
 
@@ -65,11 +65,18 @@ import Testing
             step("AT+CLPORT=1,\"UDP\",0", "\r\nOK\r\n"),
             step("AT+CIPUDPMODE=1,1", "\r\nOK\r\n"),
             step("AT+CIPSTART=1,\"UDP\",\"127.0.0.1\",9", "\r\nOK\r\n\r\n1, CONNECT FAIL\r\n"),
+            step("AT+CLPORT=1,\"UDP\",0", "\r\nOK\r\n"),
+            step("AT+CIPUDPMODE=1,1", "\r\nOK\r\n"),
+            step("AT+CIPSTART=1,\"UDP\",\"127.0.0.1\",9", "\r\nOK\r\n\r\n1, ALREADY CONNECT\r\n"),
         ], dialect: .sim800)
         _ = try d.openUDP(localPort: 5000)
         #expect(throws: ATError.sendFailed) { try datagram.withUnsafeBytes { try d.sendUDP(socket: 0, to: peer, payload: $0) } }
         #expect(throws: ATError.socketError(1)) { try d.openUDP() }
         #expect(d.isSocketOpen(0) && !d.isSocketOpen(1))
+        // A connection the module still holds (the host restarted) is refused at once, not after 75 s.
+        let t0 = d.engine.transport.nowMs()
+        #expect(throws: ATError.socketError(2)) { try d.openUDP() }
+        #expect(d.engine.transport.nowMs() - t0 < 1_000 && !d.isSocketOpen(1))
         #expect(d.engine.transport.finished)
     }
 

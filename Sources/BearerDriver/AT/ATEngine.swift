@@ -176,13 +176,16 @@ public final class ATEngine<Transport: ByteTransport> {
         return ATURC(line: urcs.line(found), body: urcs.body(found))
     }
 
-    /// Waits for a URC that `rule` matches (SIM800 `0, CONNECT OK` after its OK); other URCs stay queued.
-    public func awaitURC(_ rule: ATLineRule, timeoutMs: Int) throws(ATError) -> ATURC {
-        if let s = urcs.take(matching: rule) { return ATURC(line: urcs.line(s), body: urcs.body(s)) }
+    /// Waits for a URC that `rule` (or `other`) matches (SIM800 `0, CONNECT OK` or `0, ALREADY CONNECT` after its
+    /// OK); other URCs stay queued.
+    public func awaitURC(_ rule: ATLineRule, or other: ATLineRule? = nil, timeoutMs: Int) throws(ATError) -> ATURC {
+        if let s = urcs.take(matching: rule) ?? other.flatMap({ urcs.take(matching: $0) }) {
+            return ATURC(line: urcs.line(s), body: urcs.body(s))
+        }
         let deadline = transport.nowMs() + UInt64(max(timeoutMs, 0))
         var found = -1
         _ = try pump(until: deadline) { engine in
-            if let s = engine.urcs.take(matching: rule) { found = s }
+            if let s = engine.urcs.take(matching: rule) ?? other.flatMap({ engine.urcs.take(matching: $0) }) { found = s }
             return found >= 0
         }
         if found < 0 {

@@ -119,11 +119,12 @@ extension ModemDialect {
 // TCPIP Application Toolkit": §8.2.1 +CIPMUX, §8.2.2 +CIPSTART (`<n>,CONNECT OK` / `<n>,CONNECT FAIL` /
 // `<n>,ALREADY CONNECT`), §8.2.3 +CIPSEND (`<n>,SEND OK` / `<n>,SEND FAIL`), §8.2.6 +CIPCLOSE (`<id>,CLOSE OK`),
 // §8.2.7 +CIPSHUT (`SHUT OK`; URC `+PDP: DEACT`), §8.2.8 +CLPORT, §8.2.9 +CSTT, §8.2.10 +CIICR, §8.2.11 +CIFSR
-// (the bare address, no OK), §8.2.16 +CIPHEAD (`+RECEIVE,<n>,<len>:` in multi-IP mode), §8.2.21 +CIPSRIP
-// (`+RECEIVE,<n>,<len>,<ip>:<port>` in multi-IP mode), §8.2.26 +CIPUDPMODE (mode 1 extended, 2 set the address
-// to send to), §8.2.27 +CIPRXGET. Modules print a space after the connection number (`0, CONNECT OK`), which the
-// manual's tables leave out; numbered rows take either. Checked against the same chapter of the SIM7000 Series AT
-// Command Manual V1.06, which keeps the SIM800 TCPIP toolkit.
+// (the bare address, no OK), §8.2.15 +CIPHEAD (`+RECEIVE,<n>,<len>:` in multi-IP mode), §8.2.20 +CIPSRIP
+// (`+RECEIVE,<n>,<len>,<ip>:<port>` in multi-IP mode), §8.2.25 +CIPUDPMODE (mode 1 extended, 2 set the address
+// to send to), §8.2.26 +CIPRXGET. Modules print a space after the connection number (`0, CONNECT OK`), which the
+// manual's tables leave out; numbered rows take either. The V1.09 text of §8.2.1-§8.2.3 was read directly; the
+// shapes of the other sections were read in the same toolkit chapter of the SIM7000 Series AT Command Manual V1.06
+// (§8.2.6-§8.2.11, §8.2.16 CIPHEAD, §8.2.21 CIPSRIP, §8.2.26 CIPUDPMODE, §8.2.27 CIPRXGET there: it adds AT+CIFSREX).
 
 extension ModemDialect {
     /// SIMCom SIM800 / SIM808 / SIM868 / SIM900 (2G; sockets with AT+CIPSTART in multi-connection mode).
@@ -160,6 +161,7 @@ extension ModemDialect {
         sockets.netAPN = "AT+CSTT="
         sockets.netAddress = "AT+CIFSR"
         sockets.openOK = "CONNECT OK"
+        sockets.openTaken = "ALREADY CONNECT"
         sockets.bind = "AT+CLPORT="
         sockets.aim = "AT+CIPUDPMODE="
         return ModemDialect(vendor: .simcom, name: "sim800", rules: r, setup: setup, setupCount: 3, smsFullURC: "",

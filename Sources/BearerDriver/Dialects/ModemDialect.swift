@@ -91,6 +91,8 @@ public struct SocketCommands: Sendable {
     /// SIM800: the text of a successful `openURC` (`<n>, CONNECT OK`), the local-port command run before
     /// `open` (AT+CLPORT=<n>,"UDP",<port>) and the per-socket UDP mode command (AT+CIPUDPMODE=<n>,<mode>[,…]).
     public var openOK: StaticString = ""
+    /// SIM800: the answer when the connection number is still in use (`<n>, ALREADY CONNECT`).
+    public var openTaken: StaticString = ""
     public var bind: StaticString = ""
     public var aim: StaticString = ""
     public let send: StaticString

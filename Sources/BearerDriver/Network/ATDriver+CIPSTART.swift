@@ -1,7 +1,7 @@
 // The SIM800 family's socket builders (SocketStyle.simcomCIPSTART), multi-connection mode. A UDP "connection" has
 // one destination, so a socket is started towards a placeholder and each datagram's destination is set with
 // AT+CIPUDPMODE=<n>,2 when it differs from the last; extended mode (AT+CIPUDPMODE=<n>,1) takes datagrams from
-// any sender. SIM800 Series AT Command Manual V1.09 §8.2.2, §8.2.3, §8.2.8, §8.2.26.
+// any sender. SIM800 Series AT Command Manual V1.09 §8.2.2, §8.2.3, §8.2.8, §8.2.25 (+CIPUDPMODE).
 
 extension ATDriver {
     /// Destination of a freshly started socket until the first datagram names its own. A UDP connect sends
@@ -29,9 +29,11 @@ extension ATDriver {
         c.int(Int(Self.placeholderRemote.port))
         try engine.run(c, timeoutMs: 10_000)
         // §8.2.2: up to 75 s in multi-IP mode.
-        let line = try engine.awaitURC(ATLineRule(s.openURC, numbered: true), timeoutMs: 75_000).line
+        let line = try engine.awaitURC(ATLineRule(s.openURC, numbered: true), or: ATLineRule(s.openTaken, numbered: true),
+                                       timeoutMs: 75_000).line
         var f = ATFields(line)
         guard let got = f.int(), got == id, let result = f.string() else { throw .malformedResponse }
+        if result.equals(s.openTaken) { throw .socketError(2) }  // the module still holds this connection
         if !result.equals(s.openOK) { throw .socketError(1) }
         openSockets[id] = true
         socketRemote[id] = Self.placeholderRemote
