@@ -43,7 +43,7 @@ let package = Package(
             dependencies: ["SMPP", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]),
         .target(
             name: "ModemSim",
-            dependencies: ["BearerDriver", "SMPP", .product(name: "Logging", package: "swift-log")]),
+            dependencies: ["BearerDriver", "CHandsetShim", "SMPP", .product(name: "Logging", package: "swift-log")]),
         .target(name: "ProxyIKE"),
         .target(
             name: "Gateway",

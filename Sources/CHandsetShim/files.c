@@ -46,6 +46,42 @@ long hs_file_read(const char *path, uint8_t *out, size_t cap) {
     return (long)got;
 }
 
+long hs_file_read_private(const char *path, uint8_t *out, size_t cap, uint32_t *mode, uint32_t *owner) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    struct stat st;
+    if (fstat(fd, &st) != 0) { int e = errno; close(fd); return -e; }
+    *mode = (uint32_t)(st.st_mode & 07777);
+    *owner = (uint32_t)st.st_uid;
+    if (!S_ISREG(st.st_mode)) { close(fd); return -EINVAL; }
+    if ((st.st_mode & 077) != 0) { close(fd); return -EPERM; }
+    size_t got = 0;
+    while (got < cap) {
+        ssize_t n = read(fd, out + got, cap - got);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            int e = errno;
+            close(fd);
+            return -e;
+        }
+        if (n == 0) break;
+        got += (size_t)n;
+    }
+    close(fd);
+    return (long)got;
+}
+
+int hs_file_remove(const char *dir, const char *name) {
+    char path[512];
+    if (snprintf(path, sizeof path, "%s/%s", dir, name) >= (int)sizeof path) return -ENAMETOOLONG;
+    if (unlink(path) != 0) return errno == ENOENT ? 0 : -errno;
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0) return -errno;
+    int rc = fsync(dfd) == 0 ? 0 : -errno;
+    close(dfd);
+    return rc;
+}
+
 int hs_mkdir(const char *dir) {
     if (mkdir(dir, 0700) == 0 || errno == EEXIST) return 0;
     return -errno;

@@ -19,6 +19,10 @@ public struct DeviceRecord: Equatable, Sendable {
     /// The IKE identity the proxy uses for this device, and its pre-shared key (nil: none provisioned).
     public var ikeIdentity: String?
     public var ikePSK: Data?
+    /// X.509 instead of (or beside) the PSK: the device's certificate (PEM, public) and its private key (PEM; held
+    /// by the proxy, never by the handset; wrapped under the KEK at rest like the PSK).
+    public var ikeCertificate: Data?
+    public var ikePrivateKey: Data?
 
     public var deviceID: UInt64 { UInt64(bitPattern: id) }
 
@@ -95,6 +99,8 @@ struct DeviceRow: Codable, FetchableRecord, PersistableRecord {
     var innerAddress: String?
     var ikeIdentity: String?
     var ikePSK: Data?
+    var ikeCertificate: Data?
+    var ikePrivateKey: Data?
 }
 
 /// The gateway's registry: devices, and the peers each device has talked to (the reusable "IKE SA" analogue).
@@ -168,6 +174,13 @@ public final class DeviceRegistry: Sendable {
             try db.alter(table: "device") { t in
                 t.add(column: "ikeIdentity", .text)
                 t.add(column: "ikePSK", .blob)
+            }
+        }
+        // X.509 per device: the certificate in clear (public), the private key wrapped under the KEK.
+        migrator.registerMigration("v5-ike-certificate") { db in
+            try db.alter(table: "device") { t in
+                t.add(column: "ikeCertificate", .blob)
+                t.add(column: "ikePrivateKey", .blob)
             }
         }
         try migrator.migrate(db)

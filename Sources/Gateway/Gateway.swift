@@ -57,6 +57,9 @@ public final class Gateway: @unchecked Sendable {
     /// SA lifetimes handed out (seconds); the emulator's rekey scenario shortens them.
     public var softSeconds: UInt32 = 3000
     public var hardSeconds: UInt32 = 3600
+    /// The handset installed a pushed SA (sa-ack with request 0, success): device and the SA's outbound SPI.
+    /// The strongSwan negotiator ends its rekey hold on it (docs/ike-proxy.md, hold_rekey).
+    public var onPushAcknowledged: (@Sendable (_ device: UInt64, _ outboundSPI: UInt32) -> Void)?
 
     public init(registry: any RegistryStore, negotiator: PeerNegotiator, services: TrustedServices? = nil,
                 logger: Logger = Logger(label: "gateway")) {
@@ -180,6 +183,7 @@ public final class Gateway: @unchecked Sendable {
             return deliverSA(for: r.selector, template: r.template, requestID: r.requestID, device: id)
         case .saAck(let a):
             log.info("SA acknowledged", metadata: ["spi": "\(a.outboundSPI)", "status": "\(a.status)"])
+            if a.requestID == 0 && a.status == .ok { onPushAcknowledged?(id, a.outboundSPI) }
             return []
         case .secretData(let channel, let data) where !underPending:
             count(\.secrets)

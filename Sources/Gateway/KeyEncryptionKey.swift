@@ -8,7 +8,7 @@ public struct KeyEncryptionKey: Sendable {
     private let bytes: [UInt8]
 
     /// Which of a row's keys a blob holds (part of the associated data, so the two cannot be swapped).
-    enum Slot: UInt8 { case current = 1, pending = 2, check = 3, ikePSK = 4 }
+    enum Slot: UInt8 { case current = 1, pending = 2, check = 3, ikePSK = 4, ikePrivateKey = 5 }
 
     static let version: UInt8 = 1
     static let overhead = 1 + 12 + 16

@@ -18,7 +18,7 @@ public final class PostgresRegistry: RegistryStore, @unchecked Sendable {
 
     static let columns = """
         id, msisdn, epoch, key, pending_epoch, pending_key, up_counter, down_counter, last_login, inner_address, \
-        ike_identity, ike_psk
+        ike_identity, ike_psk, ike_certificate, ike_private_key
         """
 
     /// Connects, applies pending migrations and checks the KEK against the one the database was written with.
@@ -107,18 +107,19 @@ public final class PostgresRegistry: RegistryStore, @unchecked Sendable {
     }
 
     func record(_ r: PostgresRow) throws -> DeviceRecord {
-        let (id, msisdn, epoch, key, pendingEpoch, pendingKey, up, down, lastLogin, inner, ikeID, ikePSK) = try r.decode(
-            (Int64, String, Int64, Data, Int64, Data?, Int64, Int64, Date?, String?, String?, Data?).self)
+        let (id, msisdn, epoch, key, pendingEpoch, pendingKey, up, down, lastLogin, inner, ikeID, ikePSK, cert, privateKey) =
+            try r.decode((Int64, String, Int64, Data, Int64, Data?, Int64, Int64, Date?, String?, String?, Data?, Data?, Data?).self)
         return try kek.record(DeviceRow(id: id, msisdn: msisdn, epoch: Int(epoch), key: key, pendingEpoch: Int(pendingEpoch),
                                         pendingKey: pendingKey, upCounter: up, downCounter: down, lastLogin: lastLogin,
-                                        innerAddress: inner, ikeIdentity: ikeID, ikePSK: ikePSK))
+                                        innerAddress: inner, ikeIdentity: ikeID, ikePSK: ikePSK, ikeCertificate: cert,
+                                        ikePrivateKey: privateKey))
     }
 
     func insert(_ c: PostgresConnection, _ r: DeviceRow) throws {
         try run(c, """
             INSERT INTO device (\(unescaped: Self.columns)) VALUES (\(r.id), \(r.msisdn), \(Int64(r.epoch)), \(r.key), \
             \(Int64(r.pendingEpoch)), \(r.pendingKey), \(r.upCounter), \(r.downCounter), \(r.lastLogin), \(r.innerAddress), \
-            \(r.ikeIdentity), \(r.ikePSK))
+            \(r.ikeIdentity), \(r.ikePSK), \(r.ikeCertificate), \(r.ikePrivateKey))
             """)
     }
 
@@ -127,7 +128,8 @@ public final class PostgresRegistry: RegistryStore, @unchecked Sendable {
             UPDATE device SET msisdn = \(r.msisdn), epoch = \(Int64(r.epoch)), key = \(r.key), \
             pending_epoch = \(Int64(r.pendingEpoch)), pending_key = \(r.pendingKey), up_counter = \(r.upCounter), \
             down_counter = \(r.downCounter), last_login = \(r.lastLogin), inner_address = \(r.innerAddress), \
-            ike_identity = \(r.ikeIdentity), ike_psk = \(r.ikePSK) WHERE id = \(r.id)
+            ike_identity = \(r.ikeIdentity), ike_psk = \(r.ikePSK), \
+            ike_certificate = \(r.ikeCertificate), ike_private_key = \(r.ikePrivateKey) WHERE id = \(r.id)
             """
     }
 

@@ -29,6 +29,10 @@ enum PostgresSchema {
             """,
             "CREATE TABLE kek_check (id integer PRIMARY KEY, wrapped bytea NOT NULL)",
         ]),
+        // SQLite's v5: X.509 per device, the private key wrapped under the KEK.
+        (2, "IKE certificate and private key", [
+            "ALTER TABLE device ADD COLUMN ike_certificate bytea, ADD COLUMN ike_private_key bytea",
+        ]),
     ]
 
     static var latest: Int { migrations.last?.version ?? 0 }

@@ -50,14 +50,18 @@ func checkInnerAddress(_ a: IPAddress) throws(RegistryError) {
 // MARK: Rows as stored, keys wrapped
 
 extension KeyEncryptionKey {
-    /// The row as stored: keys and the IKE PSK wrapped afresh (a new random nonce each time), device id in the AAD.
+    /// The row as stored: keys, the IKE PSK and the IKE private key wrapped afresh (a new random nonce each time), device id in the AAD.
     func row(_ d: DeviceRecord) throws(RegistryError) -> DeviceRow {
         DeviceRow(id: d.id, msisdn: d.msisdn, epoch: d.epoch, key: try wrap(d.key, deviceID: d.deviceID, slot: .current),
                   pendingEpoch: d.pendingEpoch,
                   pendingKey: try d.pendingKey.map { k throws(RegistryError) in try wrap(k, deviceID: d.deviceID, slot: .pending) },
                   upCounter: d.upCounter, downCounter: d.downCounter, lastLogin: d.lastLogin, innerAddress: d.innerAddress?.dottedQuad,
                   ikeIdentity: d.ikeIdentity,
-                  ikePSK: try d.ikePSK.map { k throws(RegistryError) in try wrap(k, deviceID: d.deviceID, slot: .ikePSK) })
+                  ikePSK: try d.ikePSK.map { k throws(RegistryError) in try wrap(k, deviceID: d.deviceID, slot: .ikePSK) },
+                  ikeCertificate: d.ikeCertificate,
+                  ikePrivateKey: try d.ikePrivateKey.map { k throws(RegistryError) in
+                      try wrap(k, deviceID: d.deviceID, slot: .ikePrivateKey)
+                  })
     }
 
     func record(_ r: DeviceRow) throws(RegistryError) -> DeviceRecord {
@@ -69,6 +73,8 @@ extension KeyEncryptionKey {
         d.lastLogin = r.lastLogin
         d.ikeIdentity = r.ikeIdentity
         d.ikePSK = try r.ikePSK.map { k throws(RegistryError) in try unwrap(k, deviceID: id, slot: .ikePSK) }
+        d.ikeCertificate = r.ikeCertificate
+        d.ikePrivateKey = try r.ikePrivateKey.map { k throws(RegistryError) in try unwrap(k, deviceID: id, slot: .ikePrivateKey) }
         if let s = r.innerAddress {
             guard let a = IPAddress(dottedQuad: s) else { throw RegistryError.corruptRow(device: d.deviceID) }
             d.innerAddress = a

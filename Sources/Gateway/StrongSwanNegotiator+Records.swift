@@ -4,28 +4,39 @@ import ProxyIKE
 
 /// Loading a device into the proxy charon, and turning key records into sa-transfers.
 extension StrongSwanNegotiator {
-    /// Loads the device's PSK and connection (with `adding` among its children). Nil when loaded.
+    /// Loads the device's credentials (PSK, or private key over VICI: never on disk) and its connection (with
+    /// `adding` among its children). Nil when loaded.
     func load(device: UInt64, adding: (name: String, selector: TrafficSelector)?) -> NegotiationFailure? {
         guard var creds = credentials(device) else {
-            log.notice("no IKE identity or PSK provisioned", metadata: ["device": "\(device)"])
+            log.notice("no IKE identity, PSK or certificate provisioned", metadata: ["device": "\(device)"])
             return .authenticationFailed
         }
-        defer { for i in creds.psk.indices { creds.psk[i] = 0 } }
+        defer { creds.wipe() }
         let conn = Self.connectionName(device)
         let kids = lock.withLock { () -> [String: TrafficSelector] in
+            innerAddresses[device] = creds.innerAddress
             if let (name, s) = adding { children[device, default: [:]][name] = s }
             return children[device] ?? [:]
         }
-        var shared = VICIMessage()
-        shared.add("id", conn)
-        shared.add("type", "IKE")
-        shared.add("data", bytes: creds.psk)
-        shared.add("owners", list: [creds.identity, config.serverID])
         do {
             let vici = try VICIClient(path: config.viciSocket)
             defer { vici.close() }
-            try Self.expectSuccess(try vici.call("load-shared", shared, timeout: 5), "load-shared")
-            let m = connection(conn, identity: creds.identity, inner: creds.innerAddress, children: kids)
+            // The messages die at the end of their block, before `creds.wipe()`, so the key's buffer is wiped in
+            // place rather than copied; VICIClient wipes the framed copy it sends.
+            if creds.usesCertificate, let key = creds.privateKey {
+                var k = VICIMessage()
+                k.add("type", "any")
+                k.add("data", bytes: key)
+                try Self.expectSuccess(try vici.call("load-key", k, timeout: 5), "load-key")
+            } else {
+                var shared = VICIMessage()
+                shared.add("id", conn)
+                shared.add("type", "IKE")
+                shared.add("data", bytes: creds.psk)
+                shared.add("owners", list: [creds.identity, config.serverID])
+                try Self.expectSuccess(try vici.call("load-shared", shared, timeout: 5), "load-shared")
+            }
+            let m = connection(conn, credentials: creds, children: kids)
             try Self.expectSuccess(try vici.call("load-conn", m, timeout: 5), "load-conn")
         } catch let e as VICIError {
             log.error("cannot load the device into charon", metadata: ["device": "\(device)", "error": "\(e)"])
@@ -47,13 +58,18 @@ extension StrongSwanNegotiator {
 
     /// The connection as IKE-SHARED.md lays it out. A child per flow asked for, plus the device's default child
     /// (its inner address to anything the server narrows it to) so the server may initiate.
-    func connection(_ name: String, identity: String, inner: IPAddress?, children kids: [String: TrafficSelector]) -> VICIMessage {
+    /// The device authenticates with its certificate or PSK; the server with a certificate chaining to
+    /// `serverCAs` when some are configured, else with the PSK.
+    func connection(_ name: String, credentials creds: Credentials, children kids: [String: TrafficSelector]) -> VICIMessage {
+        let inner = creds.innerAddress
         var local = VICIMessage()
-        local.add("auth", "psk")
-        local.add("id", identity)
+        local.add("auth", creds.usesCertificate ? "pubkey" : "psk")
+        local.add("id", creds.identity)
+        if creds.usesCertificate, let cert = creds.certificate { local.add("certs", listOfBytes: [cert]) }
         var remote = VICIMessage()
-        remote.add("auth", "psk")
+        remote.add("auth", config.serverCAs.isEmpty ? "psk" : "pubkey")
         remote.add("id", config.serverID)
+        if !config.serverCAs.isEmpty { remote.add("cacerts", listOfBytes: config.serverCAs) }
         var children = VICIMessage()
         func child(_ localTS: String, _ remoteTS: String) -> VICIMessage {
             var c = VICIMessage()
@@ -66,13 +82,16 @@ extension StrongSwanNegotiator {
         }
         if let inner { children.add(name, section: child("\(inner.dottedQuad)/32", "0.0.0.0/0")) }
         for (n, s) in kids.sorted(by: { $0.key < $1.key }) {
-            children.add(n, section: child(Self.ts(s.local, 32, s.proto, s.localPort), Self.ts(s.remote, 32, s.proto, s.remotePort)))
+            // With a virtual IP, charon puts the address the server assigns in place of `dynamic`.
+            let local = config.virtualIP ? Self.dynamicTS(s.proto, s.localPort) : Self.ts(s.local, 32, s.proto, s.localPort)
+            children.add(n, section: child(local, Self.ts(s.remote, 32, s.proto, s.remotePort)))
         }
         var c = VICIMessage()
         c.add("version", "2")
         c.add("remote_addrs", list: [config.ikeRemoteAddress])
         c.add("remote_port", "\(config.ikeRemotePort)")
         if config.ikeLocalPort != 0 { c.add("local_port", "\(config.ikeLocalPort)") }
+        if config.virtualIP { c.add("vips", list: ["0.0.0.0"]) }
         c.add("proposals", list: config.proposals.split(separator: ",").map(String.init))
         c.add("keyingtries", "1")
         c.add("local", section: local)
@@ -90,6 +109,26 @@ extension StrongSwanNegotiator {
         return port == 0 ? "\(base)[\(proto)]" : "\(base)[\(proto)/\(port)]"
     }
 
+    /// `dynamic[proto/port]`: the IKE address, or the virtual IP once assigned.
+    static func dynamicTS(_ proto: UInt8, _ port: UInt16) -> String {
+        guard proto != IPProto.any else { return "dynamic" }
+        return port == 0 ? "dynamic[\(proto)]" : "dynamic[\(proto)/\(port)]"
+    }
+
+    /// With `virtualIP`, the address the server's pool assigned (the record's first `local_ts`, a /32) must be the
+    /// device's inner address, the one the handset sends from. Nil when it is (or no virtual IP is asked for).
+    func checkVirtualIP(_ r: KeyRecord, device: UInt64) -> NegotiationFailure? {
+        guard config.virtualIP else { return nil }
+        let inner = lock.withLock { innerAddresses[device] }
+        let ts = r.localTS.first?.split(separator: " ").first.map(String.init) ?? ""
+        let parts = ts.split(separator: "/")
+        if let inner, parts.count == 2, parts[1] == "32", IPAddress(dottedQuad: String(parts[0])) == inner { return nil }
+        lock.withLock { tally.virtualIPRefused += 1 }
+        log.error("the server's virtual IP is not the device's inner address",
+                  metadata: ["device": "\(device)", "assigned": "\(ts)", "inner": "\(inner?.dottedQuad ?? "none")"])
+        return .refused("virtual IP \(ts) is not the device's inner address \(inner?.dottedQuad ?? "(none)")")
+    }
+
     // MARK: key records
 
     /// A record from the plugin: the answer a negotiation waits for, or something the peer did on its own.
@@ -98,6 +137,7 @@ extension StrongSwanNegotiator {
             lock.withLock { tally.unknownConnection += 1 }
             return
         }
+        if record.event != .down { keylogTap?(record) }
         if record.event == .down {
             lock.withLock { tally.peerDeletes += 1 }
             onPeerDelete?(device, record.spiOut, record.spiIn)
@@ -108,6 +148,7 @@ extension StrongSwanNegotiator {
             return
         }
         // Server-initiated, or a rekey: pushed with request 0.
+        if checkVirtualIP(record, device: device) != nil { return }
         switch transfer(from: record, selector: nil) {
         case .success(let t):
             lock.withLock { tally.peerTransfers += 1 }

@@ -24,11 +24,23 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
         /// what the packet gateway's relay expects. 0: charon's choice (its IKE port, floating later).
         public var ikeLocalPort: UInt16 = 0
         public var serverID: String
+        /// CA certificates (PEM or DER) the server's certificate must chain to. Non-empty: the proxy authenticates
+        /// the server by its certificate (`auth = pubkey`, `cacerts`); empty: by the device's PSK.
+        public var serverCAs: [[UInt8]] = []
         public var proposals = "aes256-sha256-x25519"
         /// What sa-transfer can carry today: 256-bit keys (AES-256-GCM, ChaCha20-Poly1305).
         public var espProposals = "aes256gcm16,aes128gcm16,chacha20poly1305"
+        /// Ask the server for a virtual IP from its pool (`vips = 0.0.0.0`; a server whose connection has `pools`
+        /// requires it). The address it assigns (the record's `local_ts`) must be the device's inner address: the
+        /// handset sources its traffic from that address, so a transfer for any other is refused and counted.
+        public var virtualIP = false
         /// Bound on one negotiation, IKE_SA_INIT to the key record.
         public var timeout: Double = 5
+        /// Negotiations in flight at once; more wait (at most `timeout`) for a slot, then fail as `refused` (counted
+        /// as `busy`). charon's VICI `initiate` holds one of its worker threads (`charon.threads`, 16 by default)
+        /// until the CHILD_SA is up, and IKE itself needs free ones: keep it well below `charon.threads`.
+        /// StrongSwanNegotiatorCostTests measures it (BENCHMARKS.md).
+        public var maxConcurrent = 8
 
         public init(viciSocket: String, keySocket: String, serverAddress: IPAddress, ikeRemoteAddress: String,
                     serverID: String) {
@@ -40,18 +52,49 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
         }
     }
 
+    /// How the proxy authenticates as one device: its PSK, or its X.509 certificate and private key (both PEM or
+    /// DER). The private key goes to charon over VICI (`load-key`) and is never written to disk.
     public struct Credentials: Sendable {
         public var identity: String
         public var psk: [UInt8]
+        public var certificate: [UInt8]?
+        public var privateKey: [UInt8]?
         public var innerAddress: IPAddress?
         public init(identity: String, psk: [UInt8], innerAddress: IPAddress?) {
             self.identity = identity; self.psk = psk; self.innerAddress = innerAddress
+        }
+        public init(identity: String, certificate: [UInt8], privateKey: [UInt8], innerAddress: IPAddress?) {
+            self.identity = identity; psk = []; self.certificate = certificate; self.privateKey = privateKey
+            self.innerAddress = innerAddress
+        }
+
+        /// A registry row's credentials: the certificate when it has one (with its key), else the PSK; nil: none.
+        public init?(record d: DeviceRecord) {
+            guard let identity = d.ikeIdentity else { return nil }
+            if let cert = d.ikeCertificate, let key = d.ikePrivateKey {
+                self.init(identity: identity, certificate: Array(cert), privateKey: Array(key), innerAddress: d.innerAddress)
+            } else if let psk = d.ikePSK {
+                self.init(identity: identity, psk: Array(psk), innerAddress: d.innerAddress)
+            } else {
+                return nil
+            }
+        }
+
+        var usesCertificate: Bool { certificate != nil && privateKey != nil }
+
+        mutating func wipe() {
+            for i in psk.indices { psk[i] = 0 }
+            if privateKey != nil { for i in privateKey!.indices { privateKey![i] = 0 } }
         }
     }
 
     public struct Counters: Equatable, Sendable {
         public var established = 0, failed = 0, peerTransfers = 0, peerDeletes = 0, unknownConnection = 0
         public var unmappable = 0
+        /// Negotiations refused because `maxConcurrent` were in flight for the whole `timeout`.
+        public var busy = 0
+        /// Transfers refused because the server's virtual IP was not the device's inner address.
+        public var virtualIPRefused = 0
     }
 
     public let config: Configuration
@@ -64,8 +107,12 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
     /// Negotiations waiting for their key record, by child name.
     var waiting: [String: Waiter] = [:]
     var tally = Counters()
+    /// Negotiations in flight (Configuration.maxConcurrent).
+    let slots: DispatchSemaphore
     /// One negotiation per device at a time: a child's key record is matched by its name.
     var deviceLocks: [UInt64: NSLock] = [:]
+    /// Each loaded device's inner address (for the virtual-IP check).
+    var innerAddresses: [UInt64: IPAddress] = [:]
 
     /// A transfer the peer made on its own (it initiated, or rekeyed), for the gateway to push with request 0.
     public var onPeerTransfer: (@Sendable (_ device: UInt64, _ transfer: KDSATransfer) -> Void)?
@@ -73,6 +120,11 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
     public var onPeerDelete: (@Sendable (_ device: UInt64, _ outbound: UInt32, _ inbound: UInt32) -> Void)?
 
     public var counters: Counters { lock.withLock { tally } }
+
+    /// Keylog taps, for a Wireshark keylog the user asked for (`handset-emu run --keylog`) and nothing else: every
+    /// up/rekeyed key record, and the IKE_SA key records a plugin with `ike_keys = yes` sends. Set before `start`.
+    public var keylogTap: (@Sendable (KeyRecord) -> Void)?
+    public var ikeKeysTap: (@Sendable (IKEKeyRecord) -> Void)?
 
     /// Sends what the peer does on its own to the handset through `gateway`: its new SAs as sa-transfer with
     /// request 0, its deletes as sa-delete. `send` gets the sealed downlinks.
@@ -83,26 +135,28 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
         onPeerDelete = { [weak gateway] device, outbound, inbound in
             if let gateway { send(gateway.deleteSA(device: device, outboundSPI: outbound, inboundSPI: inbound)) }
         }
+        gateway.onPushAcknowledged = { [weak self] device, spi in self?.handsetInstalled(device: device, outboundSPI: spi) }
     }
 
     public init(configuration: Configuration, logger: Logger = Logger(label: "ike"),
                 credentials: @escaping @Sendable (UInt64) -> Credentials?) {
         config = configuration
+        slots = DispatchSemaphore(value: max(1, configuration.maxConcurrent))
         log = logger
         self.credentials = credentials
     }
 
-    /// Credentials from the registry (identity, PSK, inner address).
+    /// Credentials from the registry (identity, certificate and key or PSK, inner address).
     public convenience init(configuration: Configuration, registry: any RegistryStore, logger: Logger = Logger(label: "ike")) {
         self.init(configuration: configuration, logger: logger) { id in
-            guard let d = try? registry.device(id: id), let identity = d.ikeIdentity, let psk = d.ikePSK else { return nil }
-            return Credentials(identity: identity, psk: Array(psk), innerAddress: d.innerAddress)
+            (try? registry.device(id: id)).flatMap { Credentials(record: $0) }
         }
     }
 
     /// Opens the key socket (checking its listener) and loads the given devices so the server may initiate to them.
     public func start(devices: [UInt64] = []) throws {
         let r = KeyRecordReader(path: config.keySocket, trustedUID: config.trustedUID) { [weak self] in self?.handle($0) }
+        r.onIKEKeys(ikeKeysTap)
         try r.start()
         lock.withLock { reader = r }
         for d in devices { _ = load(device: d, adding: nil) }
@@ -111,6 +165,11 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
     public func stop() { lock.withLock { reader }?.stop() }
 
     public var keySocketCounters: KeyRecordReader.Counters? { lock.withLock { reader }?.counters }
+
+    /// The handset acknowledged a pushed SA (sa-ack, request 0): the plugin may end a rekey hold on it.
+    public func handsetInstalled(device: UInt64, outboundSPI: UInt32) {
+        lock.withLock { reader }?.installed(spiOut: outboundSPI)
+    }
 
     public static func connectionName(_ device: UInt64) -> String { String(format: "hs-%016llx", device) }
 
@@ -134,7 +193,14 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
             deviceLocks[device] = l
             return l
         }
-        let result = one.withLock { negotiate(device: device, selector: selector) }
+        let result = one.withLock { () -> Result<KDSATransfer, NegotiationFailure> in
+            guard slots.wait(timeout: .now() + config.timeout) == .success else {
+                lock.withLock { tally.busy += 1 }
+                return .failure(.refused("IKE engine busy: \(config.maxConcurrent) negotiations in flight"))
+            }
+            defer { slots.signal() }
+            return negotiate(device: device, selector: selector)
+        }
         lock.withLock {
             if case .success = result { tally.established += 1 } else { tally.failed += 1 }
         }
@@ -184,6 +250,10 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
             return .failure(.refused("no key record from the plugin"))
         }
         defer { record.wipe() }
+        if let refused = checkVirtualIP(record, device: device) {
+            abandon(device)
+            return .failure(refused)
+        }
         return transfer(from: record, selector: selector)
     }
 
@@ -217,8 +287,11 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
     static func classify(log lines: [String], errmsg: String) -> NegotiationFailure {
         let text = (lines + [errmsg]).joined(separator: "\n").lowercased()
         if text.contains("no_proposal_chosen") || text.contains("no acceptable proposal") { return .noProposalChosen }
-        if text.contains("authentication_failed") || text.contains("no shared key found")
-            || (text.contains("authentication of") && text.contains("failed")) { return .authenticationFailed }
+        if text.contains("authentication_failed") || text.contains("auth_failed") || text.contains("no shared key found")
+            || (text.contains("authentication of") && text.contains("failed"))
+            // X.509: the server's certificate does not chain to a configured CA, or its signature does not verify.
+            || text.contains("no trusted") || text.contains("signature validation failed")
+            || text.contains("no private key found") || text.contains("constraint check failed") { return .authenticationFailed }
         if text.contains("network is unreachable") || text.contains("no route to host") { return .unreachable }
         return .timeout
     }

@@ -18,6 +18,9 @@ public struct DaemonConfig: Sendable, Equatable {
     public struct StrongSwanSettings: Sendable, Equatable {
         public var viciSocket = "", keySocket = "", serverAddress = "", serverID = "", ikeRemote = ""
         public var ikeRemotePort: UInt16 = 4500
+        /// PEM file of the CA the server's certificate must chain to ("": the server authenticates with the PSK).
+        public var serverCA = ""
+        public var virtualIP = false
     }
 
     public var registry = ""
@@ -78,6 +81,8 @@ extension DaemonConfig {
         ("strongswan_server", "the IPsec server's IPv4 address"),
         ("strongswan_server_id", "the IPsec server's IKE identity"),
         ("strongswan_ike_remote", "ADDRESS:PORT where the proxy sends IKE"),
+        ("strongswan_server_ca", "PEM file of the CA the server's certificate must chain to (absent: PSK)"),
+        ("strongswan_virtual_ip", "yes or no: ask for the device's inner address from the server's pool"),
         ("log_level", "trace, debug, info, notice, warning, error or critical"),
         ("log_format", "text or json"),
         ("http_listen", "ADDRESS:PORT for /metrics, /health and /ready"),
@@ -169,6 +174,16 @@ extension DaemonConfig {
                 guard let a = hostPort(value) else { throw fail() }
                 strongswan.ikeRemote = a.host
                 strongswan.ikeRemotePort = a.port
+            case "strongswan_server_ca":
+                let path = resolve(value)
+                guard let pem = FileManager.default.contents(atPath: path),
+                      String(decoding: pem, as: UTF8.self).contains("BEGIN CERTIFICATE") else {
+                    throw fail("no PEM certificate readable at \(path)")
+                }
+                strongswan.serverCA = path
+            case "strongswan_virtual_ip":
+                guard value == "yes" || value == "no" else { throw fail() }
+                strongswan.virtualIP = value == "yes"
             case "log_level":
                 guard let l = Logger.Level(rawValue: value) else { throw fail() }
                 c.logLevel = l

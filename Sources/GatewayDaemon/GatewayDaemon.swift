@@ -119,9 +119,15 @@ public final class GatewayDaemon: @unchecked Sendable {
             var c = StrongSwanNegotiator.Configuration(viciSocket: s.viciSocket, keySocket: s.keySocket, serverAddress: server,
                                                        ikeRemoteAddress: s.ikeRemote, serverID: s.serverID)
             c.ikeRemotePort = s.ikeRemotePort
+            c.virtualIP = s.virtualIP
+            if !s.serverCA.isEmpty {
+                guard let pem = FileManager.default.contents(atPath: s.serverCA) else {
+                    throw DaemonStartError.negotiator("strongswan_server_ca: cannot read \(s.serverCA)")
+                }
+                c.serverCAs = [Array(pem)]
+            }
             let ike = StrongSwanNegotiator(configuration: c, logger: logger) { id in
-                guard let d = try? registry.device(id: id), let identity = d.ikeIdentity, let psk = d.ikePSK else { return nil }
-                return StrongSwanNegotiator.Credentials(identity: identity, psk: Array(psk), innerAddress: d.innerAddress)
+                (try? registry.device(id: id)).flatMap { StrongSwanNegotiator.Credentials(record: $0) }
             }
             return BuiltNegotiator(peer: ike, stop: { ike.stop() }, start: { push, delete in
                 ike.onPeerTransfer = push

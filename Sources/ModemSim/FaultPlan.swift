@@ -146,11 +146,12 @@ public struct FaultPlan: Sendable {
     mutating func randomIndex(below n: Int) -> Int { n <= 1 ? 0 : Int(rng.next() % UInt64(n)) }
 }
 
-/// Small deterministic generator so a `--seed` reproduces a run.
-struct SplitMix64: Sendable {
+/// Small deterministic generator so a `--seed` reproduces a run (the simulator's faults, the torture campaign's
+/// choices): the one SplitMix64 of the tree.
+public struct SplitMix64: Sendable {
     private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9

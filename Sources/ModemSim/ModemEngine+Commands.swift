@@ -51,7 +51,7 @@ extension ModemEngine {
                     return Reply()
                 }
                 e.cfun = v
-                e.setRegistration(v == 1 ? 1 : 0, report: true)
+                e.setRegistration(v == 1 && e.simLock == .ready ? 1 : 0, report: true)
                 if v == 1 { e.queue.async { e.onReadyForMT?() } }
                 return Reply()
             }
@@ -101,13 +101,6 @@ extension ModemEngine {
         },
         "+CIMI": value { $0.identity.imsi },
         "+CNUM": value { "+CNUM: ,\"\($0.identity.ownNumber)\",\($0.identity.ownNumber.hasPrefix("+") ? 145 : 129)" },
-        "+CPIN": { _, c in
-            switch c.form {
-            case .read: return Reply(line: "+CPIN: READY")
-            case .set: return Reply(.cme(3)) // no PIN is pending: operation not allowed
-            default: return Reply()
-            }
-        },
         "+CSQ": { e, c in
             c.form == .test ? Reply(line: "+CSQ: (0-31,99),(0-7,99)")
                 : Reply(line: "+CSQ: \(e.regStat == 0 && e.cfun != 1 ? 99 : e.identity.rssi),\(e.identity.ber)")

@@ -35,6 +35,9 @@ public struct SimTiming: Sendable {
     public var bootDelay: TimeInterval = 0.3
     public var registrationDelay: TimeInterval = 0.2
     public var urcDelay: TimeInterval = 1.5       // delay-urc default
+    /// Pause between boot banners (0: all at once). Until the last one the module is still booting and drops
+    /// what it hears, as modules that print RDY, +CPIN: READY, ... before their AT interpreter runs.
+    public var bannerInterval: TimeInterval = 0
     public init() {}
     public static let fast: SimTiming = { var t = SimTiming(); t.bootDelay = 0.05; t.registrationDelay = 0.05; t.urcDelay = 0.3; return t }()
 }
@@ -76,6 +79,9 @@ final class ModemEngine: @unchecked Sendable {
     var payloadBuffer: [UInt8] = []
     var heldURCs: [[UInt8]] = []
     var bootGeneration = 0
+    /// The PIN was entered since the last boot; banners held until then (ModemEngine+SIM.swift).
+    var simUnlocked = false
+    var simBannersHeld: [String] = []
 
     // Network state.
     var regStat = 0
@@ -118,7 +124,8 @@ final class ModemEngine: @unchecked Sendable {
         simcomRecvFrom = profile.simcomRecvFrom
         storage = Array(repeating: nil, count: profile.smsSlots)
         for table in [ModemEngine.basicCommands, ModemEngine.identityCommands, ModemEngine.networkCommands,
-                      ModemEngine.smsCommands, ModemEngine.socketCommands(for: profile.socketDialect)] {
+                      ModemEngine.smsCommands, ModemEngine.socketCommands(for: profile.socketDialect),
+                      ModemEngine.simCommands, ModemEngine.pinCounterCommands(for: profile.pinCounter)] {
             handlers.merge(table) { a, _ in a }
         }
         if profile.smsFullURCNeedsEnable {
@@ -152,6 +159,7 @@ final class ModemEngine: @unchecked Sendable {
         echo = true; verbose = true; quiet = false; cmee = 0; cmgf = 0; copsFormat = 0; cfun = 1
         cnmi = profile.defaultCNMI
         regReport = [:]
+        simUnlocked = false
         lineBuffer = []; payloadBuffer = []; heldURCs = []
         netOpen = false; pdpActive = []; simcomRecvFrom = profile.simcomRecvFrom; ubloxHexMode = false; cip = CIPState()
         smsFullReport = profile.smsFullURC != nil && !profile.smsFullURCNeedsEnable
@@ -159,10 +167,21 @@ final class ModemEngine: @unchecked Sendable {
         setRegistration(0, report: false)
         queue.asyncAfter(deadline: .now() + timing.bootDelay) { [self] in
             guard generation == bootGeneration else { return }
-            mode = .command
-            for banner in profile.bootBanners { output(Array("\r\n\(banner)\r\n".utf8)) }
-            queue.asyncAfter(deadline: .now() + timing.registrationDelay) { [self] in
-                guard generation == bootGeneration, cfun == 1 else { return }
+            let banners = bootBanners().map { Array("\r\n\($0)\r\n".utf8) }
+            if timing.bannerInterval == 0 || banners.isEmpty {
+                mode = .command
+                for line in banners { output(line) }
+            }
+            for (i, line) in banners.enumerated() where timing.bannerInterval > 0 {
+                queue.asyncAfter(deadline: .now() + timing.bannerInterval * Double(i)) { [self] in
+                    guard generation == bootGeneration else { return }
+                    output(line)
+                    if i == banners.count - 1 { mode = .command }
+                }
+            }
+            let bannersDone = timing.bannerInterval * Double(max(banners.count - 1, 0))
+            queue.asyncAfter(deadline: .now() + bannersDone + timing.registrationDelay) { [self] in
+                guard generation == bootGeneration, cfun == 1, simLock == .ready else { return }
                 setRegistration(1, report: true)
                 onReadyForMT?()
             }
@@ -273,6 +292,7 @@ final class ModemEngine: @unchecked Sendable {
     }
 
     func execute(_ command: ATCommand) -> Reply {
+        if let refused = simRefusal(command) { return refused }
         if let handler = handlers[command.name] { return handler(self, command) }
         counters.unknownCommands += 1
         logger.info("unknown command answered ERROR", metadata: ["command": "\(command.raw)"])

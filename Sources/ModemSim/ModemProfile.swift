@@ -40,6 +40,8 @@ public struct ModemProfile: Sendable {
     /// URC for full SMS storage (SIM7600 "+SMSFULL"; Quectel "+QIND: "smsfull"" once AT+QINDCFG="smsfull",1).
     public var smsFullURC: String? = nil
     public var smsFullURCNeedsEnable = false
+    /// The SIM PIN retry counter command the module answers (ModemEngine+SIM.swift).
+    public var pinCounter: PINCounterCommand = .cpinr
 
     public static let simcom = ModemProfile(
         name: "simcom", manufacturer: "SIMCOM INCORPORATED", model: "SIMCOM_SIM7600E-H",
@@ -50,7 +52,7 @@ public struct ModemProfile: Sendable {
                         ICCIDCommand(command: "+CCID", prefix: "+ICCID: ")],
         smsPrompt: "> ", socketPrompt: ">", socketDialect: .simcom, socketCount: 10,
         smsSlots: 10, smsFirstIndex: 0, defaultCNMI: [2, 1, 0, 0, 0], accessTechnology: 7, simcomRecvFrom: true,
-        resetCommands: ["+CRESET"], smsFullURC: "+SMSFULL")
+        resetCommands: ["+CRESET"], smsFullURC: "+SMSFULL", pinCounter: .spic)
 
     public static let quectel = ModemProfile(
         name: "quectel", manufacturer: "Quectel", model: "BG96",
@@ -61,7 +63,7 @@ public struct ModemProfile: Sendable {
                         ICCIDCommand(command: "+CCID", prefix: "+CCID: ")],
         smsPrompt: "> ", socketPrompt: "> ", socketDialect: .quectel, socketCount: 12,
         smsSlots: 10, smsFirstIndex: 0, defaultCNMI: [2, 1, 0, 0, 0], accessTechnology: 8, simcomRecvFrom: false,
-        smsFullURC: "+QIND: \"smsfull\",\"SM\"", smsFullURCNeedsEnable: true)
+        smsFullURC: "+QIND: \"smsfull\",\"SM\"", smsFullURCNeedsEnable: true, pinCounter: .qpinc)
 
     public static let ublox = ModemProfile(
         name: "ublox", manufacturer: "u-blox", model: "SARA-R410M-02B",
@@ -70,7 +72,8 @@ public struct ModemProfile: Sendable {
         bootBanners: [],
         iccidCommands: [ICCIDCommand(command: "+CCID", prefix: "+CCID: ")],
         smsPrompt: "> ", socketPrompt: "@", socketDialect: .ublox, socketCount: 7,
-        smsSlots: 10, smsFirstIndex: 1, defaultCNMI: [1, 0, 0, 0, 0], accessTechnology: 7, simcomRecvFrom: false)
+        smsSlots: 10, smsFirstIndex: 1, defaultCNMI: [1, 0, 0, 0, 0], accessTechnology: 7, simcomRecvFrom: false,
+        pinCounter: .upincnt)
 
     /// SIMCom SIM800L (2G). Identity strings as SIM800L modules answer them in public logs (AT+CGMI "SIMCOM_Ltd",
     /// AT+CGMM "SIMCOM_SIM800L", ATI "SIM800 R14.18", AT+CCID the bare number; not checked against the manual);
@@ -115,5 +118,11 @@ public struct SubscriberIdentity: Sendable {
     public var cellID = 0x01C3D4E5
     public var rssi = 20       // +CSQ <rssi>, 0...31
     public var ber = 99
+    /// The SIM's PIN (nil: PIN check off), PUK, and the tries left for each (on the card: they survive reboots).
+    /// `pinTries` 0 starts the SIM in SIM PUK.
+    public var pin: String? = nil
+    public var puk = "12345678"
+    public var pinTries = 3
+    public var pukTries = 10
     public init() {}
 }

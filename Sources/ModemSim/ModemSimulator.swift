@@ -109,6 +109,7 @@ public final class ModemSimulator: @unchecked Sendable {
         let r = try PacketGateway(config: config, queue: queue) { [weak engine] bytes, from in
             engine?.deliverFromPacketGateway(bytes, from: from) ?? false
         }
+        r.onWire = packetGatewayTap
         relay = r
         queue.sync {
             engine.packetGateway = r
@@ -209,6 +210,8 @@ public final class ModemSimulator: @unchecked Sendable {
 
     /// What the packet gateway carried and dropped (nil without one).
     public var packetGatewayCounters: PacketGatewayCounters? { relay?.counters }
+    /// The packet gateway's public-side datagrams (PacketGateway.onWire), for a capture; set before `start`.
+    public var packetGatewayTap: (@Sendable (_ toServer: Bool, _ bytes: [UInt8], _ server: UDPPeer) -> Void)?
 
     /// Local UDP port behind module socket `id`, if open.
     public func socketPort(_ id: Int) -> Int? { queue.sync { engine.sockets[id]?.endpoint.port } }

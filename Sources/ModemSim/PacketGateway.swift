@@ -103,6 +103,9 @@ public final class PacketGateway: @unchecked Sendable {
     private let proxyAddress: UInt32
 
     public var counters: PacketGatewayCounters { lock.withLock { tally } }
+    /// Every datagram on the public side as it crosses it (a capture's tap): toward the server or from it, the
+    /// payload, and the server's endpoint. Set once, before traffic.
+    public var onWire: (@Sendable (_ toServer: Bool, _ bytes: [UInt8], _ server: UDPPeer) -> Void)?
     /// Where the proxy's IKE goes: the address:port the server last used, else the configured opposite party.
     public var serverEndpoint: UDPPeer { lock.withLock { lastServer ?? config.oppositeParty } }
 
@@ -154,11 +157,13 @@ public final class PacketGateway: @unchecked Sendable {
         case .keepalive, .esp: break
         }
         guard publicSocket.send(bytes, to: peer) else { count(\.sendFailures); return false }
+        onWire?(true, bytes, peer)
         count(\.espToServer)
         return true
     }
 
     private func fromPublic(_ bytes: [UInt8], from: UDPPeer) {
+        onWire?(false, bytes, from)
         if from.port == Self.ikePort { return fromPort500(bytes, from: from) }
         let kind = NATTPayload.classify(bytes)
         if kind != .tooShort, Self.ipv4(from.host) == serverAddress { lock.withLock { lastServer = from } }
@@ -189,7 +194,9 @@ public final class PacketGateway: @unchecked Sendable {
         case .esp: count(\.droppedWrongDirection)
         case .ike:
             let to = serverEndpoint
-            forward(publicSocket, to.port == Self.ikePort ? Array(bytes.dropFirst(4)) : bytes, to: to, \.ikeToServer)
+            let out = to.port == Self.ikePort ? Array(bytes.dropFirst(4)) : bytes
+            forward(publicSocket, out, to: to, \.ikeToServer)
+            onWire?(true, out, to)
         case .keepalive: forward(publicSocket, bytes, to: serverEndpoint, \.keepalivesToServer)
         }
     }

@@ -1,4 +1,5 @@
 // A pseudo-terminal whose slave is reachable through a symlink, the way a USB modem appears as /dev/ttyUSB2.
+import CHandsetShim
 import Foundation
 #if canImport(Glibc)
 import Glibc
@@ -12,12 +13,6 @@ public struct SystemCallError: Error, CustomStringConvertible {
     public var description: String { "\(call): \(String(cString: strerror(errno)))" }
 }
 
-// glibc declares these only under _XOPEN_SOURCE, which the Swift Glibc module does not set; they take and return ints.
-@_silgen_name("posix_openpt") private func sys_posix_openpt(_ flags: Int32) -> Int32
-@_silgen_name("grantpt") private func sys_grantpt(_ fd: Int32) -> Int32
-@_silgen_name("unlockpt") private func sys_unlockpt(_ fd: Int32) -> Int32
-@_silgen_name("ptsname_r") private func sys_ptsname_r(_ fd: Int32, _ buf: UnsafeMutablePointer<CChar>, _ len: Int) -> Int32
-
 final class PseudoTerminal: @unchecked Sendable {
     let master: Int32
     /// Kept open by the simulator so the master never sees EIO/HUP while no client is attached.
@@ -26,30 +21,14 @@ final class PseudoTerminal: @unchecked Sendable {
     let linkPath: String?
 
     init(linkPath: String?) throws(SystemCallError) {
-        let m = sys_posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC)
-        guard m >= 0 else { throw SystemCallError(call: "posix_openpt", errno: errno) }
+        // The shim's pty opener (serial.c, also behind BearerDriver's PtyPair): the master non-blocking, the slave
+        // in raw mode (no echo, no CR/LF mapping; clients usually set this too, a modem must not depend on it).
+        var m: Int32 = -1
+        var s: Int32 = -1
         var name = [CChar](repeating: 0, count: 128)
-        guard sys_grantpt(m) == 0, sys_unlockpt(m) == 0, sys_ptsname_r(m, &name, name.count) == 0 else {
-            let e = errno
-            Glibc.close(m)
-            throw SystemCallError(call: "grantpt/unlockpt/ptsname_r", errno: e)
-        }
+        let rc = hs_pty_open(&m, &s, &name, name.count)
+        guard rc == 0 else { throw SystemCallError(call: "posix_openpt/grantpt/unlockpt/ptsname_r/open", errno: -rc) }
         let path = String(decoding: name.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        let s = open(path, O_RDWR | O_NOCTTY | O_CLOEXEC)
-        guard s >= 0 else {
-            let e = errno
-            Glibc.close(m)
-            throw SystemCallError(call: "open \(path)", errno: e)
-        }
-        // Raw line discipline: no echo, no CR/LF mapping. Clients usually set this too; a modem must not depend on it.
-        var t = termios()
-        tcgetattr(s, &t)
-        cfmakeraw(&t)
-        cfsetispeed(&t, speed_t(B115200))
-        cfsetospeed(&t, speed_t(B115200))
-        tcsetattr(s, TCSANOW, &t)
-        let flags = fcntl(m, F_GETFL)
-        _ = fcntl(m, F_SETFL, flags | O_NONBLOCK)
         master = m
         keepAlive = s
         slavePath = path

@@ -21,6 +21,10 @@ public enum KeySocketError: Error, Equatable, Sendable, CustomStringConvertible 
 public final class KeyRecordReader: @unchecked Sendable {
     public struct Counters: Equatable, Sendable {
         public var records = 0, malformed = 0, truncated = 0, reconnects = 0, untrusted = 0
+        /// "installed" messages sent to the plugin, and those that could not be sent (no connection, buffer full).
+        public var installedSent = 0, installedUnsent = 0
+        /// IKE_SA key records (keylog only).
+        public var ikeKeyRecords = 0
     }
 
     public let path: String
@@ -31,6 +35,11 @@ public final class KeyRecordReader: @unchecked Sendable {
     private var tally = Counters()
     private var lastError: KeyRecordError?
     private let deliver: @Sendable (KeyRecord) -> Void
+    private var ikeKeys: (@Sendable (IKEKeyRecord) -> Void)?
+
+    /// Where IKE_SA key records go (only sent by a plugin configured with `ike_keys = yes`); without a receiver
+    /// they are parsed, wiped and counted only.
+    public func onIKEKeys(_ receiver: (@Sendable (IKEKeyRecord) -> Void)?) { lock.withLock { ikeKeys = receiver } }
 
     public var counters: Counters { lock.withLock { tally } }
     /// The last malformed record's error (never its content).
@@ -57,6 +66,21 @@ public final class KeyRecordReader: @unchecked Sendable {
             running = false
             if fd >= 0 { shutdown(fd, Int32(SHUT_RDWR)) }
         }
+    }
+
+    /// Tells the plugin that the handset has installed the SA it sends on with `spiOut` (its sa-ack): a rekey the
+    /// proxy initiated may then send its DELETE (`hold_rekey`, docs/ike-proxy.md). Never blocks: a full socket
+    /// buffer drops the message and the plugin's hold ends at its bound instead.
+    @discardableResult
+    public func installed(spiOut: UInt32) -> Bool {
+        let text = String(format: "v=1\nevent=installed\nspi_out=%08x\n", spiOut)
+        let ok = lock.withLock { () -> Bool in
+            guard fd >= 0 else { return false }
+            let n = text.utf8CString.withUnsafeBytes { send(fd, $0.baseAddress, $0.count - 1, Int32(MSG_DONTWAIT | MSG_NOSIGNAL)) }
+            return n == text.utf8.count
+        }
+        lock.withLock { if ok { tally.installedSent += 1 } else { tally.installedUnsent += 1 } }
+        return ok
     }
 
     /// Connects and checks the listener's credentials.
@@ -131,6 +155,23 @@ public final class KeyRecordReader: @unchecked Sendable {
         }
         var slice = Array(buf[0..<n])
         defer { for i in slice.indices { slice[i] = 0 } }
+        if slice.starts(with: IKEKeyRecord.prefix) {
+            do {
+                var r = try IKEKeyRecord.parse(slice)
+                let receiver = lock.withLock { () -> (@Sendable (IKEKeyRecord) -> Void)? in
+                    tally.ikeKeyRecords += 1
+                    return ikeKeys
+                }
+                receiver?(r)
+                r.wipe()
+            } catch {
+                lock.withLock {
+                    tally.malformed += 1
+                    lastError = error
+                }
+            }
+            return
+        }
         do {
             var r = try KeyRecord.parse(slice)
             lock.withLock { tally.records += 1 }

@@ -47,6 +47,8 @@ public struct VICIMessage: Equatable, Sendable {
     public mutating func add(_ name: String, _ value: String) { entries.append((name, .value(Array(value.utf8)))) }
     public mutating func add(_ name: String, bytes: [UInt8]) { entries.append((name, .value(bytes))) }
     public mutating func add(_ name: String, list: [String]) { entries.append((name, .list(list.map { Array($0.utf8) }))) }
+    /// A list of binary items (certificates in `certs`/`cacerts`).
+    public mutating func add(_ name: String, listOfBytes items: [[UInt8]]) { entries.append((name, .list(items))) }
     public mutating func add(_ name: String, section: VICIMessage) { entries.append((name, .section(section))) }
 }
 

@@ -9,6 +9,8 @@ import ProxyIKE
 final class IKELabSession: @unchecked Sendable {
     let dir: URL
     let script: String
+    /// A user's own server settings (`--server-config`): the server loads them instead of the lab's conn `hs`.
+    let serverConfig: IKEServerConfig?
     private(set) var env: [String: String] = [:]
 
     /// Why the lab cannot run here (so the strongSwan scenarios are skipped), or nil.
@@ -32,11 +34,12 @@ final class IKELabSession: @unchecked Sendable {
         return up.appendingPathComponent("scripts/ike-lab").path
     }
 
-    init(script: String, dir: URL) throws {
+    init(script: String, dir: URL, serverConfig: IKEServerConfig? = nil) throws {
         self.script = script
         self.dir = dir
+        self.serverConfig = serverConfig
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        try Self.run("/bin/bash", [script, "up", dir.path])
+        try Self.run("/bin/bash", [script, "up", dir.path] + (serverConfig.map { [$0.dir.path] } ?? []))
         let text = try String(contentsOf: dir.appendingPathComponent("lab.env"), encoding: .utf8)
         for line in text.split(separator: "\n") {
             let kv = line.split(separator: "=", maxSplits: 1)
@@ -51,6 +54,9 @@ final class IKELabSession: @unchecked Sendable {
     }
 
     subscript(key: String) -> String { env[key] ?? "" }
+
+    /// The server's IKE identity: the user's (`proxy.conf`), else the lab's.
+    var serverID: String { serverConfig?.serverID ?? self["SRV_ID"] }
 
     func down() { _ = try? Self.run("/bin/bash", [script, "down", dir.path]) }
 

@@ -12,8 +12,8 @@ struct ModemCommand: ParsableCommand {
         PATH becomes a symlink to the pty slave; open it like a serial port (any baud). The module speaks AT \
         (TS 27.007/27.005 and the vendor's socket commands). Module UDP sockets are bridged to real UDP sockets on \
         127.0.0.1. stdout carries one JSON line per network event: boot, registration, sms-mo, sms-mo-complete, \
-        sms-mt, sms-mt-refused, socket-open, udp-tx, udp-rx, socket-close, fault (and sms-centre with the control \
-        port). Logs go to stderr. Runs until SIGINT or SIGTERM.
+        sms-mt, sms-mt-refused, socket-open, udp-tx, udp-rx, socket-close, fault, sim-pin (each PIN or PUK entered: \
+        result, tries left) (and sms-centre with the control port). Logs go to stderr. Runs until SIGINT or SIGTERM.
 
         SMS CENTRE (--sms-port N): UDP on 127.0.0.1:N, one JSON object per datagram, one JSON reply \
         ({"ok":true,...} or {"ok":false,"error":..}):
@@ -78,6 +78,7 @@ struct ModemCommand: ParsableCommand {
 
         Examples:
           handset-emu modem --link /tmp/modem   # until Ctrl-C
+          handset-emu modem --link /tmp/modem --sim-pin 1234 --sim-pin-tries 1   # until Ctrl-C
           handset-emu modem --link /tmp/modem \\
             --faults 'garbage@0.1,drop-final#5,slow-link=9600'   # until Ctrl-C
           handset-emu modem --link /tmp/modem --packet-gateway 127.0.0.2:14500 \\
@@ -113,6 +114,12 @@ struct ModemCommand: ParsableCommand {
     @Option(name: .customLong("boot-delay"), help: "Seconds the module stays silent while booting.")
     var bootDelay: Double = 0.3
 
+    @Option(name: .customLong("sim-pin"), help: "The SIM asks for this PIN (4 to 8 digits) after every power-on.")
+    var simPIN: String?
+
+    @Option(name: .customLong("sim-pin-tries"), help: "PIN tries left on the SIM (0: it asks for its PUK, 12345678).")
+    var simPINTries: Int = 3
+
     @Flag(name: .shortAndLong, help: "Debug logging on stderr.")
     var verbose = false
 
@@ -124,6 +131,11 @@ struct ModemCommand: ParsableCommand {
         if let smsPort, !(0...65535).contains(smsPort) { throw ValidationError("--sms-port must be 0...65535") }
         if let smppPort, !(0...65535).contains(smppPort) { throw ValidationError("--smpp-port must be 0...65535") }
         _ = try packetGateway.config()
+        if let simPIN, !(4...8).contains(simPIN.count) || !simPIN.allSatisfy({ $0.isASCII && $0.isNumber }) {
+            throw ValidationError("--sim-pin must be 4 to 8 digits")
+        }
+        if !(0...3).contains(simPINTries) { throw ValidationError("--sim-pin-tries must be 0...3") }
+        if simPIN == nil && simPINTries != 3 { throw ValidationError("--sim-pin-tries needs --sim-pin") }
     }
 
     func run() throws {
@@ -136,9 +148,12 @@ struct ModemCommand: ParsableCommand {
         let plan = try FaultPlan(spec: faults, seed: seed)
         var timing = SimTiming()
         timing.bootDelay = bootDelay
+        var identity = SubscriberIdentity()
+        identity.pin = simPIN
+        identity.pinTries = simPINTries
         let sim = ModemSimulator(profile: ModemProfile.named(profile)!, linkPath: link, faults: plan, smsPort: smsPort,
                                  smpp: smppPort.map { SMPPOptions(port: $0, password: smppPassword, gatewayNumber: smppNumber) },
-                                 packetGateway: try packetGateway.config(), timing: timing)
+                                 packetGateway: try packetGateway.config(), identity: identity, timing: timing)
         try sim.start()
         if let port = sim.smsControlPort {
             Logger(label: "modemsim").info("SMS centre listening", metadata: ["udp": "127.0.0.1:\(port)"])

@@ -24,6 +24,12 @@ struct ProvisionCommand: ParsableCommand {
             when the file does not exist a fresh random one written there (0600) for the server's secrets. The \
             PSK is stored wrapped under the key-encryption key and never printed.
 
+            Or X.509: --ike-ca-cert and --ike-ca-key issue the device a fresh Ed25519 key and a certificate for \
+            its IKE identity (subjectAltName: e-mail, DNS name or IPv4 address), signed by that CA, with openssl. \
+            The private key is stored wrapped under the key-encryption key and is never written anywhere else; \
+            the proxy hands it to charon over VICI (load-key). --ike-cert also writes the issued certificate \
+            there. Without the CA options, --ike-cert and --ike-key import an existing certificate and key (PEM).
+
             Examples:
               handset-emu provision --registry reg.sqlite --state-dir state \\
                 --msisdn +15550100001
@@ -31,6 +37,8 @@ struct ProvisionCommand: ParsableCommand {
                 --msisdn +15550100002 --config handset.conf
               handset-emu provision --registry reg.sqlite --state-dir s3 --msisdn +15550100003 \\
                 --ike-id handset3@example.org --ike-psk-file s3/ike.psk
+              handset-emu provision --registry reg.sqlite --state-dir s4 --msisdn +15550100004 \\
+                --ike-id handset4@example.org --ike-ca-cert ca.pem --ike-ca-key ca.key   # illustrative: needs your CA
             """)
 
     @Option(help: """
@@ -50,6 +58,22 @@ struct ProvisionCommand: ParsableCommand {
     var ikeID: String?
     @Option(name: .customLong("ike-psk-file"), help: "The device's IKE pre-shared key (created, random, if missing).")
     var ikePSKFile: String?
+    @Option(name: .customLong("ike-ca-cert"), help: "CA certificate (PEM) that issues the device's IKE certificate.")
+    var ikeCACert: String?
+    @Option(name: .customLong("ike-ca-key"), help: "That CA's private key (PEM).") var ikeCAKey: String?
+    @Option(name: .customLong("ike-cert"), help: "The device's IKE certificate: written when issued, else imported (PEM).")
+    var ikeCert: String?
+    @Option(name: .customLong("ike-key"), help: "The device's IKE private key to import with --ike-cert (PEM).")
+    var ikeKey: String?
+
+    func validate() throws {
+        if (ikeCACert == nil) != (ikeCAKey == nil) { throw ValidationError("--ike-ca-cert and --ike-ca-key go together") }
+        if ikeCACert != nil && ikeKey != nil { throw ValidationError("--ike-key imports a key: leave out --ike-ca-cert/--ike-ca-key") }
+        if ikeCACert == nil && (ikeCert == nil) != (ikeKey == nil) { throw ValidationError("--ike-cert and --ike-key go together") }
+        if ikePSKFile != nil && (ikeCACert != nil || ikeCert != nil) {
+            throw ValidationError("a device authenticates with a PSK or a certificate: choose --ike-psk-file or the certificate options")
+        }
+    }
 
     func run() throws {
         let id = try deviceID.map { s -> UInt64 in
@@ -64,24 +88,35 @@ struct ProvisionCommand: ParsableCommand {
             return a
         }
         var ike: (identity: String, psk: Data)?
-        if ikeID != nil || ikePSKFile != nil {
-            guard let ikePSKFile else { throw ValidationError("--ike-id needs --ike-psk-file") }
+        var cert: (certificate: Data, privateKey: Data)?
+        let wantsCert = ikeCACert != nil || ikeCert != nil
+        if ikeID != nil || ikePSKFile != nil || wantsCert {
+            guard ikePSKFile != nil || wantsCert else { throw ValidationError("--ike-id needs --ike-psk-file or a certificate") }
             let identity = ikeID ?? String(format: "%016llx@handset.invalid", id)
             guard !identity.isEmpty, identity.utf8.count <= 255 else { throw ValidationError("--ike-id must be 1-255 octets") }
-            ike = (identity, try Provisioning.preSharedKey(file: ikePSKFile))
+            if let ikePSKFile {
+                ike = (identity, try Provisioning.preSharedKey(file: ikePSKFile))
+            } else {
+                ike = (identity, Data())
+                cert = try Provisioning.certificate(identity: identity, caCert: ikeCACert, caKey: ikeCAKey, cert: ikeCert, key: ikeKey)
+            }
         }
-        defer { if var k = ike?.psk { k.resetBytes(in: 0..<k.count) } }
+        defer {
+            if var k = ike?.psk { k.resetBytes(in: 0..<k.count) }
+            if let n = cert?.privateKey.count { cert?.privateKey.resetBytes(in: 0..<n) }
+        }
         if Provisioning.isSpec(registry) && !registry.hasPrefix("sqlite:") && kek == nil {
             throw ValidationError("--kek is needed with a PostgreSQL registry")
         }
         let dev = try Provisioning.create(registry: registry, kek: kek ?? registry + ".kek", stateDir: stateDir, msisdn: msisdn, deviceID: id,
-                                          innerAddress: address, pool: pool, ike: ike)
+                                          innerAddress: address, pool: pool, ike: ike, certificate: cert)
         let assigned = dev.innerAddress?.dottedQuad ?? "?"
         if let config { try Provisioning.setLocalAddress(assigned, inConfig: config) }
         print("device-id: \(String(dev.deviceID, radix: 16))")
         print("key-file: \(stateDir)/device.key")
         print("local_address = \(assigned)")
         if let ike { print("ike-id: \(ike.identity)") }
+        if cert != nil { print("ike-auth: certificate\(ikeCACert != nil ? " issued by \(ikeCACert!)" : "")") }
     }
 }
 
@@ -95,7 +130,8 @@ enum Provisioning {
 
     static func create(registry path: String, kek kekPath: String, stateDir: String, msisdn: String, deviceID: UInt64,
                        innerAddress: IPAddress? = nil, pool: AddressPool = .standard,
-                       ike: (identity: String, psk: Data)? = nil) throws -> DeviceRecord {
+                       ike: (identity: String, psk: Data)? = nil,
+                       certificate: (certificate: Data, privateKey: Data)? = nil) throws -> DeviceRecord {
         try FileManager.default.createDirectory(atPath: stateDir, withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
         var key = KeyMaterial.random(32)
@@ -120,8 +156,30 @@ enum Provisioning {
         }
         var record = DeviceRecord(id: deviceID, msisdn: msisdn, key: Data(key), innerAddress: innerAddress)
         record.ikeIdentity = ike?.identity
-        record.ikePSK = ike?.psk
+        record.ikePSK = certificate == nil ? ike?.psk : nil
+        record.ikeCertificate = certificate?.certificate
+        record.ikePrivateKey = certificate?.privateKey
         return try reg.add(record, pool: pool)
+    }
+
+    /// The device's certificate and key: issued by the CA (the certificate then also written to `cert`, if given),
+    /// or imported from `cert` and `key`.
+    static func certificate(identity: String, caCert: String?, caKey: String?, cert: String?, key: String?) throws
+        -> (certificate: Data, privateKey: Data) {
+        if let caCert, let caKey {
+            var issued = try IKECertificate.issue(identity: identity, caCertificate: caCert, caKey: caKey)
+            defer { for i in issued.privateKey.indices { issued.privateKey[i] = 0 } }
+            if let cert { try Data(issued.certificate).write(to: URL(fileURLWithPath: cert), options: .atomic) }
+            return (Data(issued.certificate), Data(issued.privateKey))
+        }
+        guard let cert, let key, let c = FileManager.default.contents(atPath: cert), let k = FileManager.default.contents(atPath: key) else {
+            throw Failure(description: "cannot read --ike-cert/--ike-key")
+        }
+        guard String(decoding: c, as: UTF8.self).contains("BEGIN CERTIFICATE"),
+              String(decoding: k, as: UTF8.self).contains("PRIVATE KEY") else {
+            throw Failure(description: "--ike-cert must be a PEM certificate and --ike-key a PEM private key")
+        }
+        return (c, k)
     }
 
     /// Reads a PSK file (one line, trailing newline dropped), or creates one: 32 random octets as 64 hex digits,

@@ -22,6 +22,13 @@ struct RunCommand: ParsableCommand {
             docs/ike-proxy.md). Scenarios then: login, \(Scenario.strongSwan.map(\.name).joined(separator: ", ")). \
             Without root or strongSwan the run says why and exits 77; it never falls back to the emulated peer.
 
+            --server-config DIR: the lab server loads a user's own swanctl.conf and credentials from DIR instead \
+            of the lab's conn (swanctl --load-all), and DIR/proxy.conf says how the proxy authenticates the \
+            server and the handset (server_id, server_ca, handset_id, handset_ca_cert + handset_ca_key or \
+            handset_psk_file, virtual_ip, handset_address; docs/ike-proxy.md). The server's children must cover \
+            the echo 10.200.0.1 and the handset's inner address (10.201.0.2 unless handset_address says; a \
+            virtual IP from a pool must be that address). Scenarios then: login, ike-handset-initiated.
+
             --packet-gateway, --ike-proxy and --opposite-party put the operator's packet gateway in front of the \
             handset's public endpoint (see `handset-emu modem --help`); the emulated peer is reached on 127.0.0.1 \
             either way.
@@ -50,6 +57,8 @@ struct RunCommand: ParsableCommand {
     var server = "emulated"
     @Option(name: .customLong("ike-lab"), help: "The lab script for --server strongswan (default: scripts/ike-lab).")
     var ikeLab: String?
+    @Option(name: .customLong("server-config"), help: "With --server strongswan: the server's swanctl.conf, credentials and proxy.conf from DIR.")
+    var serverConfig: String?
     @OptionGroup(title: "Packet gateway") var packetGateway: PacketGatewayOptions
 
     func validate() throws {
@@ -62,6 +71,7 @@ struct RunCommand: ParsableCommand {
         guard duration >= 3, rate > 0, rate <= 50 else { throw ValidationError("--duration >= 3 and 0 < --rate <= 50") }
         _ = try packetGateway.config()
         guard ["emulated", "strongswan"].contains(server) else { throw ValidationError("--server must be emulated or strongswan") }
+        if serverConfig != nil && server != "strongswan" { throw ValidationError("--server-config needs --server strongswan") }
         if server == "strongswan" && packetGateway.publicEndpoint != nil {
             throw ValidationError("--server strongswan sets up its own packet gateway; leave out --packet-gateway")
         }
@@ -90,8 +100,12 @@ struct RunCommand: ParsableCommand {
                 print("SKIP  --server strongswan: \(why)")
                 throw ExitCode(77)
             }
+            // The proxy's DELETE of a rekey it initiated waits for the handset's sa-ack, up to 20 s (hold_rekey).
+            setenv("IKE_LAB_HOLD_REKEY", "20", 0)
+            // IKE_SA keys leave the proxy charon only for a keylog the user asked for (plugin ike_keys).
+            if keylog != nil { setenv("IKE_LAB_IKE_KEYS", "yes", 1) }
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("handset-emu-ike-lab-\(getpid())")
-            lab = try IKELabSession(script: script, dir: dir)
+            lab = try IKELabSession(script: script, dir: dir, serverConfig: try serverConfig.map { try IKEServerConfig(directory: $0) })
         }
         // Down however the run ends (after the world's own shutdown, which stops its use of the lab).
         defer { lab?.down(); lab.map { try? FileManager.default.removeItem(at: $0.dir) } }
@@ -100,11 +114,12 @@ struct RunCommand: ParsableCommand {
         world.capture.peerPort = world.peer.espPort
         defer { world.shutdown() }
         if let l = world.lab, let r = world.sim.packetGatewayPublicSide {
-            print("world: modem \(profile) on \(world.dir.path)/modem, strongSwan server \(l["SRV_ADDR"]) (\(l["NETNS"])), packet gateway \(r), firmware \(fwPath)\(qemu.map { " under \($0)" } ?? "")")
+            print("world: modem \(profile) on \(world.dir.path)/modem, strongSwan server \(l["SRV_ADDR"]) (\(l["NETNS"])), packet gateway \(r), handset \(world.handsetAddress.dottedQuad)\(l.serverConfig.map { " with the server config of \($0.dir.path)" } ?? ""), firmware \(fwPath)\(qemu.map { " under \($0)" } ?? "")")
         } else {
             print("world: modem \(profile) on \(world.dir.path)/modem, peer 127.0.0.1:\(world.peer.espPort), firmware \(fwPath)\(qemu.map { " under \($0)" } ?? "")")
         }
-        let defaults = lab == nil ? Scenario.all : [Scenario.named("login")!] + Scenario.strongSwan
+        let defaults = lab == nil ? Scenario.all
+            : [Scenario.named("login")!] + Scenario.strongSwan.filter { serverConfig == nil || $0.name == "ike-handset-initiated" }
         var chosen = scenario.isEmpty ? defaults : scenario.compactMap(Self.scenario(named:))
         if tun && !chosen.contains(where: { $0.name == Scenario.tun.name }) { chosen.append(.tun) }
         if chosen.contains(where: { $0.name == Scenario.tun.name }) && TUNWorld.unavailableReason == nil {

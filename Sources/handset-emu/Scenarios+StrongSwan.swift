@@ -13,7 +13,7 @@ extension Scenario {
         Scenario(name: "ike-server-initiated",
                  summary: "the server initiates toward the handset's public address; the proxy answers; the SA is pushed",
                  run: ikeServerInitiated),
-    ]
+    ] + strongSwanLifecycle
 
     static func ikeHandsetInitiated(_ c: ScenarioContext) throws -> String {
         let (w, lab) = try strongSwanWorld(c)
@@ -23,7 +23,9 @@ extension Scenario {
         let text = "ping through strongSwan"
         c.app.datagram(to: serviceOctets, port: 7, from: 5000, Array(text.utf8))
         _ = try c.expect(0x84, "'waiting for key'") { $0.body.first == 2 }
+        let asked = Date()
         let installed = try explained(w) { try c.expect(0x84, "'SA installed'", timeout: 90) { $0.body.first == 5 } }
+        let took = Date().timeIntervalSince(asked)
         let reply = try c.expect(0x81, "the echo from 10.200.0.1:7") { Array($0.body.dropFirst(8)) == Array(text.utf8) }
         guard Array(reply.body.prefix(6)) == serviceOctets + [0, 7] else {
             throw ScenarioFailure("the echo came from \(reply.body.prefix(6).map(String.init)), not 10.200.0.1:7")
@@ -33,7 +35,8 @@ extension Scenario {
         try checkRelay(w, needsIKE: true)
         return "server CHILD_SA \(child.string("spi-in") ?? "?")/\(child.string("spi-out") ?? "?") "
             + "\(child.string("encr-alg") ?? "?")-\(child.string("encr-keysize") ?? "?"), "
-            + "packets in/out \(child.string("packets-in") ?? "?")/\(child.string("packets-out") ?? "?")"
+            + "packets in/out \(child.string("packets-in") ?? "?")/\(child.string("packets-out") ?? "?"); "
+            + String(format: "key request to SA installed %.0f ms (SMS both ways included)", took * 1000)
     }
 
     static func ikeServerInitiated(_ c: ScenarioContext) throws -> String {

@@ -64,15 +64,9 @@ enum TortureWork: String, CaseIterable, Sendable {
 
 /// Seeded generator for the campaign's choices (SplitMix64), so a seed reproduces the fault sequence.
 struct TortureRandom {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
+    private var mix: SplitMix64
+    init(seed: UInt64) { mix = SplitMix64(seed: seed) }
+    mutating func next() -> UInt64 { mix.next() }
     mutating func below(_ n: Int) -> Int { n <= 1 ? 0 : Int(next() % UInt64(n)) }
     mutating func chance(_ p: Double) -> Bool { Double(next() >> 11) / Double(1 << 53) < p }
     mutating func pick<T>(_ items: [T]) -> T { items[below(items.count)] }

@@ -23,23 +23,35 @@ extension EmulatedWorld {
         // The proxy reaches the server only through the packet gateway's proxy side (docs/ike-proxy.md).
         var c = StrongSwanNegotiator.Configuration(viciSocket: lab["PROXY_VICI"], keySocket: lab["KEYS_SOCK"],
                                                    serverAddress: server, ikeRemoteAddress: "127.0.0.1",
-                                                   serverID: lab["SRV_ID"])
+                                                   serverID: lab.serverID)
+        c.serverCAs = lab.serverConfig?.serverCAs ?? []
+        c.virtualIP = lab.serverConfig?.virtualIP ?? false
         c.ikeRemotePort = UInt16(relay.proxySidePort)
         c.ikeLocalPort = UInt16(relay.ikeProxy.port)   // port_nat_t: IKE with the non-ESP marker from the first message
         c.serverESPPort = UInt16(relay.oppositeParty.port)
         return StrongSwanNegotiator(configuration: c, registry: registry, logger: logger)
     }
 
-    /// The device gets an IKE identity and a fresh PSK; the server learns the same PSK over its VICI socket, and the
-    /// proxy loads the device so the server may initiate. Peer-made SAs and deletes go to the handset by SMS.
+    /// The device gets an IKE identity and credentials. The lab's own server: a fresh PSK, which the server learns
+    /// over its VICI socket. A user's server (`--server-config`): a certificate issued by their handset CA (the key
+    /// stays in memory and the registry, wrapped), or their PSK; their swanctl.conf already holds the server's side.
+    /// The proxy loads the device so the server may initiate. Peer-made SAs and deletes go to the handset by SMS.
     func provisionForIKE(lab: IKELabSession, ike: StrongSwanNegotiator, kek: String, msisdn: String) throws {
-        var psk = Array(KeyMaterial.random(32).map { String(format: "%02x", $0) }.joined().utf8)
+        let user = lab.serverConfig
+        let identity = user?.handsetID ?? String(format: "%016llx@handset.invalid", deviceID)
+        var psk = user?.handsetPSK ?? Array(KeyMaterial.random(32).map { String(format: "%02x", $0) }.joined().utf8)
         defer { for i in psk.indices { psk[i] = 0 } }
-        let identity = String(format: "%016llx@handset.invalid", deviceID)
+        var cert: (certificate: Data, privateKey: Data)?
+        if let ca = user?.handsetCA {
+            var issued = try IKECertificate.issue(identity: identity, caCertificate: ca.certificate, caKey: ca.key)
+            defer { for i in issued.privateKey.indices { issued.privateKey[i] = 0 } }
+            cert = (Data(issued.certificate), Data(issued.privateKey))
+        }
+        defer { if let n = cert?.privateKey.count { cert?.privateKey.resetBytes(in: 0..<n) } }
         _ = try Provisioning.create(registry: registry.path, kek: kek, stateDir: dir.appendingPathComponent("state").path,
                                     msisdn: msisdn, deviceID: deviceID, innerAddress: handsetAddress,
-                                    ike: (identity, Data(psk)))
-        try lab.serverLoadPSK(identity: identity, psk: psk)
+                                    ike: (identity, Data(psk)), certificate: cert)
+        if user == nil { try lab.serverLoadPSK(identity: identity, psk: psk) }
         ike.onPeerTransfer = { [weak self] device, transfer in
             guard let self else { return }
             queue.async { self.deliver(self.gateway.push(device: device, transfer: transfer)) }
@@ -48,6 +60,8 @@ extension EmulatedWorld {
             guard let self else { return }
             queue.async { self.deliver(self.gateway.deleteSA(device: device, outboundSPI: outbound, inboundSPI: inbound)) }
         }
+        // The handset's sa-ack of a pushed SA ends the plugin's hold of a proxy-initiated rekey (hold_rekey).
+        gateway.onPushAcknowledged = { [weak ike] device, spi in ike?.handsetInstalled(device: device, outboundSPI: spi) }
         try ike.start(devices: [deviceID])
     }
 }

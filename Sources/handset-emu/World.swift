@@ -54,13 +54,13 @@ final class EmulatedWorld: @unchecked Sendable {
         var packetGateway = packetGateway
         self.lab = lab
         if let lab {
-            handsetAddress = Self.strongSwanHandsetAddress
+            handsetAddress = lab.serverConfig?.handsetAddress ?? Self.strongSwanHandsetAddress
             packetGateway = lab.packetGateway(proxySidePort: IKELabSession.freeUDPPort())
         } else {
             handsetAddress = IPAddress(10, 0, 0, 2)
         }
         firmwareLog = dir.appendingPathComponent("firmware.log")
-        capture = try Capture(pcap: pcap, keylog: keylog)
+        capture = try Capture(pcap: pcap, keylog: keylog, ike: lab != nil)
         let kekPath = dir.appendingPathComponent("registry.kek").path
         registry = try DeviceRegistry(path: dir.appendingPathComponent("registry.sqlite").path,
                                       kek: try KeyEncryptionKey.loadOrCreate(path: kekPath))
@@ -89,6 +89,7 @@ final class EmulatedWorld: @unchecked Sendable {
         peer.onPacket = { toPeer, bytes, handset in capture.packet(toPeer: toPeer, esp: bytes, handset: handset) }
         peer.onSA = { spi, fromHandset, key, salt in capture.sa(spi: spi, fromHandset: fromHandset, key: key, salt: salt) }
         if let lab, let ike {
+            if let packetGateway { tapPacketGateway(packetGateway, ike: ike, keylog: keylog != nil) }
             try provisionForIKE(lab: lab, ike: ike, kek: kekPath, msisdn: identity.ownNumber)
         } else {
             _ = try Provisioning.create(registry: registry.path, kek: kekPath, stateDir: dir.appendingPathComponent("state").path,

@@ -31,7 +31,11 @@ extension Firmware {
         case .waiting(let until):
             if now >= until { bringUp = .start }
         case .start:
-            if startModem() { bringUp = .registering(tries: 0, nextMs: now) } else { bringUpFailed() }
+            switch startModem() {
+            case .started: bringUp = .registering(tries: 0, nextMs: now)
+            case .failed: bringUpFailed()
+            case .simLocked: bringUp = .waiting(untilMs: now + Self.simRecheckMs)  // no power pulse: the module is fine
+            }
         case .registering(let tries, let next):
             guard now >= next else { return }
             if registered(.packet) || registered(.eps) {
@@ -58,7 +62,10 @@ extension Firmware {
         bringUp = .start
     }
 
-    private mutating func startModem() -> Bool {
+    enum StartOutcome { case started, failed, simLocked }
+
+    /// Sync and dialect, the SIM (Firmware+SIM.swift), then SMS set-up and registration URCs.
+    private mutating func startModem() -> StartOutcome {
         do {
             switch config.dialect {
             case .auto: break
@@ -68,14 +75,16 @@ extension Firmware {
             case .ublox: driver.use(.ublox)
             case .generic: driver.use(.generic)
             }
-            try driver.start(autodetect: config.dialect == .auto, smsIndication: .store)
+            try driver.synchronise(autodetect: config.dialect == .auto)
+            guard try unlockSIM() else { return .simLocked }
+            try driver.configureSMS(.store)
             log("modem ready")
             try driver.enableRegistrationEvents()
-            return true
+            return .started
         } catch {
             modemError("bring-up", error)
             log("bring-up failed: modem did not start")
-            return false
+            return .failed
         }
     }
 

@@ -3,7 +3,8 @@ import CHandsetShim
 import HandsetCore
 
 /// COUNTERS on the app interface: 0x05 asks, 0x86 answers with text, one `name value` line per counter of the
-/// firmware, the driver, the data plane and key delegation, then one line per installed SA:
+/// firmware, the driver, the data plane and key delegation, then `sim STATE tries-left N|unknown` (Firmware+SIM.swift)
+/// and one line per installed SA:
 /// `sa SPI in|out packets N bytes N replays N icv-failures N`. No key material. The answer goes to the socket
 /// that asked and does not make it the app (`handset-fw status CONFIG` prints it; docs/firmware.md).
 extension AppOp {
@@ -50,6 +51,24 @@ extension Firmware {
         t.counter("sms-read-queue-overflows", storedToRead.overflows)
         t.counter("app-refused", appSocket.refused)
         t.counter("app-unknown", appSocket.unknown)
+        let r = reassembler.counters
+        t.counter("sms-parts-stored", r.stored)
+        t.counter("sms-messages-completed", r.completed)
+        t.counter("sms-parts-duplicate", r.duplicates)
+        t.counter("sms-messages-timed-out", r.timedOut)
+        t.counter("sms-messages-evicted", r.evicted)
+        t.counter("sms-parts-rejected", r.rejected)
+        t.counter("tun-packets-in", tun.stats.packetsIn)
+        t.counter("tun-packets-out", tun.stats.packetsOut)
+        t.counter("tun-not-udp", tun.stats.notUDP)
+        t.counter("tun-malformed", tun.stats.malformed)
+        t.counter("tun-foreign-source", tun.stats.foreignSource)
+        t.counter("tun-too-long-to-hold", tun.stats.tooLongToHold)
+        t.counter("tun-write-errors", tun.stats.writeErrors)
+        t.counter("power-pulses", power.pulses)
+        t.counter("power-errors", power.errors)
+        t.counter("sim-pins-entered", sim.pinsEntered)
+        t.counter("sim-pins-withheld", sim.pinsWithheld)
         let a = driver.engine.stats
         t.counter("at-lines", a.lines)
         t.counter("at-urcs", a.urcs)
@@ -100,6 +119,7 @@ extension Firmware {
         t.counter("kd-udp-received", c.udpReceived)
         t.counter("kd-refused", c.refused)
         t.counter("sas", plane.sas.count)
+        t.line(simStatusLine())
         for slot in 0..<Self.saSlots {
             guard let s = plane.sas.snapshot(slot: slot) else { continue }
             let dir: StaticString = s.params.direction == .inbound ? " in" : " out"

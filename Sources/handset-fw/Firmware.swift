@@ -44,6 +44,7 @@ struct Firmware: ~Copyable {
     var lastTick: UInt64 = 0
     var stats = FirmwareStats()
     var errorLog = ErrorLogLimiter()
+    var sim = SIMReport()
     var power: ModemPower
     var tun = TUNState()
     var scratch = InlineArray<2048, UInt8>(repeating: 0)
@@ -127,7 +128,9 @@ struct Firmware: ~Copyable {
                 flushOutbox()
             }
             // While the modem is busy, requests that would send wait in their sockets' queues.
-            if modemFree { pollApp() }
+            // While the SIM stops bring-up (for a minute at least, maybe for good) the app is answered too, as
+            // while the serial link is down (`idle`): COUNTERS then says why (Firmware+SIM.swift).
+            if modemFree || simStopsBringUp { pollApp() }
             if modemFree { pollTUN() }
             let now = Self.nowSeconds()
             if now != lastTick && booted {

@@ -20,6 +20,7 @@ struct FirmwareConfig {
     var power = ModemPowerConfig()
     var tun = TUNConfig()
     var kdUDP = KDUDPConfig()
+    var sim = SIMPINConfig()
 }
 
 struct ConfigError: Error {
@@ -37,7 +38,7 @@ extension FirmwareConfig {
         "state_dir", "serial", "baud", "flow_control", "dialect", "gateway_number", "apn", "app_socket", "app_uid", "app_group", "local_address",
         "esp_local_port", "power_key_gpio", "reset_gpio", "gpio_active_low", "power_key_ms", "reset_ms",
         "modem_boot_ms", "recovery_after", "kd_transport", "gateway_udp", "kd_sms_retry", "tun", "tun_address",
-        "tun_mtu", "rule", "default",
+        "tun_mtu", "rule", "default", "sim_pin", "sim_pin_file",
     ]
 }
 
@@ -201,6 +202,7 @@ extension FirmwareConfig {
             try Self.rule(v, line: line, spd: &spd)
         } else if try applyTUN(k, v, line: line) {
         } else if try applyKDUDP(k, v, line: line) {
+        } else if try applySIM(k, v, line: line) {
         } else {
             throw ConfigError.unknown(line: line)
         }

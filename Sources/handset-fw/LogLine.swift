@@ -1,3 +1,4 @@
+import BearerDriver
 import CHandsetShim
 
 /// One log line built in fixed storage and written with a single write(2). `print("fw: \(x)")` builds a String,
@@ -19,12 +20,7 @@ struct LogLine {
 
     func append<T: BinaryInteger>(_ v: T) -> LogLine {
         var line = self
-        var magnitude = UInt64(truncatingIfNeeded: v.magnitude)
-        if v < 0 { line.put(0x2D) }
-        var digits = InlineArray<20, UInt8>(repeating: 0)
-        var k = 0
-        repeat { digits[k] = UInt8(magnitude % 10); magnitude /= 10; k += 1 } while magnitude > 0
-        while k > 0 { k -= 1; line.put(0x30 + digits[k]) }
+        DecimalText.write(v) { line.put($0) }
         return line
     }
 

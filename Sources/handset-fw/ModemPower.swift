@@ -1,3 +1,4 @@
+import BearerDriver
 import CHandsetShim
 
 /// A GPIO line as board profiles name it: `gpiochipN:LINE` (the Linux GPIO character device `/dev/gpiochipN`).
@@ -24,10 +25,7 @@ struct GPIOLineName: Equatable {
         let stem: StaticString = "/dev/gpiochip"
         var n = 0
         for i in 0..<stem.utf8CodeUnitCount { path[n] = CChar(bitPattern: stem.utf8Start[i]); n += 1 }
-        var digits = InlineArray<4, UInt8>(repeating: 0)
-        var v = chip, k = 0
-        repeat { digits[k] = UInt8(v % 10); v /= 10; k += 1 } while v > 0 && k < 4
-        while k > 0 { k -= 1; path[n] = CChar(0x30 + digits[k]); n += 1 }
+        DecimalText.write(chip) { path[n] = CChar(bitPattern: $0); n += 1 }  // chip ≤ 999 (GPIOLineName.parse)
         return withUnsafeBytes(of: &path) { body($0.baseAddress!.assumingMemoryBound(to: CChar.self)) }
     }
 }

@@ -68,7 +68,8 @@ func loadConfig<let n: Int>(_ configPath: UnsafePointer<CChar>, spd: inout SPD<n
 
 func runFirmware(configPath: UnsafePointer<CChar>) -> Int32 {
     var plane = HandsetDataPlane()
-    guard let config = loadConfig(configPath, spd: &plane.spd) else { return 1 }
+    guard var config = loadConfig(configPath, spd: &plane.spd) else { return 1 }
+    guard loadSIMPINFile(&config) else { return 1 }
     var dir = config.stateDir
     guard let store = withUnsafeBytes(of: &dir, { d in FileKeyStore(directory: d.baseAddress!.assumingMemoryBound(to: CChar.self)) }) else {
         print("handset-fw: state_dir too long")

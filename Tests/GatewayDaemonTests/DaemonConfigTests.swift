@@ -99,4 +99,29 @@ import Testing
         }
         #expect(stray.line == 12 && stray.reason.contains("only used with negotiator = strongswan"))
     }
+
+    /// X.509 and virtual IPs for the proxy (docs/ike-proxy.md): the server's CA file is read at load.
+    @Test func strongswanServerCAAndVirtualIP() throws {
+        let d = try Self.dir()
+        _ = FileManager.default.createFile(atPath: d + "/server-ca.pem",
+                                           contents: Data("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".utf8))
+        let ss = """
+            negotiator = strongswan
+            strongswan_vici = /run/charon.vici
+            strongswan_key_socket = /run/charon.handset-proxy
+            strongswan_server = 192.0.2.1
+            strongswan_server_id = vpn.example.org
+            strongswan_ike_remote = 127.0.0.1:4500
+            """
+        let c = try DaemonConfig.parse(Self.valid + "\n" + ss + "\nstrongswan_server_ca = server-ca.pem\nstrongswan_virtual_ip = yes\n",
+                                       file: "gw.conf", baseDirectory: d)
+        guard case .strongswan(let s) = c.negotiator else { Issue.record("not strongswan"); return }
+        #expect(s.serverCA == d + "/server-ca.pem" && s.virtualIP)
+        for bad in ["strongswan_server_ca = missing.pem", "strongswan_server_ca = smpp.pw", "strongswan_virtual_ip = maybe"] {
+            let e = try #require(throws: ConfigError.self) {
+                try DaemonConfig.parse(Self.valid + "\n" + ss + "\n" + bad + "\n", file: "gw.conf", baseDirectory: d)
+            }
+            #expect(e.line == 18 && e.key == String(bad.split(separator: " ")[0]))
+        }
+    }
 }

@@ -69,11 +69,12 @@ struct PostgresRegistryTests {
         let w = try World(store: .postgres)
         let server = try PostgresTestServer.shared.get()
         let db = try #require(w.database)
-        #expect(try server.psql(db, "SELECT version || ':' || name FROM schema_version") == "1:devices, peer contacts, KEK check")
+        #expect(try server.psql(db, "SELECT string_agg(version || ':' || name, ',' ORDER BY version) FROM schema_version")
+                == "1:devices, peer contacts, KEK check,2:IKE certificate and private key")
         _ = try w.openAnother()  // a second open finds nothing to do
-        #expect(try server.psql(db, "SELECT count(*) FROM schema_version") == "1")
-        try server.psql(db, "INSERT INTO schema_version (version, name) VALUES (2, 'from a newer gateway')")
-        #expect(throws: RegistryError.schemaTooNew(found: 2, known: 1)) { try w.openAnother() }
+        #expect(try server.psql(db, "SELECT count(*) FROM schema_version") == "2")
+        try server.psql(db, "INSERT INTO schema_version (version, name) VALUES (3, 'from a newer gateway')")
+        #expect(throws: RegistryError.schemaTooNew(found: 3, known: 2)) { try w.openAnother() }
     }
 
     /// Instances starting together on an empty database: the advisory lock lets one migrate, the others find it done.
@@ -88,7 +89,7 @@ struct PostgresRegistryTests {
             if (try? RegistryStoreSpec.open(server.spec(db, connections: 1), kek: kek)) != nil { opened.add(1) }
         }
         #expect(opened.seen.count == 4)
-        #expect(try server.psql(db, "SELECT count(*) || ' ' || count(DISTINCT version) FROM schema_version") == "1 1")
+        #expect(try server.psql(db, "SELECT count(*) || ' ' || count(DISTINCT version) FROM schema_version") == "2 2")
         #expect(try server.psql(db, "SELECT count(*) FROM kek_check") == "1")
     }
 
@@ -136,6 +137,8 @@ struct PostgresRegistryTests {
         dev.pendingEpoch = 9
         dev.pendingKey = Data(pending)
         dev.ikePSK = Data(psk)
+        let ikeKey = [UInt8](repeating: 0xE5, count: 119)  // an IKE private key (migration 2): wrapped like the PSK
+        dev.ikePrivateKey = Data(ikeKey)
         try w.registry.save(dev)
         let server = try PostgresTestServer.shared.get()
         try server.psql(w.database!, "CHECKPOINT")
@@ -144,7 +147,7 @@ struct PostgresRegistryTests {
         for path in FileManager.default.subpaths(atPath: server.data) ?? [] {
             guard let bytes = FileManager.default.contents(atPath: server.data + "/" + path) else { continue }
             scanned += bytes.count
-            for secret in [[UInt8](dev.key), pending, psk, provisioned] {
+            for secret in [[UInt8](dev.key), pending, psk, ikeKey, provisioned] {
                 #expect(!Self.contains(bytes, secret), "\(path)")
             }
         }

@@ -54,11 +54,15 @@ import Testing
         let pending = [UInt8](repeating: 0xC3, count: 32)
         dev.pendingEpoch = 9
         dev.pendingKey = Data(pending)
+        let ikeKey = [UInt8](repeating: 0xE5, count: 119)  // an IKE private key (v5): wrapped like the others
+        dev.ikePrivateKey = Data(ikeKey)
         try w.registry.save(dev)
         let bytes = storedBytes(w.sqlite.path)
         #expect(bytes.count > 0)
         #expect(!contains(bytes, [UInt8](dev.key)))
         #expect(!contains(bytes, pending))
+        #expect(!contains(bytes, ikeKey))
+        #expect(try w.registry.device(id: w.deviceID)?.ikePrivateKey == Data(ikeKey))
         #expect(!contains(bytes, provisioned))  // the key before the login rotation
         // Both keys come back intact through the KEK.
         let back = try #require(try w.registry.device(id: w.deviceID))

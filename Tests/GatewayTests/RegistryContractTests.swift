@@ -14,6 +14,8 @@ import Testing
         d.lastLogin = Date(timeIntervalSince1970: 1_700_000_000)
         d.ikeIdentity = "handset-a01@example.org"
         d.ikePSK = Data(repeating: 0x33, count: 24)
+        d.ikeCertificate = Data("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".utf8)
+        d.ikePrivateKey = Data(repeating: 0x44, count: 119)
         return d
     }
 

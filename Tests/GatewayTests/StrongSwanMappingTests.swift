@@ -66,6 +66,11 @@ import Testing
         (["received NO_PROPOSAL_CHOSEN notify error"], "", .noProposalChosen),
         (["received AUTHENTICATION_FAILED notify error"], "", .authenticationFailed),
         (["no shared key found for 'a@b' - 'server.example'"], "", .authenticationFailed),
+        // X.509: a server certificate that does not chain to the configured CA (lab, StrongSwanCertificateTests).
+        (["no issuer certificate found for \"CN=server.example\"", "no trusted ED25519 public key found for 'server.example'"],
+         "", .authenticationFailed),
+        (["signature validation failed, looking for another key", "generating INFORMATIONAL request 2 [ N(AUTH_FAILED) ]"],
+         "", .authenticationFailed),
         (["sending packet: from 10.99.0.2[500] to 10.99.0.1[4500] (240 bytes)"], "CHILD_SA 'x' not established after 3000ms", .timeout),
     ])
     func charonsWordsGiveTheKind(lines: [String], errmsg: String, kind: NegotiationFailure) {

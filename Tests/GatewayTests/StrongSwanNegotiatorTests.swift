@@ -66,7 +66,7 @@ struct StrongSwanNegotiatorTests {
 
     /// Seals one datagram with HandsetCore's data plane under the transfer's outbound SA and sends it to the
     /// server's ESP port, as the handset's module socket would.
-    static func sendESP(_ t: KDSATransfer, to server: IPAddress) throws {
+    static func sendESP(_ t: KDSATransfer, to server: IPAddress, from inner: IPAddress = StrongSwanNegotiatorTests.inner) throws {
         var plane = DataPlane<4, 2>(defaultAction: .discard)
         let pattern = SelectorPattern(remote: service, prefix: 32, proto: IPProto.udp)
         try plane.spd.append(SPDRule(pattern, .protect(template: 1)))

@@ -10,17 +10,17 @@ import Testing
         let sim: ModemSimulator
         let events = EventLog()
         let driver: SerialModemDriver
-        init(_ profile: ModemProfile) throws {
+        init(_ profile: ModemProfile, timing: SimTiming = .fast) throws {
             let link = NSTemporaryDirectory() + "modemsim-drv-\(profile.name)-\(UUID().uuidString.prefix(8))"
             let log = events
-            sim = ModemSimulator(profile: profile, linkPath: link, timing: .fast, events: { log.append($0) })
+            sim = ModemSimulator(profile: profile, linkPath: link, timing: timing, events: { log.append($0) })
             try sim.start()
             driver = try Array(link.utf8).withUnsafeBytes { try SerialModemDriver.open(pathBytes: $0) }
         }
         deinit { driver.close(); sim.stop() }
 
-        /// start() once the module has booted, then waiting for registration. Starting in the middle of the
-        /// boot banners makes start() see a reboot per banner line and give up after three (kept out of scope here).
+        /// start() once the module has booted, then waiting for registration. (start() in the middle of the
+        /// boot banners: `startSurvivesTenBootBanners`.)
         func bringUp() throws {
             let booted = Date().addingTimeInterval(3)
             while Date() < booted, !events.named("registration").contains(where: { $0.int("stat") == 1 }) {
@@ -100,6 +100,40 @@ import Testing
         let reg = try rig.event { if case .registration(let r) = $0, r.domain == .circuit { r } else { nil } }
         #expect(reg?.status == .roaming)
         #expect(try rig.driver.registration(.circuit).status == .roaming)
+    }
+
+    /// A module that prints ten ready banners (RDY, +CPIN: READY, SMS Ready, APP RDY) 150 ms apart while still
+    /// booting, deaf to AT until the last: each banner ends the AT waiting for an answer as a reboot. start()
+    /// begun at power-on rides them out (they no longer use up its three sync tries) and brings the module up.
+    @Test func startSurvivesTenBootBanners() throws {
+        var profile = ModemProfile.simcom
+        profile.bootBanners = (0..<10).map { ["RDY", "+CPIN: READY", "SMS Ready", "APP RDY"][$0 % 4] }
+        var timing = SimTiming.fast
+        timing.bannerInterval = 0.15
+        let rig = try Rig(profile, timing: timing)
+        try rig.driver.start()
+        #expect(rig.driver.engine.stats.reboots == 10)  // every banner was seen, all of them during start()
+        #expect(rig.driver.dialect.vendor == .simcom)
+        let deadline = Date().addingTimeInterval(3)
+        var registered = false
+        while Date() < deadline, !registered {
+            registered = try rig.driver.registration(.circuit).status.isRegistered
+            usleep(20_000)
+        }
+        #expect(registered)
+        #expect(try rig.driver.signalQuality().rssi == 20)
+    }
+
+    /// Banners past the boot time still count: a module that keeps rebooting fails start() instead of holding it.
+    @Test func startGivesUpOnBannersPastTheBootTime() throws {
+        var profile = ModemProfile.simcom
+        profile.bootBanners = Array(repeating: "RDY", count: 40)
+        var timing = SimTiming.fast
+        timing.bannerInterval = 0.1
+        let rig = try Rig(profile, timing: timing)
+        let started = Date()
+        #expect(throws: ATError.self) { try rig.driver.start(bootTimeMs: 1000) }
+        #expect(Date().timeIntervalSince(started) < 3.5)
     }
 
     @Test func genericHasNoSockets() throws {

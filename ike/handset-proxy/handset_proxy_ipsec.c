@@ -1,4 +1,5 @@
 #include "handset_proxy_ipsec.h"
+#include "handset_proxy_listener.h"
 
 #include <daemon.h>
 #include <collections/hashtable.h>
@@ -69,6 +70,10 @@ METHOD(kernel_ipsec_t, get_cpi, status_t,
 METHOD(kernel_ipsec_t, add_sa, status_t,
 	private_ipsec_t *this, kernel_ipsec_sa_id_t *id, kernel_ipsec_add_sa_t *data)
 {
+	if (!data->inbound)
+	{	/* a rekey we initiated may wait here for the handset */
+		handset_proxy_listener_hold_rekey(ntohl(id->spi));
+	}
 	return SUCCESS;
 }
 

@@ -4,6 +4,8 @@
 #include <collections/hashtable.h>
 #include <threading/mutex.h>
 
+#include <inttypes.h>
+
 /* Fits two long identities and a few selectors; a longer record is dropped, never cut. */
 #define FIELD_LEN 1024
 #define RECORD_LEN 4096
@@ -20,6 +22,8 @@ typedef struct {
 	/* monotonic, 0 unknown */
 	time_t soft;
 	time_t hard;
+	/* host order: the SPI the handset sends with */
+	uint32_t spi_out;
 } sa_info_t;
 
 typedef struct {
@@ -30,7 +34,17 @@ typedef struct {
 	/* unique id -> sa_info_t without keys: announced, owes a down record */
 	hashtable_t *announced;
 	mutex_t *mutex;
+	/* hold_rekey: how long a rekey we initiated may wait for the handset (ms, 0 never) */
+	u_int hold_ms;
+	/* at most this many rekeys held at once: each holds a charon thread */
+	u_int hold_max;
+	u_int holding;
+	/* ike_keys: IKE_SA keys go to the key client too, for a Wireshark keylog */
+	bool ike_keys;
 } private_listener_t;
+
+/* The one listener, for the kernel interface's rekey hold (handset_proxy_listener_hold_rekey). */
+static private_listener_t *active;
 
 static void sa_info_destroy(sa_info_t *info)
 {
@@ -184,6 +198,7 @@ static sa_info_t *sa_info_create(ike_sa_t *ike_sa, child_sa_t *child_sa,
 		.key_out = chunk_clone(initiator ? encr_i : encr_r),
 		.soft = child_sa->get_lifetime(child_sa, FALSE),
 		.hard = child_sa->get_lifetime(child_sa, TRUE),
+		.spi_out = ntohl(child_sa->get_spi(child_sa, FALSE)),
 	);
 	return info;
 }
@@ -209,8 +224,10 @@ static void append_hex(char *buf, size_t len, size_t *pos, char *name, chunk_t k
 }
 
 /* Sends one record; the buffer that held keys is wiped before returning. */
-static void send_record(private_listener_t *this, char *event, sa_info_t *info)
+static bool send_record(private_listener_t *this, char *event, sa_info_t *info)
 {
+	bool sent = FALSE;
+
 	char buf[RECORD_LEN];
 	time_t now = time_monotonic(NULL);
 	size_t pos;
@@ -238,7 +255,12 @@ static void send_record(private_listener_t *this, char *event, sa_info_t *info)
 	{
 		DBG1(DBG_CHD, "handset-proxy: no key client, %s record dropped", event);
 	}
+	else
+	{
+		sent = TRUE;
+	}
 	memwipe(buf, sizeof(buf));
+	return sent;
 }
 
 /* Sends the up or rekeyed record of a derived CHILD_SA and keeps it, without keys, for its down. */
@@ -261,6 +283,82 @@ static void announce(private_listener_t *this, child_sa_t *child_sa, char *event
 		}
 	}
 	this->mutex->unlock(this->mutex);
+}
+
+/*
+ * Called by the kernel interface when charon installs the outbound SA of a
+ * CHILD_SA whose keys are derived but not yet announced: that only happens in
+ * a rekey we initiated (child_rekey.c process_i), just before charon sends
+ * the DELETE for the old CHILD_SA. The peer keeps sending on the old SA until
+ * that DELETE arrives (it installs its new outbound SA only then), so the
+ * rekeyed record goes out now and the DELETE waits until the gateway says the
+ * handset has the new SA, at most hold_rekey: make-before-break for the
+ * handset, whose keys travel by SMS. No charon lock is held here (unlike in a
+ * bus hook, where waiting would stall every IKE_SA); only this IKE_SA waits.
+ */
+void handset_proxy_listener_hold_rekey(uint32_t spi_out)
+{
+	private_listener_t *this = active;
+	enumerator_t *enumerator;
+	sa_info_t *info, *found = NULL;
+	void *key;
+	bool sent, hold;
+	timeval_t start, end;
+
+	if (!this || !this->hold_ms)
+	{
+		return;
+	}
+	this->mutex->lock(this->mutex);
+	enumerator = this->pending->create_enumerator(this->pending);
+	while (enumerator->enumerate(enumerator, &key, &info))
+	{
+		if (info->spi_out == spi_out)
+		{
+			this->pending->remove_at(this->pending, enumerator);
+			found = info;
+			break;
+		}
+	}
+	enumerator->destroy(enumerator);
+	if (!found)
+	{
+		this->mutex->unlock(this->mutex);
+		return;
+	}
+	sent = send_record(this, "rekeyed", found);
+	chunk_clear(&found->key_in);
+	chunk_clear(&found->key_out);
+	info = this->announced->put(this->announced, key, found);
+	if (info)
+	{
+		sa_info_destroy(info);
+	}
+	hold = sent && this->holding < this->hold_max;
+	if (hold)
+	{
+		this->holding++;
+	}
+	this->mutex->unlock(this->mutex);
+	if (!hold)
+	{
+		if (sent)
+		{
+			DBG1(DBG_CHD, "handset-proxy: %u rekeys held already, this one "
+				 "is not", this->hold_max);
+		}
+		return;
+	}
+	time_monotonic(&start);
+	sent = this->socket->wait_installed(this->socket, spi_out, this->hold_ms);
+	time_monotonic(&end);
+	this->mutex->lock(this->mutex);
+	this->holding--;
+	this->mutex->unlock(this->mutex);
+	DBG1(DBG_CHD, "handset-proxy: rekey held %u ms, %s",
+		 (u_int)((end.tv_sec - start.tv_sec) * 1000 +
+				 (end.tv_usec - start.tv_usec) / 1000),
+		 sent ? "the handset has the new SA" : "no word from the handset");
 }
 
 static void retire(private_listener_t *this, child_sa_t *child_sa)
@@ -311,6 +409,60 @@ METHOD(listener_t, child_derived_keys, bool,
 	return TRUE;
 }
 
+/*
+ * Only with ike_keys = yes (a keylog was asked for): the IKE_SA's SPIs,
+ * algorithms (IANA transform IDs) and SK_e/SK_a keys, so that Wireshark can
+ * decrypt the proxy's IKE. Never sent otherwise; wiped like the CHILD_SA keys.
+ */
+METHOD(listener_t, ike_derived_keys, bool,
+	private_listener_t *this, ike_sa_t *ike_sa, chunk_t sk_d, chunk_t sk_ai,
+	chunk_t sk_ar, chunk_t sk_ei, chunk_t sk_er, chunk_t sk_pi, chunk_t sk_pr)
+{
+	proposal_t *proposal = ike_sa->get_proposal(ike_sa);
+	ike_sa_id_t *id = ike_sa->get_id(ike_sa);
+	uint16_t encr = 0, size = 0, integ = 0;
+	char buf[RECORD_LEN];
+	size_t pos;
+	int n;
+
+	if (!this->ike_keys)
+	{
+		return TRUE;
+	}
+	if (!proposal ||
+		!proposal->get_algorithm(proposal, ENCRYPTION_ALGORITHM, &encr, &size))
+	{
+		DBG1(DBG_IKE, "handset-proxy: IKE_SA %s[%u] without a proposal, no "
+			 "ike_keys record", ike_sa->get_name(ike_sa),
+			 ike_sa->get_unique_id(ike_sa));
+		return TRUE;
+	}
+	if (!encryption_algorithm_is_aead(encr))
+	{
+		proposal->get_algorithm(proposal, INTEGRITY_ALGORITHM, &integ, NULL);
+	}
+	n = snprintf(buf, sizeof(buf), "v=1\nevent=ike_keys\nike_name=%s\n"
+		"ike_id=%u\nspi_i=%.16"PRIx64"\nspi_r=%.16"PRIx64"\nencr=%u\n"
+		"encr_keysize=%u\ninteg=%u\n", ike_sa->get_name(ike_sa),
+		ike_sa->get_unique_id(ike_sa), be64toh(id->get_initiator_spi(id)),
+		be64toh(id->get_responder_spi(id)), encr, size, integ);
+	pos = (n < 0) ? sizeof(buf) : n;
+	append_hex(buf, sizeof(buf), &pos, "sk_ei", sk_ei);
+	append_hex(buf, sizeof(buf), &pos, "sk_er", sk_er);
+	append_hex(buf, sizeof(buf), &pos, "sk_ai", sk_ai);
+	append_hex(buf, sizeof(buf), &pos, "sk_ar", sk_ar);
+	if (pos >= sizeof(buf))
+	{
+		DBG1(DBG_IKE, "handset-proxy: ike_keys record too long, dropped");
+	}
+	else if (!this->socket->send(this->socket, chunk_create(buf, pos)))
+	{
+		DBG1(DBG_IKE, "handset-proxy: no key client, ike_keys record dropped");
+	}
+	memwipe(buf, sizeof(buf));
+	return TRUE;
+}
+
 METHOD(listener_t, child_updown, bool,
 	private_listener_t *this, ike_sa_t *ike_sa, child_sa_t *child_sa, bool up)
 {
@@ -349,6 +501,10 @@ METHOD(listener_t, child_state_change, bool,
 METHOD(handset_proxy_listener_t, destroy, void,
 	private_listener_t *this)
 {
+	if (active == this)
+	{
+		active = NULL;
+	}
 	this->pending->destroy_function(this->pending, (void*)sa_info_destroy);
 	this->announced->destroy_function(this->announced, (void*)sa_info_destroy);
 	this->mutex->destroy(this->mutex);
@@ -363,6 +519,7 @@ handset_proxy_listener_t *handset_proxy_listener_create(
 	INIT(this,
 		.public = {
 			.listener = {
+				.ike_derived_keys = _ike_derived_keys,
 				.child_derived_keys = _child_derived_keys,
 				.child_updown = _child_updown,
 				.child_rekey = _child_rekey,
@@ -374,6 +531,13 @@ handset_proxy_listener_t *handset_proxy_listener_create(
 		.pending = hashtable_create(hashtable_hash_ptr, hashtable_equals_ptr, 32),
 		.announced = hashtable_create(hashtable_hash_ptr, hashtable_equals_ptr, 32),
 		.mutex = mutex_create(MUTEX_TYPE_DEFAULT),
+		.hold_ms = lib->settings->get_time(lib->settings,
+						"%s.plugins.handset-proxy.hold_rekey", 0, lib->ns) * 1000,
+		.hold_max = lib->settings->get_int(lib->settings,
+						"%s.plugins.handset-proxy.hold_max", 4, lib->ns),
+		.ike_keys = lib->settings->get_bool(lib->settings,
+						"%s.plugins.handset-proxy.ike_keys", FALSE, lib->ns),
 	);
+	active = this;
 	return &this->public;
 }

@@ -17,6 +17,9 @@ struct handset_proxy_listener_t {
 	void (*destroy)(handset_proxy_listener_t *this);
 };
 
+/* Announces a rekey we initiated and waits for the handset (see the .c). */
+void handset_proxy_listener_hold_rekey(uint32_t spi_out);
+
 handset_proxy_listener_t *handset_proxy_listener_create(
 										handset_proxy_socket_t *socket);
 

@@ -18,7 +18,8 @@ class Simulator:
     """Starts the simulator with PROFILE and waits for registration. With sms_centre, also opens the SMS centre's
     control port (see `handset-emu modem --help`)."""
 
-    def __init__(self, profile, sms_centre=False, link=None, smpp=False, smpp_password=None):
+    def __init__(self, profile, sms_centre=False, link=None, smpp=False, smpp_password=None, sim_pin=None,
+                 sim_pin_tries=3):
         assert os.path.exists(HANDSET_EMU), "handset-emu not built at %s (run swift build)" % HANDSET_EMU
         self.dir = tempfile.mkdtemp(prefix="modemsim-")
         self.link = link or os.path.join(self.dir, "tty")
@@ -27,14 +28,19 @@ class Simulator:
             args += ["--sms-port", "0"]
         if smpp:
             args += ["--smpp-port", "0"] + (["--smpp-password", smpp_password] if smpp_password else [])
+        if sim_pin:
+            args += ["--sim-pin", sim_pin, "--sim-pin-tries", str(sim_pin_tries)]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.events = queue.Queue()
+        self.seen = []
         threading.Thread(target=self._read, daemon=True).start()
         if sms_centre:
             self.sms_port = self.wait_event(lambda e: e["event"] == "sms-centre", 10)["port"]
         if smpp:
             self.smpp_port = self.wait_event(lambda e: e["event"] == "smpp", 10)["port"]
-        self.wait_event(lambda e: e["event"] == "registration" and e["stat"] == 1, 10)
+        # A SIM with a PIN registers once the PIN is entered: then booting is enough.
+        self.wait_event(lambda e: e["event"] == "boot" if sim_pin else e["event"] == "registration" and e["stat"] == 1,
+                        10)
 
     def _read(self):
         for line in self.proc.stdout:
@@ -55,6 +61,15 @@ class Simulator:
                 continue
             if match(event):
                 return event
+
+    def events_so_far(self, name):
+        """Every event called NAME seen so far, without waiting (events taken by wait_event are not seen)."""
+        while True:
+            try:
+                self.seen.append(self.events.get_nowait())
+            except queue.Empty:
+                break
+        return [e for e in self.seen if e["event"] == name]
 
     def control(self, request, timeout=3):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:

@@ -14,7 +14,7 @@ import tempfile
 import pytest
 
 from modem_sim import Simulator
-from test_firmware_gpio import Firmware, state_dir  # noqa: F401 (fixture)
+from firmware_proc import Firmware
 
 NOBODY = 65534
 root_only = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as a second user")

@@ -6,62 +6,15 @@ recovery attempts against a silent modem) and stop cleanly on SIGTERM. Driving a
 
 HANDSET_FIRMWARE / HANDSET_QEMU select another firmware (for example the aarch64 build under qemu-aarch64)."""
 import os
-import signal
 import subprocess
-import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
-from modem_sim import HANDSET_EMU, Simulator
+from firmware_proc import REPO, Firmware, firmware_command
+from modem_sim import Simulator
 
-REPO = Path(__file__).resolve().parents[2]
-FIRMWARE = os.environ.get("HANDSET_FIRMWARE", str(REPO / ".build/debug/handset-fw"))
-QEMU = os.environ.get("HANDSET_QEMU")
 NO_CHIP = "(request: No such file or directory (errno 2))"  # ENOENT: /dev/gpiochip0 does not exist here
-
-
-def firmware_command(config):
-    if QEMU:
-        sysroot = "/usr/aarch64-linux-gnu" if "aarch64" in QEMU else "/usr/arm-linux-gnueabihf"
-        return [QEMU, "-L", sysroot, FIRMWARE, "run", str(config)]
-    return [FIRMWARE, "run", str(config)]
-
-
-class Firmware:
-    def __init__(self, config):
-        self.log = tempfile.TemporaryFile(mode="w+")
-        self.proc = subprocess.Popen(firmware_command(config), stdout=self.log, stderr=subprocess.STDOUT, text=True)
-
-    def output(self):
-        self.log.seek(0)
-        return self.log.read()
-
-    def wait_for(self, predicate, timeout):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if predicate(self.output()):
-                return True
-            assert self.proc.poll() is None, "firmware exited early:\n" + self.output()
-            time.sleep(0.2)
-        return False
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            return None
-
-
-@pytest.fixture
-def state_dir(tmp_path):
-    subprocess.run([HANDSET_EMU, "provision", "--registry", str(tmp_path / "reg.sqlite"), "--state-dir",
-                    str(tmp_path / "state"), "--msisdn", "+15550100001"], check=True, capture_output=True, timeout=60)
-    return tmp_path / "state"
 
 
 def write_config(path, serial, state, extra=""):

@@ -8,7 +8,7 @@ import os
 import time
 
 from modem_sim import Simulator
-from test_firmware_gpio import Firmware, state_dir  # noqa: F401  (fixture)
+from firmware_proc import Firmware
 
 TICKS = os.sysconf("SC_CLK_TCK")
 

@@ -7,11 +7,14 @@ import socket
 import subprocess
 
 from modem_sim import Simulator
-from test_firmware_gpio import FIRMWARE, QEMU, Firmware, state_dir  # noqa: F401 (fixture)
+from firmware_proc import FIRMWARE, QEMU, Firmware
 
 # Every counter docs/firmware.md lists, in the order the firmware prints them.
 NAMES = """esp-out esp-in esp-dropped sms-out sms-in sms-foreign modem-errors modem-error-lines-left-out module-reboots
-sms-delete-queue-overflows sms-read-queue-overflows app-refused app-unknown at-lines at-urcs at-urc-overflows
+sms-delete-queue-overflows sms-read-queue-overflows app-refused app-unknown sms-parts-stored sms-messages-completed
+sms-parts-duplicate sms-messages-timed-out sms-messages-evicted sms-parts-rejected tun-packets-in tun-packets-out
+tun-not-udp tun-malformed tun-foreign-source tun-too-long-to-hold tun-write-errors power-pulses power-errors
+sim-pins-entered sim-pins-withheld at-lines at-urcs at-urc-overflows
 at-urc-truncations at-line-overruns at-garbage-bytes at-stray-lines at-timeouts at-reboots at-echoes
 at-missing-bodies at-bad-raw-lengths esp-unknown-spi esp-truncated esp-malformed esp-bad-inner esp-policy-mismatch
 esp-non-esp esp-keepalives esp-dummies esp-discarded esp-needs-key esp-clear-refused kd-received kd-sent
@@ -28,10 +31,19 @@ def status_command(config):
     return [FIRMWARE, "status", str(config)]
 
 
-def counters(config):
+def status_lines(config):
     r = subprocess.run(status_command(config), capture_output=True, text=True, timeout=30)
     assert r.returncode == 0, r.stdout + r.stderr
     return [line.split(" ") for line in r.stdout.splitlines()]
+
+
+def counters(config):
+    """The `name value` lines; the SIM's `sim STATE tries-left N` line and SA lines follow them."""
+    return [l for l in status_lines(config) if l[0] not in ("sim", "sa")]
+
+
+def sim_line(config):
+    return next(" ".join(l) for l in status_lines(config) if l[0] == "sim")
 
 
 def test_status_prints_every_counter_live(tmp_path, state_dir):
@@ -48,6 +60,9 @@ def test_status_prints_every_counter_live(tmp_path, state_dir):
         app.settimeout(5)
         app.sendto(b"\x04", sock)  # STATUS: this socket is the app now
         assert app.recv(256)[0] == 0x85
+        everything = status_lines(config)
+        assert [l[0] for l in everything] == NAMES + ["sim"], everything  # no SA yet
+        assert everything[-1] == ["sim", "ready", "tries-left", "unknown"]
         lines = counters(config)
         assert [l[0] for l in lines] == NAMES, lines
         values = {l[0]: int(l[1]) for l in lines}

@@ -10,6 +10,14 @@ enum ASCII {
     static let comma: UInt8 = 0x2C
     static let colon: UInt8 = 0x3A
     static let tab: UInt8 = 0x09
+    static let plus: UInt8 = 0x2B
+    static let dot: UInt8 = 0x2E
+    static let equals: UInt8 = 0x3D
+    static let question: UInt8 = 0x3F
+    static let greater: UInt8 = 0x3E  // the `>` prompt of +CMGS, +CIPSEND, +QISEND
+    static let dollar: UInt8 = 0x24
+    static let caret: UInt8 = 0x5E
+    static let del: UInt8 = 0x7F
 
     @inline(__always) static func upper(_ b: UInt8) -> UInt8 { b >= 0x61 && b <= 0x7A ? b - 0x20 : b }
     @inline(__always) static func isDigit(_ b: UInt8) -> Bool { b >= 0x30 && b <= 0x39 }

@@ -37,19 +37,7 @@ public struct ATCommand {
 
     public mutating func int(_ v: Int) {
         separator()
-        if v < 0 { append(byte: 0x2D) }
-        var m = v.magnitude  // Int.min has no positive counterpart
-        var digits = InlineArray<20, UInt8>(repeating: 0)
-        var n = 0
-        repeat {
-            digits[n] = UInt8(m % 10) + 0x30
-            m /= 10
-            n += 1
-        } while m > 0
-        while n > 0 {
-            n -= 1
-            append(byte: digits[n])
-        }
+        DecimalText.write(v) { append(byte: $0) }
     }
 
     /// An argument left empty (`AT+CIPOPEN=0,"UDP",,,5000`).
@@ -87,11 +75,9 @@ public struct ATCommand {
 
     private mutating func appendDotted(_ a: UInt32) {
         for i in 0..<4 {
-            if i > 0 { append(byte: 0x2E) }
+            if i > 0 { append(byte: ASCII.dot) }
             let octet = Int((a >> UInt32(24 - 8 * i)) & 0xFF)
-            if octet >= 100 { append(byte: UInt8(octet / 100) + 0x30) }
-            if octet >= 10 { append(byte: UInt8(octet / 10 % 10) + 0x30) }
-            append(byte: UInt8(octet % 10) + 0x30)
+            DecimalText.write(octet) { append(byte: $0) }
         }
     }
 

@@ -14,9 +14,9 @@ extension ATEngine {
             echoCount = bytes.count + 1
             // "AT+CREG?" answers with "+CREG:"; remember that prefix so the answer is never taken for a URC.
             expectedCount = 0
-            if bytes.count > 3 && (bytes[2] == 0x2B || bytes[2] == 0x24 || bytes[2] == 0x5E) {
+            if bytes.count > 3 && (bytes[2] == ASCII.plus || bytes[2] == ASCII.dollar || bytes[2] == ASCII.caret) {
                 var i = 2
-                while i < bytes.count && bytes[i] != 0x3D && bytes[i] != 0x3F && expectedCount < 23 {
+                while i < bytes.count && bytes[i] != ASCII.equals && bytes[i] != ASCII.question && expectedCount < 23 {
                     expected[expectedCount] = ASCII.upper(bytes[i])
                     expectedCount += 1
                     i += 1
@@ -135,15 +135,15 @@ extension ATEngine {
 
     func handle(line: UnsafeRawBufferPointer) {
         counters.lines += 1
-        if bodySlot != -1 {
+        if bodyWait != .none {
             // PDU-mode bodies are hex; anything else means the body was lost, and the line
             // (maybe the next command's OK) is handled on its own.
             let isBody = isHex(line)
-            if bodySlot >= 0 {
-                if isBody { urcs.appendBody(bodySlot, line) } else { counters.missingBodies += 1 }
-                urcs.finish(bodySlot)
+            if case .slot(let slot) = bodyWait {
+                if isBody { urcs.appendBody(slot, line) } else { counters.missingBodies += 1 }
+                urcs.finish(slot)
             }
-            bodySlot = -1
+            bodyWait = .none
             if isBody { return }
         }
         if pending {
@@ -195,7 +195,7 @@ extension ATEngine {
         case .none:
             _ = urcs.push(line, complete: true)
         case .nextLine:
-            bodySlot = urcs.push(line, complete: false) ?? -2
+            bodyWait = urcs.push(line, complete: false).map { .slot($0) } ?? .swallow
         case .rawBytes(let field):
             let slot = urcs.push(line, complete: false)
             startRaw(line, prefixLength: rule!.prefix.utf8CodeUnitCount, field: field,

@@ -40,7 +40,7 @@ public struct ATPayload {
 
     /// TS 27.005 §3.5.1: PDU as hex after `> `, then Ctrl-Z.
     public static func smsPDU(hex: UnsafeRawBufferPointer) -> ATPayload {
-        ATPayload(bytes: hex, prompt: 0x3E, terminator: ASCII.ctrlZ)
+        ATPayload(bytes: hex, prompt: ASCII.greater, terminator: ASCII.ctrlZ)
     }
 }
 
@@ -82,8 +82,15 @@ public final class ATEngine<Transport: ByteTransport> {
     var rawRemaining = 0
     var rawTarget = RawTarget.discard
     var rawSkipLF = false
-    /// Slot waiting for its body line; -2 means swallow the next line (its URC found the queue full).
-    var bodySlot = -1
+    /// Where the body line of a two-line URC (`+CMT`) goes.
+    enum BodyWait: Equatable {
+        case none
+        /// Into this URC slot.
+        case slot(Int)
+        /// Nowhere: its URC found the queue full, and the line is swallowed, not taken for a URC of its own.
+        case swallow
+    }
+    var bodyWait = BodyWait.none
     var rebootSeen = false
     /// The command in flight is answered by one line and no final result (`runAnsweredByOneLine`).
     var oneLineAnswer = false
@@ -139,7 +146,7 @@ public final class ATEngine<Transport: ByteTransport> {
         framer.reset()
         urcs.removeAll()
         rawRemaining = 0
-        bodySlot = -1
+        bodyWait = .none
         endCommand()
     }
 
@@ -150,7 +157,7 @@ public final class ATEngine<Transport: ByteTransport> {
         _ = try pump(until: deadline) { e in
             // Back-pressure: stop at the first whole URC and leave the rest of the input unread, so a burst
             // fills the queue only as fast as the owner takes it out (nextEvent). Bytes read stay in `rx`.
-            (e.urcs.pending > 0 && e.rawRemaining == 0 && e.bodySlot < 0) || e.commandAnswered
+            (e.urcs.pending > 0 && e.rawRemaining == 0 && e.bodyWait == .none) || e.commandAnswered
         }
     }
 

@@ -40,7 +40,7 @@ struct ATLineFramer {
             dropSpace = false
             if b == ASCII.space { return .none }
         }
-        if (b < 0x20 && b != ASCII.tab) || b >= 0x7F {
+        if (b < 0x20 && b != ASCII.tab) || b >= ASCII.del {
             // Ctrl-Z and ESC come back in the echo of an SMS body; anything else is noise.
             if b != ASCII.ctrlZ && b != ASCII.esc { garbage += 1 }
             count = 0

@@ -53,7 +53,7 @@ public struct ATResponse {
     public var firstPlainLine: UnsafeRawBufferPointer? {
         var i = 0
         while let l = line(i) {
-            if l.count > 0 && l[0] != 0x2B { return l }
+            if l.count > 0 && l[0] != ASCII.plus { return l }
             i += 1
         }
         return nil

@@ -2,12 +2,19 @@
 /// for two-line or raw-data URCs, its body. Nothing is dropped silently: when the ring is full the
 /// newest URC is counted in `overflows` so the owner can resynchronise (list SMS, poll sockets).
 struct ATURCQueue {
+    /// Where a slot stands: free, holding a URC whose body is still coming, ready to be taken, or taken (its
+    /// view valid until the next queue call, then reclaimed). Byte constants rather than an enum type, so code
+    /// written against the plain bytes still builds.
+    enum SlotState {
+        static let free: UInt8 = 0, filling: UInt8 = 1, ready: UInt8 = 2, taken: UInt8 = 3
+    }
+
     let slots: Int
     let slotCapacity: Int
     private let storage: UnsafeMutableRawBufferPointer
     private var headLength: UnsafeMutableBufferPointer<Int>
     private var bodyLength: UnsafeMutableBufferPointer<Int>
-    private var state: UnsafeMutableBufferPointer<UInt8>  // 0 free, 1 filling, 2 ready, 3 taken
+    private var state: UnsafeMutableBufferPointer<UInt8>  // a SlotState
     private var first = 0
     private(set) var count = 0
     private(set) var overflows = 0
@@ -22,7 +29,7 @@ struct ATURCQueue {
         state = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: slots)
         headLength.initialize(repeating: 0)
         bodyLength.initialize(repeating: 0)
-        state.initialize(repeating: 0)
+        state.initialize(repeating: SlotState.free)
     }
 
     func deallocate() {
@@ -50,7 +57,7 @@ struct ATURCQueue {
         if n > 0 { dst.baseAddress!.copyMemory(from: line.baseAddress!, byteCount: n) }
         headLength[i] = n
         bodyLength[i] = 0
-        state[i] = complete ? 2 : 1
+        state[i] = complete ? SlotState.ready : SlotState.filling
         return i
     }
 
@@ -73,7 +80,7 @@ struct ATURCQueue {
         bodyLength[slot] += 1
     }
 
-    mutating func finish(_ slot: Int) { if state[slot] == 1 { state[slot] = 2 } }
+    mutating func finish(_ slot: Int) { if state[slot] == SlotState.filling { state[slot] = SlotState.ready } }
 
     func line(_ slot: Int) -> UnsafeRawBufferPointer {
         UnsafeRawBufferPointer(slotBytes(slot)).prefix(headLength[slot])
@@ -85,8 +92,8 @@ struct ATURCQueue {
 
     /// Frees taken slots at the head so their memory can be reused.
     private mutating func reclaim() {
-        while count > 0 && state[first] == 3 {
-            state[first] = 0
+        while count > 0 && state[first] == SlotState.taken {
+            state[first] = SlotState.free
             first = (first + 1) % slots
             count -= 1
         }
@@ -98,11 +105,11 @@ struct ATURCQueue {
         var k = 0
         while k < count {
             let i = (first + k) % slots
-            if state[i] == 2 {
-                state[i] = 3
+            if state[i] == SlotState.ready {
+                state[i] = SlotState.taken
                 return i
             }
-            if state[i] == 1 { return nil }  // keep order: an unfinished URC blocks later ones
+            if state[i] == SlotState.filling { return nil }  // keep order: an unfinished URC blocks later ones
             k += 1
         }
         return nil
@@ -113,8 +120,8 @@ struct ATURCQueue {
         reclaim()
         for k in 0..<count {
             let i = (first + k) % slots
-            if state[i] == 2 && line(i).hasPrefix(prefix) {
-                state[i] = 3
+            if state[i] == SlotState.ready && line(i).hasPrefix(prefix) {
+                state[i] = SlotState.taken
                 return i
             }
         }
@@ -137,12 +144,12 @@ struct ATURCQueue {
     /// Pending complete URCs (not yet taken).
     var pending: Int {
         var n = 0
-        for k in 0..<count where state[(first + k) % slots] == 2 { n += 1 }
+        for k in 0..<count where state[(first + k) % slots] == SlotState.ready { n += 1 }
         return n
     }
 
     mutating func removeAll() {
-        for i in 0..<slots { state[i] = 0 }
+        for i in 0..<slots { state[i] = SlotState.free }
         first = 0
         count = 0
     }

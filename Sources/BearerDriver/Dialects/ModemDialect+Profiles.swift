@@ -29,7 +29,7 @@ extension ModemDialect {
     public static var generic: ModemDialect {
         ModemDialect(vendor: .generic, name: "generic", rules: standardRules(),
                      setup: InlineArray(repeating: ""), setupCount: 0, smsFullURC: "",
-                     asksCEREG: true, sockets: nil, smsSendTimeoutMs: 60_000)
+                     asksCEREG: true, sockets: nil, smsSendTimeoutMs: 60_000, pinCounter: .cpinr)
     }
 
     /// SIMCom SIM7600 (the SIM800 family has a table of its own: `sim800`).
@@ -64,7 +64,8 @@ extension ModemDialect {
             read: "", readAnswer: "", close: "AT+CIPCLOSE=", maxPayload: 1500, maxSockets: 10, hexReceive: false,
             urcs: u)
         return ModemDialect(vendor: .simcom, name: "simcom", rules: r, setup: setup, setupCount: 2,
-                            smsFullURC: "+SMSFULL", asksCEREG: true, sockets: sockets, smsSendTimeoutMs: 60_000)
+                            smsFullURC: "+SMSFULL", asksCEREG: true, sockets: sockets, smsSendTimeoutMs: 60_000,
+                            pinCounter: .spic)
     }
 
     /// Quectel BG96 / EG25 (M66 shares the SMS side; its sockets are the older QIOPEN form).
@@ -89,7 +90,7 @@ extension ModemDialect {
             hexReceive: false, urcs: u)
         return ModemDialect(vendor: .quectel, name: "quectel", rules: r, setup: setup, setupCount: 1,
                             smsFullURC: "+QIND: \"smsfull\"", asksCEREG: true, sockets: sockets,
-                            smsSendTimeoutMs: 120_000)
+                            smsSendTimeoutMs: 120_000, pinCounter: .qpinc)
     }
 
     /// u-blox SARA-R4 / SARA-U2.
@@ -111,7 +112,8 @@ extension ModemDialect {
             read: "AT+USORF=", readAnswer: "+USORF:", close: "AT+USOCL=", maxPayload: 1024, maxSockets: 7,
             hexReceive: true, urcs: u)
         return ModemDialect(vendor: .ublox, name: "ublox", rules: r, setup: setup, setupCount: 1,
-                            smsFullURC: "", asksCEREG: true, sockets: sockets, smsSendTimeoutMs: 180_000)
+                            smsFullURC: "", asksCEREG: true, sockets: sockets, smsSendTimeoutMs: 180_000,
+                            pinCounter: .upincnt)
     }
 }
 

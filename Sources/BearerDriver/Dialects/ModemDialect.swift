@@ -111,6 +111,26 @@ public struct SocketCommands: Sendable {
     public let urcs: SocketURCTable
 }
 
+/// How a module tells how many SIM PIN tries are left (read before a PIN is entered, never guessed).
+/// Shapes, as the vendors' manuals give them and ofono's drivers/atmodem/sim.c and ModemManager's u-blox helpers
+/// parse them: SIMCom `AT+SPIC` → `+SPIC: <pin1>,<puk1>,<pin2>,<puk2>`; Quectel `AT+QPINC="SC"` →
+/// `+QPINC: "SC",<pin>,<puk>`; u-blox `AT+UPINCNT` → `+UPINCNT: <pin1>,<pin2>,<puk1>,<puk2>`; 3GPP TS 27.007
+/// `AT+CPINR="SIM PIN"` → `+CPINR: SIM PIN,<retries>,<default>` for everything else.
+public struct PINCounterQuery: Sendable {
+    public let command: StaticString
+    public let answer: StaticString
+    /// Field of the answer line (after `answer`) holding the PIN1 tries left.
+    public let field: Int
+    /// When not empty, only an answer line whose first field is this counts (`"SC"`, `SIM PIN`).
+    public let facility: StaticString
+
+    public static let spic = PINCounterQuery(command: "AT+SPIC", answer: "+SPIC:", field: 0, facility: "")
+    public static let qpinc = PINCounterQuery(command: "AT+QPINC=\"SC\"", answer: "+QPINC:", field: 1, facility: "SC")
+    public static let upincnt = PINCounterQuery(command: "AT+UPINCNT", answer: "+UPINCNT:", field: 0, facility: "")
+    public static let cpinr = PINCounterQuery(command: "AT+CPINR=\"SIM PIN\"", answer: "+CPINR:", field: 1,
+                                              facility: "SIM PIN")
+}
+
 /// Everything that differs between modem vendors, as one value: URC prefixes and their bodies,
 /// initialisation commands, socket commands, prompts and quirks. Code reads the table; it never
 /// branches on a vendor name.
@@ -132,6 +152,8 @@ public struct ModemDialect: Sendable {
     public let sockets: SocketCommands?
     /// Time a module may take to answer AT+CMGS (network round trip).
     public let smsSendTimeoutMs: Int
+    /// The PIN retry counter (a default so that a table written without it still reads the 27.007 one).
+    public var pinCounter: PINCounterQuery = .cpinr
 
     public func setupCommand(_ i: Int) -> StaticString { setup[i] }
 }

@@ -32,30 +32,71 @@ public final class ATDriver<Transport: ByteTransport> {
         engine.rules = d.rules
     }
 
-    /// Brings the module to a known state: syncs on `AT` (three tries), turns echo off, numeric
-    /// errors on, detects the dialect from AT+CGMM / ATI when `autodetect`, runs the dialect's set-up,
-    /// and configures SMS in PDU mode with the given new-message indication.
-    public func start(autodetect: Bool = true, smsIndication: SMSIndication = .store) throws(ATError) {
-        var synced = false
-        var attempt = 0
-        while !synced && attempt < 3 {
-            attempt += 1
-            if attempt == 2 { try endPrompt() }
-            if attempt == 3 { try completePendingSend() }
+    /// Brings the module to a known state: `synchronise`, then SMS in PDU mode with the given new-message
+    /// indication (`configureSMS`), started over while boot banners interrupt it (see `synchronise`).
+    public func start(autodetect: Bool = true, smsIndication: SMSIndication = .store,
+                      bootTimeMs: Int = 20_000) throws(ATError) {
+        try whileBooting(bootTimeMs) { () throws(ATError) in
+            try synchroniseOnce(autodetect: autodetect)
+            try configureSMS(smsIndication)
+        }
+    }
+
+    /// Syncs on `AT`, turns echo off and numeric errors on, detects the dialect from AT+CGMM / ATI when
+    /// `autodetect`, and runs the dialect's set-up. Needs no SIM: a SIM waiting for its PIN is dealt with after
+    /// this (ATDriver+SIM.swift), before `configureSMS`.
+    ///
+    /// A booting module prints banners (RDY, +CPIN: READY, SMS DONE, ...), and each one ends the command waiting
+    /// for its answer as `.rebooted`. Within `bootTimeMs` (default 20 s: the vendors' hardware manuals give about
+    /// 6 s to UART ready and 10 s to USB after power-on) that starts the sequence over instead of failing it, so
+    /// any number of banners within the boot time is survived. Only three `AT`s that met silence or an error
+    /// fail it (the second after ending a stale SMS prompt, the third after completing a stale socket send).
+    public func synchronise(autodetect: Bool = true, bootTimeMs: Int = 20_000) throws(ATError) {
+        try whileBooting(bootTimeMs) { () throws(ATError) in try synchroniseOnce(autodetect: autodetect) }
+    }
+
+    /// Runs `steps` again each time a ready indication cuts it short, until `bootTimeMs` has passed.
+    func whileBooting(_ bootTimeMs: Int, _ steps: () throws(ATError) -> Void) throws(ATError) {
+        let bootDeadline = engine.transport.nowMs() + UInt64(max(bootTimeMs, 0))
+        while true {
             do throws(ATError) {
-                try engine.run("AT", timeoutMs: 1000)
-                synced = true
+                return try steps()
             } catch {
-                if case .transport = error { throw error }
+                guard error == .rebooted, engine.transport.nowMs() < bootDeadline else { throw error }
             }
         }
-        if !synced { throw .timeout }
+    }
+
+    private func synchroniseOnce(autodetect: Bool) throws(ATError) {
+        var failedTries = 0
+        while true {
+            do throws(ATError) {
+                try engine.run("AT", timeoutMs: 1000)
+                break
+            } catch {
+                if case .transport = error { throw error }
+                if error == .rebooted { throw error }
+                failedTries += 1
+                if failedTries == 3 { throw .timeout }
+                if failedTries == 1 { try endPrompt() }
+                if failedTries == 2 { try completePendingSend() }
+            }
+        }
         try engine.run("ATE0", timeoutMs: 1000)
-        _ = try? engine.run("AT+CMEE=1", timeoutMs: 1000)
+        do throws(ATError) { try engine.run("AT+CMEE=1", timeoutMs: 1000) } catch {
+            if error == .rebooted { throw error }
+        }
         if autodetect { use(try identify()) }
         for i in 0..<dialect.setupCount {
-            _ = try? engine.run(ATCommand(dialect.setupCommand(i)), timeoutMs: 2000)
+            do throws(ATError) { try engine.run(ATCommand(dialect.setupCommand(i)), timeoutMs: 2000) } catch {
+                if error == .rebooted { throw error }
+            }
         }
+        _ = engine.takeRebootIndication()
+    }
+
+    /// SMS in PDU mode with the given new-message indication; the banners seen so far are not a reboot.
+    public func configureSMS(_ smsIndication: SMSIndication = .store) throws(ATError) {
         try smsConfigure(smsIndication)
         _ = engine.takeRebootIndication()
     }
@@ -64,8 +105,8 @@ public final class ATDriver<Transport: ByteTransport> {
     /// text: ESC ends the prompt without sending (TS 27.005 §3.5.1). In command mode the lone ESC line is
     /// ignored or answered ERROR; either answer is drained here as a stray line.
     func endPrompt() throws(ATError) {
-        try engine.write(byte: 0x1B)
-        try engine.write(byte: 0x0D)
+        try engine.write(byte: ASCII.esc)
+        try engine.write(byte: ASCII.cr)
         try engine.drain(timeoutMs: 100)
     }
 
@@ -77,7 +118,7 @@ public final class ATDriver<Transport: ByteTransport> {
     /// complete it: the few that land in the datagram make it garbage to any ESP peer (SPI 0x0D0D0D0D is
     /// never assigned), the rest are empty command lines, which V.250 modules ignore.
     func completePendingSend() throws(ATError) {
-        var filler = InlineArray<100, UInt8>(repeating: 0x0D)
+        var filler = InlineArray<100, UInt8>(repeating: ASCII.cr)
         for _ in 0..<(Self.longestSocketPayload / 100) {
             try withUnsafeBytes(of: &filler) { b throws(ATError) in try engine.write(b) }
         }
@@ -106,7 +147,7 @@ public final class ATDriver<Transport: ByteTransport> {
         let r = try engine.run(ATCommand(command), timeoutMs: 2000)
         guard var line = r.firstPlainLine ?? r.line(0) else { throw .malformedResponse }
         // Some modules prefix the answer with the command name ("+CGSN: 8675...").
-        if line.count > 0 && line[0] == 0x2B, let colon = line.firstIndex(of: ASCII.colon) {
+        if line.count > 0 && line[0] == ASCII.plus, let colon = line.firstIndex(of: ASCII.colon) {
             line = line.suffix(from: colon + 1)
             while line.count > 0 && line[0] == ASCII.space { line = line.suffix(from: 1) }
         }
