@@ -86,7 +86,8 @@ public struct ModemProfile: Sendable {
         bootBanners: ["RDY", "+CFUN: 1", "+CPIN: READY", "Call Ready", "SMS Ready"],
         iccidCommands: [ICCIDCommand(command: "+CCID", prefix: "")],
         smsPrompt: "> ", socketPrompt: "> ", socketDialect: .sim800, socketCount: 6,
-        smsSlots: 10, smsFirstIndex: 1, defaultCNMI: [2, 1, 0, 0, 0], accessTechnology: 0, simcomRecvFrom: false)
+        smsSlots: 10, smsFirstIndex: 1, defaultCNMI: [2, 1, 0, 0, 0], accessTechnology: 0, simcomRecvFrom: false,
+        pinCounter: .spic)
 
     public static let generic = ModemProfile(
         name: "generic", manufacturer: "Generic", model: "GSM-LTE Module",

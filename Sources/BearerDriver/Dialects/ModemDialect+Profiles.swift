@@ -167,6 +167,7 @@ extension ModemDialect {
         sockets.bind = "AT+CLPORT="
         sockets.aim = "AT+CIPUDPMODE="
         return ModemDialect(vendor: .simcom, name: "sim800", rules: r, setup: setup, setupCount: 3, smsFullURC: "",
-                            asksCEREG: false, sockets: sockets, smsSendTimeoutMs: 60_000)
+                            asksCEREG: false, sockets: sockets, smsSendTimeoutMs: 60_000,
+                            pinCounter: .spic)  // V1.09 §6.2.3: +SPIC: <pin1>,<pin2>,<puk1>,<puk2>; PIN1 is field 0
     }
 }
