@@ -5,7 +5,9 @@ final class SimSocket {
     let id: Int
     let endpoint: LoopbackUDPSocket
     var rx: [([UInt8], UDPPeer)] = []
-    var remote: UDPPeer?            // fixed peer for Quectel "UDP" client sockets
+    var remote: UDPPeer?            // fixed peer for Quectel "UDP" client sockets and SIM800 connections
+    var udpMode = 0                 // SIM800 AT+CIPUDPMODE: 0 normal (one peer), 1 extended (any peer)
+    var sendTo: UDPPeer?            // SIM800 AT+CIPUDPMODE=<n>,2: where the next datagrams go
     var receivedTotal = 0, readTotal = 0
     init(id: Int, endpoint: LoopbackUDPSocket) { self.id = id; self.endpoint = endpoint }
     var pendingBytes: Int { rx.reduce(0) { $0 + $1.0.count } }
@@ -18,6 +20,7 @@ extension ModemEngine {
         case .simcom: return simcomSockets
         case .quectel: return quectelSockets
         case .ublox: return ubloxSockets
+        case .sim800: return sim800Sockets
         }
     }
 
@@ -27,6 +30,7 @@ extension ModemEngine {
         case .simcom: "+IPCLOSE: \(id),1"
         case .quectel: "+QIURC: \"closed\",\(id)"
         case .ublox: "+UUSOCL: \(id)"
+        case .sim800: cip.mux == 1 ? "\(id), CLOSED" : "CLOSED"
         case .none: ""
         }
     }
@@ -101,6 +105,8 @@ extension ModemEngine {
         case .ublox:
             s.rx.append((bytes, peer))
             urc("+UUSORF: \(id),\(bytes.count)")
+        case .sim800:
+            cipDatagram(s, bytes, from: peer, wasEmpty: wasEmpty)
         case .none: break
         }
         afterDatagram(id)

@@ -99,6 +99,7 @@ final class ModemEngine: @unchecked Sendable {
     var netOpen = false
     var simcomRecvFrom: Bool
     var ubloxHexMode = false
+    var cip = CIPState()            // SIM800 TCP/IP toolkit state (ModemEngine+CIPSTART.swift)
     var smsFullReport = false
     /// The packet gateway in front of the handset's public endpoint (nil: every socket is bridged on loopback), and
     /// the module socket that last sent through it (see ModemEngine+PacketGateway.swift).
@@ -160,7 +161,7 @@ final class ModemEngine: @unchecked Sendable {
         regReport = [:]
         simUnlocked = false
         lineBuffer = []; payloadBuffer = []; heldURCs = []
-        netOpen = false; pdpActive = []; simcomRecvFrom = profile.simcomRecvFrom; ubloxHexMode = false
+        netOpen = false; pdpActive = []; simcomRecvFrom = profile.simcomRecvFrom; ubloxHexMode = false; cip = CIPState()
         smsFullReport = profile.smsFullURC != nil && !profile.smsFullURCNeedsEnable
         emit(NetworkEvent("boot", [("profile", .string(profile.name)), ("reason", .string(reason))]))
         setRegistration(0, report: false)

@@ -9,6 +9,7 @@ public enum SocketDialect: String, Sendable, CaseIterable {
     case simcom     // AT+NETOPEN / +CIPOPEN / +CIPSEND / +IPD / +CIPCLOSE
     case quectel    // AT+QIACT / +QIOPEN "UDP SERVICE" / +QISEND / +QIURC "recv" / +QIRD / +QICLOSE
     case ublox      // AT+USOCR / +USOST / +UUSORF / +USORF / +USOCL
+    case sim800     // AT+CIPMUX / +CSTT / +CIICR / +CIFSR / +CIPSTART / +CIPSEND / +RECEIVE / +CIPRXGET / +CIPCLOSE
 }
 
 /// How a profile answers AT+CCID (and its vendor alias).
@@ -74,6 +75,20 @@ public struct ModemProfile: Sendable {
         smsSlots: 10, smsFirstIndex: 1, defaultCNMI: [1, 0, 0, 0, 0], accessTechnology: 7, simcomRecvFrom: false,
         pinCounter: .upincnt)
 
+    /// SIMCom SIM800L (2G). Identity strings as SIM800L modules answer them in public logs (AT+CGMI "SIMCOM_Ltd",
+    /// AT+CGMM "SIMCOM_SIM800L", ATI "SIM800 R14.18", AT+CCID the bare number; not checked against the manual);
+    /// boot: RDY, +CFUN: 1, +CPIN: READY, Call Ready, SMS Ready. Connections 0..5 (SIM800 Series AT Command
+    /// Manual V1.09 §8.2.2 <n>); sockets in ModemEngine+CIPSTART.swift.
+    public static let sim800 = ModemProfile(
+        name: "sim800", manufacturer: "SIMCOM_Ltd", model: "SIMCOM_SIM800L",
+        revision: "Revision:1418B04SIM800L24", revisionPrefix: "",
+        atiLines: ["SIM800 R14.18"],
+        bootBanners: ["RDY", "+CFUN: 1", "+CPIN: READY", "Call Ready", "SMS Ready"],
+        iccidCommands: [ICCIDCommand(command: "+CCID", prefix: "")],
+        smsPrompt: "> ", socketPrompt: "> ", socketDialect: .sim800, socketCount: 6,
+        smsSlots: 10, smsFirstIndex: 1, defaultCNMI: [2, 1, 0, 0, 0], accessTechnology: 0, simcomRecvFrom: false,
+        pinCounter: .spic)
+
     public static let generic = ModemProfile(
         name: "generic", manufacturer: "Generic", model: "GSM-LTE Module",
         revision: "1.0", revisionPrefix: "",
@@ -83,7 +98,7 @@ public struct ModemProfile: Sendable {
         smsPrompt: "> ", socketPrompt: "> ", socketDialect: .none, socketCount: 0,
         smsSlots: 10, smsFirstIndex: 1, defaultCNMI: [0, 0, 0, 0, 0], accessTechnology: 7, simcomRecvFrom: false)
 
-    public static let all: [ModemProfile] = [.simcom, .quectel, .ublox, .generic]
+    public static let all: [ModemProfile] = [.simcom, .quectel, .ublox, .generic, .sim800]
 
     public static func named(_ name: String) -> ModemProfile? {
         all.first { $0.name == name.lowercased() }

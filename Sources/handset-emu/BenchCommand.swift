@@ -32,7 +32,7 @@ struct BenchCommand: ParsableCommand {
     @Flag(help: "RTS/CTS hardware flow control.")
     var rtscts = false
 
-    @Option(help: "Dialect: auto, simcom, quectel, ublox or generic.")
+    @Option(help: "Dialect: auto, simcom, sim800, quectel, ublox or generic.")
     var profile: String = "auto"
 
     @Option(help: "UDP socket test: send a datagram to HOST:PORT (IPv4) and wait for an answer.")
@@ -51,12 +51,12 @@ struct BenchCommand: ParsableCommand {
     var trace = false
 
     static let dialects: [String: ModemDialect] = [
-        "simcom": .simcom, "quectel": .quectel, "ublox": .ublox, "generic": .generic,
+        "simcom": .simcom, "sim800": .sim800, "quectel": .quectel, "ublox": .ublox, "generic": .generic,
     ]
 
     func validate() throws {
         guard profile == "auto" || Self.dialects[profile] != nil else {
-            throw ValidationError("unknown profile '\(profile)'; use auto, simcom, quectel, ublox or generic")
+            throw ValidationError("unknown profile '\(profile)'; use auto, simcom, sim800, quectel, ublox or generic")
         }
         guard (9600...921_600).contains(baud) else { throw ValidationError("--baud must be 9600...921600") }
         if let udp, Self.endpoint(udp) == nil { throw ValidationError("--udp wants IPV4:PORT, got '\(udp)'") }

@@ -85,7 +85,7 @@ struct ModemCommand: ParsableCommand {
             --ike-proxy 127.0.0.1:14501 --opposite-party 127.0.0.1:14502   # until Ctrl-C
         """)
 
-    @Option(help: "Module profile: simcom, quectel, ublox or generic.")
+    @Option(help: "Module profile: simcom, quectel, ublox, sim800 or generic.")
     var profile: String = "simcom"
 
     @Option(help: "Path of the symlink to create for the pty slave.")
@@ -125,7 +125,7 @@ struct ModemCommand: ParsableCommand {
 
     func validate() throws {
         guard ModemProfile.named(profile) != nil else {
-            throw ValidationError("unknown profile '\(profile)'; use simcom, quectel, ublox or generic")
+            throw ValidationError("unknown profile '\(profile)'; use simcom, quectel, ublox, sim800 or generic")
         }
         do { _ = try FaultPlan.parse(faults) } catch { throw ValidationError(error.description) }
         if let smsPort, !(0...65535).contains(smsPort) { throw ValidationError("--sms-port must be 0...65535") }

@@ -45,7 +45,7 @@ struct RunCommand: ParsableCommand {
             """)
 
     @Option(help: "Scenario to run (repeatable). Default: all.") var scenario: [String] = []
-    @Option(help: "Modem profile: simcom, quectel, ublox.") var profile = "simcom"
+    @Option(help: "Modem profile: simcom, quectel, ublox, sim800.") var profile = "simcom"
     @Option(help: "Firmware binary to run (default: handset-fw next to this tool).") var firmware: String?
     @Option(help: "Run the firmware under qemu-user: qemu-aarch64 or qemu-arm.") var qemu: String?
     @Option(help: "The gateway daemon to run (default: handset-gateway next to this tool).") var gateway: String?
@@ -69,8 +69,8 @@ struct RunCommand: ParsableCommand {
         for s in scenario where Self.scenario(named: s) == nil {
             throw ValidationError("unknown scenario '\(s)'; choose from \((Scenario.all + [.tun] + Scenario.strongSwan).map(\.name).joined(separator: ", "))")
         }
-        guard ["simcom", "quectel", "ublox"].contains(profile) else {
-            throw ValidationError("--profile must be simcom, quectel or ublox (generic has no sockets)")
+        guard ["simcom", "quectel", "ublox", "sim800"].contains(profile) else {
+            throw ValidationError("--profile must be simcom, quectel, ublox or sim800 (generic has no sockets)")
         }
         guard duration >= 3, rate > 0, rate <= 50 else { throw ValidationError("--duration >= 3 and 0 < --rate <= 50") }
         _ = try packetGateway.config()

@@ -34,7 +34,7 @@ struct TortureCommand: ParsableCommand {
 
     @Option(help: "Seed for the fault sequence.") var seed: UInt64 = 1
     @Option(help: "Iterations to run.") var iterations = 100
-    @Option(help: "Modem profile: simcom, quectel, ublox.") var profile = "simcom"
+    @Option(help: "Modem profile: simcom, quectel, ublox, sim800.") var profile = "simcom"
     @Option(help: "Firmware binary (default: handset-fw next to this tool).") var firmware: String?
     @Option(help: "Seconds a login may take after a restart.") var loginBound: Double = 30
     @Option(help: "Seconds to wait for one piece of work before recovering by a restart.") var workTimeout: Double = 6
@@ -47,8 +47,8 @@ struct TortureCommand: ParsableCommand {
 
     func validate() throws {
         guard iterations >= 1 else { throw ValidationError("--iterations must be at least 1") }
-        guard ["simcom", "quectel", "ublox"].contains(profile) else {
-            throw ValidationError("--profile must be simcom, quectel or ublox (generic has no sockets)")
+        guard ["simcom", "quectel", "ublox", "sim800"].contains(profile) else {
+            throw ValidationError("--profile must be simcom, quectel, ublox or sim800 (generic has no sockets)")
         }
         for o in only where TortureFault(named: o) == nil || TortureFault(named: o) == .replay {
             throw ValidationError("unknown fault '\(o)'; choose from: \(TortureFault.drawn.map(\.name).joined(separator: ", "))")

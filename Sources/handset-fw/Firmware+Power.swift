@@ -70,6 +70,7 @@ extension Firmware {
             switch config.dialect {
             case .auto: break
             case .simcom: driver.use(.simcom)
+            case .sim800: driver.use(.sim800)
             case .quectel: driver.use(.quectel)
             case .ublox: driver.use(.ublox)
             case .generic: driver.use(.generic)

@@ -107,4 +107,31 @@ struct ATEngineAllocationTests {
         #expect(d.engine.stats.lines - lines == 9 * rounds)
         #expect(count == 0, "mallocs on the AT line path: \(count)")
     }
+
+    /// The socket URC table (SIM800: pushed data with its sender, a numbered close, a vendor final) costs no heap either.
+    @Test func socketURCTableDoesNotAllocatePerLine() throws {
+        let interposer = try #require(Interposer.load())
+        let modem = CannedModem("\r\n+RECEIVE,0,4,10.0.0.1:4500\r\n\u{1}\r\n\u{3}\r\n3, CLOSED\r\n\r\n0, CLOSE OK\r\n")
+        defer { modem.reply.deallocate() }
+        let d = ATDriver(transport: modem, dialect: .sim800)
+        var data = 0, closed = 0
+        func round() throws {
+            d.openSockets[0] = true
+            try d.closeSocket(0)
+            while let e = try d.nextEvent(timeoutMs: 0) {
+                switch e {
+                case .socketData(0, let from, let bytes) where from?.port == 4500 && bytes.count == 4: data += 1
+                case .socketClosed(3): closed += 1
+                default: Issue.record("unexpected event")
+                }
+            }
+        }
+        try round()
+        let count = try interposer.mallocs {
+            for _ in 0..<500 { try round() }
+        }
+        #expect(data == 501 && closed == 501)
+        #expect(d.engine.stats.timeouts == 0)
+        #expect(count == 0, "mallocs on the socket URC path: \(count)")
+    }
 }

@@ -80,7 +80,7 @@ import Testing
     }
 
     static let profiles = ModemProfile.all.map(\.name)
-    static let socketProfiles = ["simcom", "quectel", "ublox"]
+    static let socketProfiles = ["simcom", "quectel", "ublox", "sim800"]
     static let bannerlessProfiles = ["ublox", "generic"]
 
     @Test(arguments: profiles)
@@ -265,7 +265,7 @@ import Testing
         #expect(try rig.driver.signalQuality().rssi == 20)
     }
 
-    @Test(arguments: ["simcom", "quectel"]) // the profiles that print boot banners
+    @Test(arguments: ["simcom", "quectel", "sim800"]) // the profiles that print boot banners
     func rebootMidCommandIsDetected(name: String) throws {
         let rig = try Rig(try #require(ModemProfile.named(name)))
         try rig.bringUp()
@@ -425,7 +425,7 @@ import Testing
         #expect(q.rssi == 20 && q.ber == 99)
     }
 
-    @Test(arguments: ["simcom", "quectel"])
+    @Test(arguments: ["simcom", "quectel", "sim800"])
     func rebootDuringSMSPromptIsTypedAndRecovers(name: String) throws {
         let rig = try Rig(try #require(ModemProfile.named(name)))
         try rig.bringUp()
@@ -527,6 +527,7 @@ import Testing
         let send = switch name {
         case "simcom": "AT+CIPSEND=\(id),1200,\"127.0.0.1\",\(peer.port)\r"
         case "quectel": "AT+QISEND=\(id),1200,\"127.0.0.1\",\(peer.port)\r"
+        case "sim800": "AT+CIPUDPMODE=\(id),2,\"127.0.0.1\",\(peer.port);+CIPSEND=\(id),1200\r"
         default: "AT+USOST=\(id),\"127.0.0.1\",\(peer.port),1000\r"
         }
         try (send + "E\u{1}").utf8.withContiguousStorageIfAvailable { b in

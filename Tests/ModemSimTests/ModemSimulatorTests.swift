@@ -17,7 +17,12 @@ import Testing
         #expect(c.command("AT+CGSN") == "\r\n861234050012347\r\n\r\nOK\r\n")
         #expect(c.command("AT+CIMI") == "\r\n001010123456789\r\n\r\nOK\r\n")
         #expect(c.command("AT+CCID").contains("8900101234567890123\r\n\r\nOK"))
-        #expect(c.command("ATI").contains(profile.model))
+        // ATI exactly as the profile's lines say (the SIM800's "SIM800 R14.18" names no CGMM model).
+        let ati = profile.atiLines.map {
+            $0.replacingOccurrences(of: "%M", with: profile.manufacturer).replacingOccurrences(of: "%N", with: profile.model)
+                .replacingOccurrences(of: "%R", with: profile.revision).replacingOccurrences(of: "%I", with: "861234050012347")
+        }
+        #expect(c.command("ATI") == "\r\n" + ati.joined(separator: "\r\n") + "\r\n\r\nOK\r\n")
         #expect(c.command("AT+CPIN?") == "\r\n+CPIN: READY\r\n\r\nOK\r\n")
         #expect(c.command("AT+CSQ") == "\r\n+CSQ: 20,99\r\n\r\nOK\r\n")
         #expect(c.command("AT+COPS?") == "\r\n+COPS: 0,0,\"Handset Emu\",\(profile.accessTechnology)\r\n\r\nOK\r\n")

@@ -62,6 +62,41 @@ import Testing
         #expect(w.bench.events.named("udp-rx").first?.string("via") == "packet-gateway")
     }
 
+    /// SIM800 multi-connection mode, extended UDP mode: the server's ESP comes with its address in +RECEIVE, and a
+    /// datagram aimed at the server with AT+CIPUDPMODE=<n>,2 leaves from the public endpoint.
+    @Test func sim800ESPBothWaysThroughThePublicEndpoint() throws {
+        let w = try world(.sim800)
+        defer { w.close() }
+        #expect(w.bench.ready())
+        let c = w.bench.client
+        #expect(c.command("AT+CIPMUX=1;+CSTT=\"internet\";+CIICR;+CIPSRIP=1;+CIPUDPMODE=0,1") == "\r\nOK\r\n")
+        c.write("AT+CIFSR\r")
+        _ = c.text(until: "10.0.0.2\r\n")
+        c.write("AT+CIPSTART=0,\"UDP\",\"127.0.0.1\",9\r")
+        _ = c.text(until: "0, CONNECT OK\r\n")
+        _ = c.take()
+
+        w.server.send(Self.esp, to: w.pub)
+        let head = "\r\n+RECEIVE,0,\(Self.esp.count),\(w.server.endpoint)\r\n"
+        #expect(c.read { $0.count >= head.utf8.count + Self.esp.count } == Array(head.utf8) + Self.esp)
+        _ = c.take()
+
+        let to = w.server.endpoint
+        #expect(c.command("AT+CIPUDPMODE=0,2,\"\(to.host)\",\(to.port)") == "\r\nOK\r\n")
+        #expect(c.commandToPrompt("AT+CIPSEND=0,\(Self.esp.count)", prompt: "> ") == "\r\n> ")
+        c.write(Self.esp)
+        #expect(c.text(until: "SEND OK\r\n") == "\r\n0, SEND OK\r\n")
+        let up = try #require(w.server.next())
+        #expect(up.bytes == Self.esp && up.from == w.pub)
+
+        w.server.send(Self.ike, to: w.pub)                      // IKE: the proxy's, never the module's
+        #expect(try #require(w.proxy.next()).bytes == Self.ike)
+        usleep(100_000)
+        #expect(!c.take().contains("+RECEIVE"))
+        let counters = try #require(w.bench.sim.packetGatewayCounters)
+        #expect(counters.espToHandset == 1 && counters.espToServer == 1 && counters.ikeToProxy == 1)
+    }
+
     @Test func quectelReadsTheServerAsSource() throws {
         let w = try world(.quectel)
         defer { w.close() }

@@ -17,6 +17,7 @@ from modem_sim import HANDSET_EMU, Simulator
 PROFILES = {
     "simcom": {"dialect": "simcom", "manufacturer": "SIMCOM INCORPORATED", "model": "SIMCOM_SIM7600E-H"},
     "quectel": {"dialect": "quectel", "manufacturer": "Quectel", "model": "BG96"},
+    "sim800": {"dialect": "sim800", "manufacturer": "SIMCOM_Ltd", "model": "SIMCOM_SIM800L"},
 }
 
 

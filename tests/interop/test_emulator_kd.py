@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 EMU = os.environ.get("HANDSET_EMU", str(REPO / ".build/debug/handset-emu"))
 
 
-@pytest.fixture(scope="module", params=["simcom", "quectel", "ublox"])
+@pytest.fixture(scope="module", params=["simcom", "quectel", "ublox", "sim800"])
 def run(request, tmp_path_factory):
     d = tmp_path_factory.mktemp(f"kd-{request.param}")
     args = [EMU, "run", "--profile", request.param, "--scenario", "kd-over-udp", "--scenario", "sa-delete",

@@ -11,7 +11,7 @@ from gsmmodem.modem import GsmModem
 from modem_sim import Simulator
 
 
-@pytest.fixture(params=["simcom", "quectel", "ublox", "generic"])
+@pytest.fixture(params=["simcom", "quectel", "ublox", "generic", "sim800"])
 def sim(request):
     s = Simulator(request.param, sms_centre=True)
     yield s
@@ -24,8 +24,8 @@ def test_gsmmodem_identity_send_and_receive(sim):
     modem.smsTextMode = False
     try:
         modem.connect()
-        assert modem.manufacturer in ("SIMCOM INCORPORATED", "Quectel", "u-blox", "Generic")
-        assert modem.model in ("SIMCOM_SIM7600E-H", "BG96", "SARA-R410M-02B", "GSM-LTE Module")
+        assert modem.manufacturer in ("SIMCOM INCORPORATED", "Quectel", "u-blox", "Generic", "SIMCOM_Ltd")
+        assert modem.model in ("SIMCOM_SIM7600E-H", "BG96", "SARA-R410M-02B", "GSM-LTE Module", "SIMCOM_SIM800L")
         assert modem.imei == "861234050012347"
         assert modem.imsi == "001010123456789"
         assert 0 <= modem.signalStrength <= 31

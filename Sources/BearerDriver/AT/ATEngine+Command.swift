@@ -84,11 +84,21 @@ extension ATEngine {
         return nil
     }
 
+    /// Runs a command whose whole answer is one information line with no final result after it (SIM800
+    /// `AT+CIFSR` answers the bare address, SIM800 Series AT Command Manual V1.09 §8.2.11).
+    @discardableResult
+    public func runAnsweredByOneLine(_ command: ATCommand, timeoutMs: Int? = nil) throws(ATError) -> ATResponse {
+        try start(command, timeoutMs: timeoutMs)
+        oneLineAnswer = true
+        return try finishCommand()
+    }
+
     /// Forgets the command in flight (its link was lost); a late answer is counted as stray.
     public func abandonCommand() { endCommand() }
 
     func endCommand() {
         pending = false
+        oneLineAnswer = false
         payloadEcho = nil
         payloadDue = nil
         framer.promptByte = 0

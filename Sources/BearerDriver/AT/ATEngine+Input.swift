@@ -155,7 +155,7 @@ extension ATEngine {
                 counters.echoes += 1
                 return
             }
-            if let f = ATFinal.classify(line) {
+            if let f = ATFinal.classify(line) ?? rules.finalMatch(line) {
                 final = f
                 return
             }
@@ -170,6 +170,7 @@ extension ATEngine {
             if queueIfUnsolicited(line) { return }
             sawInformation = true
             response.append(line)
+            if oneLineAnswer { final = .ok }  // AT+CIFSR: the address is the whole answer, no OK follows
             return
         }
         if ATFinal.classify(line) != nil {
@@ -207,7 +208,10 @@ extension ATEngine {
     private func startRaw(_ line: UnsafeRawBufferPointer, prefixLength: Int, field: Int, target: RawTarget) {
         var f = ATFields(line.suffix(from: prefixLength))
         f.skip(field)
-        guard let n = f.int(), n <= 65535 else {
+        // SIM800 ends the length with a colon when no sender follows (`+RECEIVE,0,12:`).
+        var text = f.next()
+        if let t = text, t.count > 1, t[t.count - 1] == ASCII.colon { text = t.prefix(t.count - 1) }
+        guard let t = text, let n = parseDecimal(t), n <= 65535 else {
             counters.badRawLengths += 1
             return
         }

@@ -92,6 +92,8 @@ public final class ATEngine<Transport: ByteTransport> {
     }
     var bodyWait = BodyWait.none
     var rebootSeen = false
+    /// The command in flight is answered by one line and no final result (`runAnsweredByOneLine`).
+    var oneLineAnswer = false
 
     public init(transport: Transport, lineCapacity: Int = 600, responseCapacity: Int = 4096,
                 urcSlots: Int = 8, urcSlotCapacity: Int = 1600, payloadCapacity: Int = 1600,
@@ -172,6 +174,25 @@ public final class ATEngine<Transport: ByteTransport> {
         var found = -1
         _ = try pump(until: deadline) { engine in
             if let s = engine.urcs.take(prefix: prefix) { found = s }
+            return found >= 0
+        }
+        if found < 0 {
+            counters.timeouts += 1
+            throw .timeout
+        }
+        return ATURC(line: urcs.line(found), body: urcs.body(found))
+    }
+
+    /// Waits for a URC that `rule` (or `other`) matches (SIM800 `0, CONNECT OK` or `0, ALREADY CONNECT` after its
+    /// OK); other URCs stay queued.
+    public func awaitURC(_ rule: ATLineRule, or other: ATLineRule? = nil, timeoutMs: Int) throws(ATError) -> ATURC {
+        if let s = urcs.take(matching: rule) ?? other.flatMap({ urcs.take(matching: $0) }) {
+            return ATURC(line: urcs.line(s), body: urcs.body(s))
+        }
+        let deadline = transport.nowMs() + UInt64(max(timeoutMs, 0))
+        var found = -1
+        _ = try pump(until: deadline) { engine in
+            if let s = engine.urcs.take(matching: rule) ?? other.flatMap({ engine.urcs.take(matching: $0) }) { found = s }
             return found >= 0
         }
         if found < 0 {

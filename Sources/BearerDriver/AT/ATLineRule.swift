@@ -14,14 +14,55 @@ public struct ATLineRule: Sendable {
     public let prefix: StaticString
     public let unsolicited: Bool
     public let body: ATLineBody
+    /// The line starts with a connection number, `<n>,` and maybe a space, before `prefix`
+    /// (SIM800 multi-connection mode: `0, CLOSED`, `1, SEND OK`).
+    public let numbered: Bool
+    /// The line is the final result of the command in flight (SIM800 `0, SEND OK`, `SHUT OK`); only
+    /// looked for while a command runs. Such rows are never URCs.
+    public let ends: ATFinal?
 
-    public init(_ prefix: StaticString, unsolicited: Bool = true, body: ATLineBody = .none) {
+    public init(_ prefix: StaticString, unsolicited: Bool = true, body: ATLineBody = .none, numbered: Bool = false) {
         self.prefix = prefix
         self.unsolicited = unsolicited
         self.body = body
+        self.numbered = numbered
+        self.ends = nil
+    }
+
+    /// A vendor final result code: `line` ends the command in flight with `result`.
+    public init(final prefix: StaticString, numbered: Bool = false, _ result: ATFinal) {
+        self.prefix = prefix
+        self.unsolicited = false
+        self.body = .none
+        self.numbered = numbered
+        self.ends = result
     }
 
     static let unused = ATLineRule("", unsolicited: false)
+
+    /// Where `prefix` starts in `line`: 0, or past `<n>,` and one optional space for numbered rows; nil when
+    /// a numbered row's number is missing.
+    @inline(__always) func prefixStart(_ line: UnsafeRawBufferPointer) -> Int? {
+        if !numbered { return 0 }
+        var i = 0
+        while i < line.count && ASCII.isDigit(line[i]) { i += 1 }
+        if i == 0 || i >= line.count || line[i] != ASCII.comma { return nil }
+        i += 1
+        if i < line.count && line[i] == ASCII.space { i += 1 }
+        return i
+    }
+
+    /// True when `line` is this row's line.
+    public func matches(_ line: UnsafeRawBufferPointer) -> Bool {
+        guard let start = prefixStart(line) else { return false }
+        return start == 0 ? line.hasPrefix(prefix) : line.suffix(from: start).hasPrefix(prefix)
+    }
+
+    /// The fields of a matching `line`: those after the prefix, or for numbered rows the whole line (field 0
+    /// is the connection number).
+    public func fields(_ line: UnsafeRawBufferPointer) -> ATFields {
+        numbered ? ATFields(line) : ATFields(line, after: prefix)
+    }
 }
 
 /// A fixed table of line rules, always armed: the Zephyr modem_chat "unsolicited matches" as data.
@@ -43,11 +84,11 @@ public struct ATLineRules: Sendable {
 
     public func rule(at i: Int) -> ATLineRule { rules[i] }
 
-    /// The first unsolicited rule whose prefix starts `line`.
+    /// The first unsolicited rule that matches `line`.
     func unsolicitedMatch(_ line: UnsafeRawBufferPointer) -> ATLineRule? {
         for i in 0..<count {
             let r = rules[i]
-            if r.unsolicited && line.hasPrefix(r.prefix) { return r }
+            if r.unsolicited && r.matches(line) { return r }
         }
         return nil
     }
@@ -56,9 +97,18 @@ public struct ATLineRules: Sendable {
     func responseBody(_ line: UnsafeRawBufferPointer) -> ATLineBody {
         for i in 0..<count {
             let r = rules[i]
-            if !r.unsolicited && line.hasPrefix(r.prefix) { return r.body }
+            if !r.unsolicited && r.ends == nil && line.hasPrefix(r.prefix) { return r.body }
         }
         return .none
+    }
+
+    /// The vendor final result `line` stands for, if a row names it.
+    func finalMatch(_ line: UnsafeRawBufferPointer) -> ATFinal? {
+        for i in 0..<count {
+            let r = rules[i]
+            if let e = r.ends, r.matches(line) { return e }
+        }
+        return nil
     }
 
     /// Lines that announce a module (re)start, TS 27.007 and vendor manuals.

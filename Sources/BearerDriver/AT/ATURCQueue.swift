@@ -128,6 +128,19 @@ struct ATURCQueue {
         return nil
     }
 
+    /// The oldest complete URC that `rule` matches, taken out of order; others stay queued.
+    mutating func take(matching rule: ATLineRule) -> Int? {
+        reclaim()
+        for k in 0..<count {
+            let i = (first + k) % slots
+            if state[i] == 2 && rule.matches(line(i)) {
+                state[i] = 3
+                return i
+            }
+        }
+        return nil
+    }
+
     /// Pending complete URCs (not yet taken).
     var pending: Int {
         var n = 0

@@ -2,6 +2,11 @@ extension ModemDialect {
     /// Picks a dialect from an ATI, AT+CGMI or AT+CGMM answer line (manufacturer or model text).
     /// Unknown modules get the generic 3GPP profile.
     public static func detect(_ identity: UnsafeRawBufferPointer) -> ModemDialect {
+        // The SIM800 family first: its model names share SIMCom's prefixes.
+        if contains(identity, "SIM800") || contains(identity, "SIM808") || contains(identity, "SIM868")
+            || contains(identity, "SIM900") {
+            return .sim800
+        }
         if contains(identity, "SIMCOM") || contains(identity, "SIM7") || contains(identity, "SIM8")
             || contains(identity, "SIM5") || contains(identity, "A76") {
             return .simcom

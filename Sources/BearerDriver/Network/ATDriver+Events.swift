@@ -52,63 +52,60 @@ extension ATDriver {
         return .other(line: line)
     }
 
+    /// A socket URC through the dialect's table (`SocketCommands.urcs`): the first row that matches decides.
     private func socketEvent(_ u: ATURC, _ s: SocketCommands) -> ATEvent? {
         let line = u.line
-        switch s.style {
-        case .simcomCIP:
-            if line.hasPrefix("RECV FROM:") {
-                // RECV FROM:<ip>:<port>
-                let rest = line.suffix(from: 10)
-                if let colon = rest.firstIndex(of: ASCII.colon),
-                   let addr = UDPEndpoint.parseAddress(rest.prefix(colon)),
-                   let port = parseDecimal(rest.suffix(from: colon + 1)), port <= 65535 {
-                    pendingSender = UDPEndpoint(address: addr, port: UInt16(port))
-                }
+        for i in 0..<s.urcs.count {
+            let row = s.urcs.row(i)
+            if !row.match.matches(line) { continue }
+            switch row.meaning {
+            case .ignore:
                 return nil
-            }
-            if line.hasPrefix("+RECEIVE,") {
-                var f = ATFields(line, after: "+RECEIVE,")
-                let id = f.int() ?? 0
-                defer { pendingSender = nil }
-                return .socketData(socket: id, from: pendingSender, bytes: u.body)
-            }
-            if line.hasPrefix("+IPD") {
-                // +IPD carries no link number: it belongs to the lowest open link.
-                var id = 0
-                while id < openSockets.count && !openSockets[id] { id += 1 }
-                defer { pendingSender = nil }
-                return .socketData(socket: id < openSockets.count ? id : 0, from: pendingSender, bytes: u.body)
-            }
-            if line.hasPrefix("+CIPSEND:") || line.hasPrefix("+CIPCLOSE:") || line.hasPrefix("+NETOPEN:")
-                || line.hasPrefix("+CIPOPEN:") {
+            case .sender:
+                if let from = endpoint(line, row) { pendingSender = from }
                 return nil
-            }
-            if line.hasPrefix("+CIPEVENT:") {
-                for i in 0..<openSockets.count { openSockets[i] = false }
+            case .data:
+                defer { pendingSender = nil }
+                return .socketData(socket: dataSocket(line, row), from: endpoint(line, row) ?? pendingSender, bytes: u.body)
+            case .readable:
+                guard let id = field(line, row, row.id) else { return .other(line: line) }
+                return .socketReadable(socket: id)
+            case .closed:
+                guard let id = field(line, row, row.id) else { return .other(line: line) }
+                if id >= 0 && id < openSockets.count { openSockets[id] = false }
+                return .socketClosed(socket: id)
+            case .bearerDown:
+                for k in 0..<openSockets.count { openSockets[k] = false }
                 return .socketClosed(socket: -1)  // the whole bearer went down
             }
-        case .quectelQI:
-            if line.hasPrefix("+QIOPEN:") { return nil }
-            if line.hasPrefix("+QIURC: \"pdpdeact\"") {
-                for i in 0..<openSockets.count { openSockets[i] = false }
-                return .socketClosed(socket: -1)
-            }
-        case .ubloxUSO:
-            break
-        }
-        if line.hasPrefix(s.receiveURC) {
-            var f = ATFields(line, after: s.receiveURC)
-            if s.style == .quectelQI { f = ATFields(line, after: "+QIURC:"); f.skip() }
-            guard let id = f.int() else { return .other(line: line) }
-            return .socketReadable(socket: id)
-        }
-        if line.hasPrefix(s.closedURC) {
-            var f = ATFields(line, after: s.closedURC)
-            if s.style == .quectelQI { f = ATFields(line, after: "+QIURC:"); f.skip() }
-            guard let id = f.int() else { return .other(line: line) }
-            if id >= 0 && id < openSockets.count { openSockets[id] = false }
-            return .socketClosed(socket: id)
         }
         return .other(line: line)
+    }
+
+    /// Field `index` of a row's line as an integer; nil when the row names none or it is not a number.
+    private func field(_ line: UnsafeRawBufferPointer, _ row: SocketURC, _ index: Int) -> Int? {
+        if index < 0 { return nil }
+        var f = row.match.fields(line)
+        f.skip(index)
+        return f.int()
+    }
+
+    /// The socket of pushed data: its id field (0 when unreadable), or with none named the lowest open socket.
+    private func dataSocket(_ line: UnsafeRawBufferPointer, _ row: SocketURC) -> Int {
+        if row.id >= 0 { return field(line, row, row.id) ?? 0 }
+        var id = 0
+        while id < openSockets.count && !openSockets[id] { id += 1 }
+        return id < openSockets.count ? id : 0
+    }
+
+    /// The `<ip>:<port>` field of a row's line, if the row has one and it parses.
+    private func endpoint(_ line: UnsafeRawBufferPointer, _ row: SocketURC) -> UDPEndpoint? {
+        if row.sender < 0 { return nil }
+        var f = row.match.fields(line)
+        f.skip(row.sender)
+        guard let text = f.next(), let colon = text.firstIndex(of: ASCII.colon),
+              let addr = UDPEndpoint.parseAddress(text.prefix(colon)),
+              let port = parseDecimal(text.suffix(from: colon + 1)), port <= 65535 else { return nil }
+        return UDPEndpoint(address: addr, port: UInt16(port))
     }
 }

@@ -58,6 +58,8 @@ extension ATDriver {
         c.quoted("IP")
         c.quoted(apn)
         try engine.run(c)
+        apnCount = min(apn.count, 64)
+        for i in 0..<apnCount { self.apn[i] = apn[i] }
         if dialect.sockets?.style == .quectelQI {
             var q = ATCommand("AT+QICSGP=")
             q.int(cid)
@@ -86,7 +88,16 @@ extension ATDriver {
             try engine.run(c, timeoutMs: timeoutMs)
             return
         }
+        if !s.netReset.isEmptyString { _ = try? engine.run(ATCommand(s.netReset), timeoutMs: 65_000) }
+        if !s.netPrepare.isEmptyString { _ = try? engine.run(ATCommand(s.netPrepare), timeoutMs: 2000) }
+        if !s.netAPN.isEmptyString {
+            var c = ATCommand(s.netAPN)
+            let n = apnCount
+            withUnsafeBytes(of: &apn) { c.quoted(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            try engine.run(c, timeoutMs: 2000)
+        }
         try engine.run(ATCommand(s.netOpen), timeoutMs: timeoutMs)
+        if !s.netAddress.isEmptyString { try engine.runAnsweredByOneLine(ATCommand(s.netAddress), timeoutMs: 2000) }
         if !s.netOpenURC.isEmptyString {
             let u = try engine.awaitURC(s.netOpenURC, timeoutMs: timeoutMs)
             var f = ATFields(u.line, after: s.netOpenURC)
@@ -101,6 +112,9 @@ extension ATDriver {
             return
         }
         try engine.run(ATCommand(s.netClose), timeoutMs: timeoutMs)
-        for i in 0..<openSockets.count { openSockets[i] = false }
+        for i in 0..<openSockets.count {
+            openSockets[i] = false
+            socketRemote[i] = nil
+        }
     }
 }

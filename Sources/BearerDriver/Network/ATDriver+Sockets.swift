@@ -24,6 +24,8 @@ extension ATDriver {
             if id >= openSockets.count { throw .malformedResponse }
             openSockets[id] = true
             return id
+        case .simcomCIPSTART:
+            return try openCIPSTART(localPort: localPort, s)
         case .simcomCIP, .quectelQI:
             var id = 0
             while id < min(s.maxSockets, openSockets.count) && openSockets[id] { id += 1 }
@@ -72,6 +74,10 @@ extension ATDriver {
         if payload.count == 0 || payload.count > s.maxPayload { throw .invalidArgument }
         var c = ATCommand(s.send)
         switch s.style {
+        case .simcomCIPSTART:
+            try aimCIPSTART(socket: id, at: remote, s)
+            c.int(id)  // AT+CIPSEND=<n>,<len>; the destination was set above
+            c.int(payload.count)
         case .simcomCIP, .quectelQI:
             c.int(id)  // AT+CIPSEND=<link>,<len>,"ip",port / AT+QISEND=<id>,<len>,"ip",port
             c.int(payload.count)
@@ -88,7 +94,7 @@ extension ATDriver {
     }
 
     /// Reads one buffered datagram into `buffer`; returns its length (0 when none) and sender.
-    /// SIMCom pushes data in `ATEvent.socketData` instead and answers `.unsupported`.
+    /// SIMCom (SIM7600 and SIM800) pushes data in `ATEvent.socketData` instead and answers `.unsupported`.
     /// Quectel announces new data only once the buffer was drained: read until 0 comes back.
     public func receiveUDP(socket id: Int, into buffer: UnsafeMutableRawBufferPointer) throws(ATError) -> (count: Int, from: UDPEndpoint?) {
         let s = try socketCommands()
@@ -119,7 +125,7 @@ extension ATDriver {
             guard let port = f.int(), let n = f.int(), let hex = f.string() else { throw .malformedResponse }
             guard let got = decodeHex(hex, into: buffer), got == n else { throw .malformedResponse }
             return (n, UDPEndpoint(address: addr, port: UInt16(truncatingIfNeeded: port)))
-        case .simcomCIP:
+        case .simcomCIP, .simcomCIPSTART:
             throw .unsupported
         }
     }
@@ -130,6 +136,7 @@ extension ATDriver {
         var c = ATCommand(s.close)
         c.int(id)
         openSockets[id] = false
+        socketRemote[id] = nil
         do throws(ATError) {
             try engine.run(c, timeoutMs: 10_000)
         } catch {
@@ -148,6 +155,7 @@ extension ATDriver {
             c.int(id)
             _ = try? engine.run(c, timeoutMs: 10_000)
             openSockets[id] = false
+            socketRemote[id] = nil
         }
     }
 

@@ -8,6 +8,11 @@ public final class ATDriver<Transport: ByteTransport> {
     var openSockets = InlineArray<16, Bool>(repeating: false)
     /// Sender announced by SIMCom's `RECV FROM:` for the `+IPD` that follows.
     var pendingSender: UDPEndpoint?
+    /// Where each socket's datagrams go now, for modules that keep one destination per socket (SIM800).
+    var socketRemote = InlineArray<16, UDPEndpoint?>(repeating: nil)
+    /// The APN `defineContext` was given, for modules that take it again at each bearer start (SIM800 AT+CSTT).
+    var apn = InlineArray<64, UInt8>(repeating: 0)
+    var apnCount = 0
     var seenOverflows = 0
     /// Scratch for decoded socket data (u-blox hex) and identity lines; allocated once.
     let scratch: UnsafeMutableRawBufferPointer
