@@ -133,8 +133,8 @@ struct ATURCQueue {
         reclaim()
         for k in 0..<count {
             let i = (first + k) % slots
-            if state[i] == 2 && rule.matches(line(i)) {
-                state[i] = 3
+            if state[i] == SlotState.ready && rule.matches(line(i)) {
+                state[i] = SlotState.taken
                 return i
             }
         }
