@@ -27,9 +27,8 @@ int hs_file_replace_atomic(const char *dir, const char *name, const uint8_t *dat
     return rc;
 }
 
-long hs_file_read(const char *path, uint8_t *out, size_t cap) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -errno;
+/// Reads up to `cap` bytes (retrying EINTR), closes `fd`: the count, or -errno.
+static long read_all_and_close(int fd, uint8_t *out, size_t cap) {
     size_t got = 0;
     while (got < cap) {
         ssize_t n = read(fd, out + got, cap - got);
@@ -46,6 +45,12 @@ long hs_file_read(const char *path, uint8_t *out, size_t cap) {
     return (long)got;
 }
 
+long hs_file_read(const char *path, uint8_t *out, size_t cap) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    return read_all_and_close(fd, out, cap);
+}
+
 long hs_file_read_private(const char *path, uint8_t *out, size_t cap, uint32_t *mode, uint32_t *owner) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -errno;
@@ -55,20 +60,7 @@ long hs_file_read_private(const char *path, uint8_t *out, size_t cap, uint32_t *
     *owner = (uint32_t)st.st_uid;
     if (!S_ISREG(st.st_mode)) { close(fd); return -EINVAL; }
     if ((st.st_mode & 077) != 0) { close(fd); return -EPERM; }
-    size_t got = 0;
-    while (got < cap) {
-        ssize_t n = read(fd, out + got, cap - got);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            int e = errno;
-            close(fd);
-            return -e;
-        }
-        if (n == 0) break;
-        got += (size_t)n;
-    }
-    close(fd);
-    return (long)got;
+    return read_all_and_close(fd, out, cap);
 }
 
 int hs_file_remove(const char *dir, const char *name) {

@@ -89,7 +89,7 @@ public final class GatewayMetrics: @unchecked Sendable {
     private func add(_ now: [String: Int], prefix: String, last: ReferenceWritableKeyPath<GatewayMetrics, [String: Int]>) {
         lock.withLock {
             for (name, value) in now {
-                let label = prefix + Self.snakeCase(name) + "_total"
+                let label = prefix + MetricName.snakeCase(name) + "_total"
                 let counter = counters[label] ?? CoreMetrics.Counter(label: label, factory: factory)
                 counters[label] = counter
                 let delta = value - (self[keyPath: last][name] ?? 0)
@@ -108,17 +108,6 @@ public final class GatewayMetrics: @unchecked Sendable {
         return out
     }
 
-    /// `unexpectedPDUs` -> `unexpected_pdus`: a capital after a lower-case letter or digit starts a word.
-    static func snakeCase(_ s: String) -> String {
-        var out = ""
-        var previous: Character?
-        for ch in s {
-            if ch.isUppercase, let p = previous, p.isLowercase || p.isNumber { out += "_" }
-            out += ch.lowercased()
-            previous = ch
-        }
-        return out
-    }
 }
 
 /// Wraps the IKE engine (or the emulated peer) to count each negotiation by outcome and time it.

@@ -62,7 +62,7 @@ final class DaemonGatewayAccess: GatewayAccess, @unchecked Sendable {
         var c = GatewayCounters()
         guard let m = try? daemon.metrics() else { return c }
         for (name, path) in Self.fields {
-            c[keyPath: path] = Int(m["gateway_" + Self.snakeCase(name) + "_total"] ?? 0)
+            c[keyPath: path] = Int(m["gateway_" + MetricName.snakeCase(name) + "_total"] ?? 0)
         }
         return c
     }
@@ -89,17 +89,6 @@ final class DaemonGatewayAccess: GatewayAccess, @unchecked Sendable {
         guard r.status == 202 else { throw ScenarioFailure("admin delete: HTTP \(r.status) \(r.body)") }
     }
 
-    /// As the daemon names its counters: a capital after a lower-case letter or digit starts a word.
-    static func snakeCase(_ s: String) -> String {
-        var out = ""
-        var previous: Character?
-        for ch in s {
-            if ch.isUppercase, let p = previous, p.isLowercase || p.isNumber { out += "_" }
-            out += ch.lowercased()
-            previous = ch
-        }
-        return out
-    }
 }
 
 /// The emulator's back end for the daemon (`negotiator = socket`, `secret_service = socket`): the opposite

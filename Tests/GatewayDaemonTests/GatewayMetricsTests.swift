@@ -25,6 +25,6 @@ import Testing
     @Test(arguments: [("unexpectedPDUs", "unexpected_pdus"), ("byUDP", "by_udp"), ("saDelivered", "sa_delivered"),
                       ("badUDH", "bad_udh"), ("received", "received")])
     func snakeCase(name: String, expected: String) {
-        #expect(GatewayMetrics.snakeCase(name) == expected)
+        #expect(MetricName.snakeCase(name) == expected)
     }
 }

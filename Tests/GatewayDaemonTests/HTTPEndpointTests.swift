@@ -56,7 +56,7 @@ import Testing
         #expect(body.contains("\ngateway_integrity_failures_total 1\n"))
         // Every GatewayCounters field is exported, by its snake_case name.
         for child in Mirror(reflecting: GatewayCounters()).children {
-            let name = "gateway_" + GatewayMetrics.snakeCase(child.label!) + "_total"
+            let name = "gateway_" + MetricName.snakeCase(child.label!) + "_total"
             #expect(body.contains("\n\(name) "), "\(name) missing")
         }
         #expect(body.contains("gateway_by_udp_total") && body.contains("gateway_smpp_unexpected_pdus_total"))

@@ -14,8 +14,6 @@ import Testing
         for child in Mirror(reflecting: GatewayCounters()).children {
             #expect(mapped.contains(child.label!), "\(child.label!) is not read from /metrics")
         }
-        #expect(DaemonGatewayAccess.snakeCase("byUDP") == "by_udp")
-        #expect(DaemonGatewayAccess.snakeCase("saDelivered") == "sa_delivered")
     }
 
     /// The emulator's back end: the opposite party's pair for an establish (keys the peer holds), a refusal for an
