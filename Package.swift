@@ -45,10 +45,16 @@ let package = Package(
             name: "ModemSim",
             dependencies: ["BearerDriver", "CHandsetShim", "SMPP", .product(name: "Logging", package: "swift-log")]),
         .target(name: "ProxyIKE"),
+        // The gateway's protocol core: key-delegation state machine, counters, the device record and the ports its
+        // adapters plug into (RegistryStore, PeerNegotiator, TrustedServices). No store, socket or IKE engine here.
+        .target(
+            name: "GatewayCore",
+            dependencies: ["HandsetCore", .product(name: "Logging", package: "swift-log")]),
+        // Adapters around the core: SQLite and PostgreSQL stores, the strongSwan negotiator, the back-end socket.
         .target(
             name: "Gateway",
             dependencies: [
-                "HandsetCore", "CHandsetShim", "ProxyIKE",
+                "GatewayCore", "HandsetCore", "CHandsetShim", "ProxyIKE",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),

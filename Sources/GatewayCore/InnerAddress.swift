@@ -45,7 +45,7 @@ public struct AddressPool: Equatable, Sendable {
     public func contains(_ a: IPAddress) -> Bool { !a.isV6 && hosts.contains(a.v4) }
 
     /// The lowest host address not in `taken`, or nil when the pool is full.
-    func first(notIn taken: Set<UInt32>) -> IPAddress? {
+    package func first(notIn taken: Set<UInt32>) -> IPAddress? {
         hosts.first { !taken.contains($0) }.map { IPAddress(v4: $0) }
     }
 }
