@@ -83,7 +83,7 @@ extension DaemonConfig {
         ("smpp_password_file", "path of a file holding the SMPP password, 1-8 characters (required)"),
         ("gateway_number", "the gateway's MSISDN or short code: + and 3-20 digits (required)"),
         ("udp_listen", "ADDRESS:PORT for key-delegation datagrams, or off"),
-        ("negotiator", "emulated or strongswan, or socket (over backend_socket)"),
+        ("negotiator", "strongswan, socket (over backend_socket) or emulated (an emulated peer, for tests) (required)"),
         ("strongswan_vici", "path of charon's VICI socket"),
         ("strongswan_key_socket", "path of the key socket of our charon plugin"),
         ("strongswan_server", "the IPsec server's IPv4 address"),
@@ -232,7 +232,8 @@ extension DaemonConfig {
         func missing(_ key: String) -> ConfigError {
             ConfigError(file: file, line: 0, key: key, reason: "required; allowed: " + allowed(key))
         }
-        for key in ["registry", "kek", "smpp_system_id", "smpp_password_file", "gateway_number"] where seen[key] == nil {
+        // No default negotiator: an operator who forgot it must not get the emulated peer.
+        for key in ["registry", "kek", "smpp_system_id", "smpp_password_file", "gateway_number", "negotiator"] where seen[key] == nil {
             throw missing(key)
         }
         if wantsStrongSwan {

@@ -124,6 +124,7 @@ struct LoadCommand: ParsableCommand {
                 http_listen = 127.0.0.1:0
                 device_workers = \(deviceWorkers)
                 log_level = warning
+                negotiator = emulated
                 """
             try (text + "\n").write(toFile: conf, atomically: true, encoding: .utf8)
             daemons.append(try Self.spawn(binary, config: conf, log: dir + "/gateway-\(k).log"))

@@ -24,6 +24,7 @@ import Testing
         udp_listen = 127.0.0.1:4501
         log_format = json
         http_listen = 127.0.0.1:0
+        negotiator = emulated
         """
 
     static let minimal = """
@@ -32,6 +33,7 @@ import Testing
         kek = reg.kek
         smpp_system_id = handset-gw
         smpp_password_file = smpp.pw
+        negotiator = emulated
         """
 
     @Test func aValidFileParsesWithPathsFromItsDirectory() throws {
@@ -50,7 +52,6 @@ import Testing
     @Test(arguments: [
         ("smpp_port = 70000", "smpp_port", "1-65535"),
         ("log_format = xml", "log_format", "text or json"),
-        ("negotiator = racoon", "negotiator", "emulated or strongswan"),
         ("gateway_number = 12ab", "gateway_number", "3-20 digits"),
         ("http_listen = 9464", "http_listen", "ADDRESS:PORT"),
         ("log_level = loud", "log_level", "critical"),
@@ -78,6 +79,18 @@ import Testing
         let text = Self.valid.split(separator: "\n").filter { !$0.hasPrefix("smpp_system_id") }.joined(separator: "\n")
         let e = try #require(throws: ConfigError.self) { try DaemonConfig.parse(text, file: "gw.conf", baseDirectory: d) }
         #expect(e.line == 0 && e.key == "smpp_system_id" && e.reason.contains("required"))
+    }
+
+    /// No default negotiator: a file without one is refused rather than run against the emulated peer, and an
+    /// unknown one is named with its line.
+    @Test func theNegotiatorIsRequiredAndNamed() throws {
+        let d = try Self.dir()
+        let without = Self.valid.replacingOccurrences(of: "negotiator = emulated", with: "")
+        let e = try #require(throws: ConfigError.self) { try DaemonConfig.parse(without, file: "gw.conf", baseDirectory: d) }
+        #expect(e.line == 0 && e.key == "negotiator" && e.reason.contains("required"))
+        let bad = Self.valid.replacingOccurrences(of: "negotiator = emulated", with: "negotiator = racoon")
+        let b = try #require(throws: ConfigError.self) { try DaemonConfig.parse(bad, file: "gw.conf", baseDirectory: d) }
+        #expect(b.line == 12 && b.key == "negotiator" && b.reason.contains("strongswan, socket"))
     }
 
     /// The password lives in a file of its own, readable by the owner only, as the KEK does.
@@ -120,14 +133,14 @@ import Testing
     @Test func strongswanNeedsItsSocketsAndServer() throws {
         let d = try Self.dir()
         let e = try #require(throws: ConfigError.self) {
-            try DaemonConfig.parse(Self.valid + "\nnegotiator = strongswan\nstrongswan_vici = /run/charon.vici\n", file: "gw.conf",
+            try DaemonConfig.parse(Self.valid.replacingOccurrences(of: "negotiator = emulated", with: "negotiator = strongswan") + "\nstrongswan_vici = /run/charon.vici\n", file: "gw.conf",
                                    baseDirectory: d)
         }
         #expect(e.line == 12 && e.key == "strongswan_key_socket")
         let stray = try #require(throws: ConfigError.self) {
             try DaemonConfig.parse(Self.valid + "\nstrongswan_vici = /run/charon.vici\n", file: "gw.conf", baseDirectory: d)
         }
-        #expect(stray.line == 12 && stray.reason.contains("only used with negotiator = strongswan"))
+        #expect(stray.line == 13 && stray.reason.contains("only used with negotiator = strongswan"))
     }
 
     /// X.509 and virtual IPs for the proxy (docs/ike-proxy.md): the server's CA file is read at load.
@@ -136,20 +149,19 @@ import Testing
         _ = FileManager.default.createFile(atPath: d + "/server-ca.pem",
                                            contents: Data("-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n".utf8))
         let ss = """
-            negotiator = strongswan
             strongswan_vici = /run/charon.vici
             strongswan_key_socket = /run/charon.handset-proxy
             strongswan_server = 192.0.2.1
             strongswan_server_id = vpn.example.org
             strongswan_ike_remote = 127.0.0.1:4500
             """
-        let c = try DaemonConfig.parse(Self.valid + "\n" + ss + "\nstrongswan_server_ca = server-ca.pem\nstrongswan_virtual_ip = yes\n",
+        let c = try DaemonConfig.parse(Self.valid.replacingOccurrences(of: "negotiator = emulated", with: "negotiator = strongswan") + "\n" + ss + "\nstrongswan_server_ca = server-ca.pem\nstrongswan_virtual_ip = yes\n",
                                        file: "gw.conf", baseDirectory: d)
         guard case .strongswan(let s) = c.negotiator else { Issue.record("not strongswan"); return }
         #expect(s.serverCA == d + "/server-ca.pem" && s.virtualIP)
         for bad in ["strongswan_server_ca = missing.pem", "strongswan_server_ca = smpp.pw", "strongswan_virtual_ip = maybe"] {
             let e = try #require(throws: ConfigError.self) {
-                try DaemonConfig.parse(Self.valid + "\n" + ss + "\n" + bad + "\n", file: "gw.conf", baseDirectory: d)
+                try DaemonConfig.parse(Self.valid.replacingOccurrences(of: "negotiator = emulated", with: "negotiator = strongswan") + "\n" + ss + "\n" + bad + "\n", file: "gw.conf", baseDirectory: d)
             }
             #expect(e.line == 18 && e.key == String(bad.split(separator: " ")[0]))
         }

@@ -19,7 +19,10 @@ import Testing
     }
 
     static func config(_ extra: String, dir: String) throws(ConfigError) -> DaemonConfig {
-        try DaemonConfig.parse(DaemonConfigTests.minimal + "\ngateway_number = +15550199\n" + extra, file: "gw.conf", baseDirectory: dir)
+        // `extra` may choose its own negotiator in place of the minimal file's.
+        let base = extra.contains("negotiator =") ? DaemonConfigTests.minimal.replacingOccurrences(of: "\nnegotiator = emulated", with: "")
+                                                  : DaemonConfigTests.minimal
+        return try DaemonConfig.parse(base + "\ngateway_number = +15550199\n" + extra, file: "gw.conf", baseDirectory: dir)
     }
 
     static func transfer() -> KDSATransfer {

@@ -69,7 +69,7 @@ def test_daemon_logs_a_handset_in_over_smpp_and_drains_on_sigterm(tmp_path):
         conf.write_text(f"registry = reg.sqlite\nkek = reg.kek\nsmpp_port = {sim.smpp_port}\n"
                         f"smpp_system_id = handset-gw\nsmpp_password_file = smpp.pw\n"
                         f"gateway_number = {GATEWAY_NUMBER}\nudp_listen = 127.0.0.1:0\nlog_format = json\n"
-                        f"http_listen = 127.0.0.1:0\ndrain_timeout = 5\n")
+                        f"http_listen = 127.0.0.1:0\ndrain_timeout = 5\nnegotiator = emulated\n")
         check = subprocess.run([GATEWAY, "--config", str(conf), "--check-config"], capture_output=True, text=True,
                                timeout=10)
         assert check.returncode == 0, check.stderr
