@@ -54,15 +54,17 @@ public final class Gateway: @unchecked Sendable {
     /// only grow), so a counter at or below it is a replay for certain: refused with no registry read at all.
     private var acceptedUp: [UInt64: Int64] = [:]
     public var counters: GatewayCounters { countersLock.withLock { tally } }
-    /// SA lifetimes handed out (seconds); the emulator's rekey scenario shortens them.
-    public var softSeconds: UInt32 = 3000
-    public var hardSeconds: UInt32 = 3600
+    /// SA lifetimes handed out (seconds) when the negotiator gives none; fixed for the gateway's life.
+    public let softSeconds: UInt32
+    public let hardSeconds: UInt32
     /// The handset installed a pushed SA (sa-ack with request 0, success): device and the SA's outbound SPI.
     /// The strongSwan negotiator ends its rekey hold on it (docs/ike-proxy.md, hold_rekey).
     public var onPushAcknowledged: (@Sendable (_ device: UInt64, _ outboundSPI: UInt32) -> Void)?
 
     public init(registry: any RegistryStore, negotiator: PeerNegotiator, services: TrustedServices? = nil,
-                logger: Logger = Logger(label: "gateway")) {
+                lifetimes: (soft: UInt32, hard: UInt32) = (3000, 3600), logger: Logger = Logger(label: "gateway")) {
+        self.softSeconds = lifetimes.soft
+        self.hardSeconds = lifetimes.hard
         self.registry = registry
         self.negotiator = negotiator
         self.services = services

@@ -45,9 +45,8 @@ public final class GatewayDaemon: @unchecked Sendable {
         } catch { throw DaemonStartError.registry("\(error)") }
         let negotiator = try Self.negotiator(config.negotiator, registry: registry, logger: logger)
         gateway = Gateway(registry: registry, negotiator: MeasuredNegotiator(negotiator.peer, metrics: metrics),
-                          services: DaemonServices(config: config, metrics: metrics, logger: logger), logger: logger)
-        gateway.softSeconds = config.saSoftSeconds
-        gateway.hardSeconds = config.saHardSeconds
+                          services: DaemonServices(config: config, metrics: metrics, logger: logger),
+                          lifetimes: (config.saSoftSeconds, config.saHardSeconds), logger: logger)
         var esme = ESMEConfig(host: config.smppHost, port: config.smppPort, systemID: config.smppSystemID,
                               password: config.smppPassword)
         esme.sourceAddr = config.gatewayNumber
