@@ -98,8 +98,31 @@ final class IKELab {
         m.add("type", "IKE")
         m.add("data", psk)
         m.add("owners", list: [self["SRV_ID"], identity])
-        let r = try serverCall("load-shared", m)
-        guard r.string("success") == "yes" else { throw LabError(description: "server load-shared: \(r.string("errmsg") ?? "")") }
+        try serverCallChecked("load-shared", m)
+    }
+
+    /// A server call whose answer must say success.
+    func serverCallChecked(_ command: String, _ m: VICIMessage = VICIMessage()) throws {
+        let r = try serverCall(command, m)
+        guard r.string("success") == "yes" else { throw LabError(description: "server \(command): \(r.string("errmsg") ?? "")") }
+    }
+
+    /// Loads a server connection `name` between the lab's addresses, with one child of the same name.
+    func serverLoadConn(_ name: String, local: VICIMessage, remote: VICIMessage, child: VICIMessage, pools: [String] = []) throws {
+        var children = VICIMessage()
+        children.add(name, section: child)
+        var conn = VICIMessage()
+        conn.add("version", "2")
+        conn.add("local_addrs", list: [self["SRV_ADDR"]])
+        conn.add("remote_addrs", list: [self["PUB_ADDR"]])
+        conn.add("proposals", list: ["aes256-sha256-x25519"])
+        if !pools.isEmpty { conn.add("pools", list: pools) }
+        conn.add("local", section: local)
+        conn.add("remote", section: remote)
+        conn.add("children", section: children)
+        var m = VICIMessage()
+        m.add(name, section: conn)
+        try serverCallChecked("load-conn", m)
     }
 
     /// The server's IKE_SAs as list-sas streams them: (connection name, IKE_SA section).

@@ -83,7 +83,7 @@ struct StrongSwanCertificateTests {
             var key = VICIMessage()
             key.add("type", "any")
             key.add("data", bytes: try pki.text("server.key"))
-            try expect(lab.serverCall("load-key", key), "load-key")
+            try lab.serverCallChecked("load-key", key)
             var local = VICIMessage()
             local.add("auth", "pubkey")
             local.add("id", lab["SRV_ID"])
@@ -96,25 +96,10 @@ struct StrongSwanCertificateTests {
             child.add("local_ts", list: ["10.200.0.1/32"])
             child.add("remote_ts", list: [lab["HANDSET_NET"]])
             child.add("esp_proposals", list: ["aes256gcm16"])
-            var children = VICIMessage()
-            children.add("hscert", section: child)
-            var conn = VICIMessage()
-            conn.add("version", "2")
             // The lab's PSK conn `hs` has these addresses too: equal on addresses, this conn wins on the identity.
-            conn.add("local_addrs", list: [lab["SRV_ADDR"]])
-            conn.add("remote_addrs", list: [lab["PUB_ADDR"]])
-            conn.add("proposals", list: ["aes256-sha256-x25519"])
-            conn.add("local", section: local)
-            conn.add("remote", section: remote)
-            conn.add("children", section: children)
-            var m = VICIMessage()
-            m.add("hscert", section: conn)
-            try expect(lab.serverCall("load-conn", m), "load-conn")
+            try lab.serverLoadConn("hscert", local: local, remote: remote, child: child)
         }
 
-        static func expect(_ r: VICIMessage, _ what: String) throws {
-            guard r.string("success") == "yes" else { throw IKELab.LabError(description: "server \(what): \(r.string("errmsg") ?? "")") }
-        }
 
         func establish() -> (Result<KDSATransfer, NegotiationFailure>, Double) {
             let sel = TrafficSelector(local: StrongSwanCertificateTests.inner, remote: StrongSwanCertificateTests.service,

@@ -56,7 +56,7 @@ struct StrongSwanVirtualIPTests {
             addrs.add("addrs", StrongSwanVirtualIPTests.pool)
             var pool = VICIMessage()
             pool.add("hsvip", section: addrs)
-            try expect(lab.serverCall("load-pool", pool), "load-pool")
+            try lab.serverCallChecked("load-pool", pool)
             var local = VICIMessage()
             local.add("auth", "psk")
             local.add("id", lab["SRV_ID"])
@@ -66,25 +66,9 @@ struct StrongSwanVirtualIPTests {
             var child = VICIMessage()
             child.add("local_ts", list: ["10.200.0.1/32"])
             child.add("esp_proposals", list: ["aes256gcm16"])
-            var children = VICIMessage()
-            children.add("hsvip", section: child)
-            var conn = VICIMessage()
-            conn.add("version", "2")
-            conn.add("local_addrs", list: [lab["SRV_ADDR"]])
-            conn.add("remote_addrs", list: [lab["PUB_ADDR"]])
-            conn.add("proposals", list: ["aes256-sha256-x25519"])
-            conn.add("pools", list: ["hsvip"])
-            conn.add("local", section: local)
-            conn.add("remote", section: remote)
-            conn.add("children", section: children)
-            var m = VICIMessage()
-            m.add("hsvip", section: conn)
-            try expect(lab.serverCall("load-conn", m), "load-conn")
+            try lab.serverLoadConn("hsvip", local: local, remote: remote, child: child, pools: ["hsvip"])
         }
 
-        static func expect(_ r: VICIMessage, _ what: String) throws {
-            guard r.string("success") == "yes" else { throw IKELab.LabError(description: "server \(what): \(r.string("errmsg") ?? "")") }
-        }
 
         func establish() -> Result<KDSATransfer, NegotiationFailure> {
             let sel = TrafficSelector(local: inner, remote: StrongSwanVirtualIPTests.service, localPort: 0, remotePort: 7)
