@@ -27,19 +27,22 @@ struct StrongSwanVirtualIPTests {
         /// With `relayed`: the packet gateway the proxy's IKE and the handset's ESP go through, and what it handed
         /// down to the handset's side.
         let relay: PacketGateway?
-        let down = RelayLabTests.Down()
+        let down: RelayLabTests.Down
         var server: IPAddress { IPAddress(dottedQuad: lab["SRV_ADDR"])! }
 
         init(inner: IPAddress, relayed: Bool = false) throws {
             self.inner = inner
             lab = try IKELab()
+            let down = RelayLabTests.Down()
+            self.down = down
+            var made: PacketGateway?
             do {
-                let down = self.down
-                relay = relayed ? try PacketGateway(
+                made = relayed ? try PacketGateway(
                     config: PacketGatewayConfig(publicEndpoint: UDPPeer(host: lab["PUB_ADDR"], port: 4500),
                                                 ikeProxy: UDPPeer(host: "127.0.0.1", port: Int(lab["PROXY_NATT_PORT"])!),
                                                 oppositeParty: UDPPeer(host: lab["SRV_ADDR"], port: 4500)),
                     queue: DispatchQueue(label: "relay")) { bytes, _ in down.add(bytes); return true } : nil
+                relay = made
                 let psk = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
                 try lab.serverLoadPSK(identity: StrongSwanVirtualIPTests.identity, psk: psk)
                 try Self.loadServer(lab: lab)
@@ -53,7 +56,7 @@ struct StrongSwanVirtualIPTests {
                 var c = StrongSwanNegotiator.Configuration(
                     viciSocket: lab["PROXY_VICI"], keySocket: lab["KEYS_SOCK"], serverAddress: IPAddress(dottedQuad: lab["SRV_ADDR"])!,
                     ikeRemoteAddress: lab["SRV_ADDR"], serverID: lab["SRV_ID"])
-                if let relay {
+                if let relay = made {
                     c.ikeRemoteAddress = "127.0.0.1"
                     c.ikeRemotePort = UInt16(relay.proxySide.port)
                     c.ikeLocalPort = UInt16(lab["PROXY_NATT_PORT"])!
@@ -63,7 +66,7 @@ struct StrongSwanVirtualIPTests {
                 negotiator = StrongSwanNegotiator(configuration: c, registry: registry)
                 try negotiator.start(devices: [StrongSwanVirtualIPTests.device])
             } catch {
-                relay?.close()
+                made?.close()
                 lab.down()
                 throw error
             }
