@@ -216,7 +216,9 @@ struct StrongSwanVirtualIPTests {
         #expect(started.string("success") == "yes", "\(started.string("errmsg") ?? ""): \(s.lab.tail("SRV_LOG"))")
         #expect(StrongSwanNegotiatorTests.eventually(2) { gateway.counters.addressInUse == 1 })
         #expect(try StrongSwanNegotiatorTests.eventually(3) { try s.lab.serverSAs().isEmpty })
-        #expect(pushed.downlinks.isEmpty && gateway.counters.saPushed == 0)
+        // No sa-transfer went to the handset. (Closing the IKE_SA makes the plugin report the CHILD_SA down, which
+        // goes out as an sa-delete of SPIs the handset never had; it drops that as unknown.)
+        #expect(!pushed.downlinks.contains { $0.type == .saTransfer } && gateway.counters.saPushed == 0)
         #expect(try s.registry.device(id: StrongSwanNegotiatorTests.device)?.innerAddress == IPAddress(10, 201, 0, 6))
     }
 }
