@@ -8,24 +8,31 @@ struct InternetChecksum {
     }
 
     /// The folded one's-complement sum of `count` bytes as big-endian 16-bit words (odd tail padded with zero).
-    /// Adds 64-bit words in native byte order with end-around carry and swaps once at the end: the same sum, since
-    /// 2^64 - 1 is a multiple of 2^16 - 1 and byte order commutes with the fold (RFC 1071 §2(B), §4.1 unrolling).
+    /// Sums 16-bit words in native byte order and swaps once at the end: the same sum, since byte order commutes with
+    /// the fold (RFC 1071 §2(B)). The bulk goes 16 bytes at a time into 32-bit vector lanes (NEON, SSE2), which need no
+    /// carry handling: the scalar add-with-carry it replaced cost about twice the instructions per byte on aarch64 and
+    /// armv7, where this is the data plane's only pass over the payload besides the AEAD's.
     static func sum(_ p: UnsafeRawPointer, count: Int) -> UInt16 {
-        var acc: UInt64 = 0
         // Wrapping index arithmetic: `count` is a buffer length, so nothing here can overflow.
+        var acc: UInt64 = 0
         var i = 0
-        // Two accumulators, so the add-with-carry chains of alternate words run side by side.
-        var acc2: UInt64 = 0
         var blocks = count >> 5
         while blocks > 0 {
-            acc = addWithCarry(acc, p.loadUnaligned(fromByteOffset: i, as: UInt64.self))
-            acc2 = addWithCarry(acc2, p.loadUnaligned(fromByteOffset: i &+ 8, as: UInt64.self))
-            acc = addWithCarry(acc, p.loadUnaligned(fromByteOffset: i &+ 16, as: UInt64.self))
-            acc2 = addWithCarry(acc2, p.loadUnaligned(fromByteOffset: i &+ 24, as: UInt64.self))
-            i &+= 32
-            blocks &-= 1
+            // A lane takes at most 0xFFFF per block: after 32,768 blocks (1 MiB) a + b still fits 32 bits.
+            var chunk = min(blocks, 32_768)
+            blocks &-= chunk
+            var a = SIMD8<UInt32>(), b = SIMD8<UInt32>()
+            while chunk > 0 {
+                a &+= SIMD8<UInt32>(truncatingIfNeeded: p.loadUnaligned(fromByteOffset: i, as: SIMD8<UInt16>.self))
+                b &+= SIMD8<UInt32>(truncatingIfNeeded: p.loadUnaligned(fromByteOffset: i &+ 16, as: SIMD8<UInt16>.self))
+                i &+= 32
+                chunk &-= 1
+            }
+            let s = a &+ b
+            let lanes = (UInt64(s[0]) &+ UInt64(s[1])) &+ (UInt64(s[2]) &+ UInt64(s[3]))
+                &+ (UInt64(s[4]) &+ UInt64(s[5])) &+ (UInt64(s[6]) &+ UInt64(s[7]))
+            acc = addWithCarry(acc, lanes)
         }
-        acc = addWithCarry(acc, acc2)
         var words = (count &- i) >> 3
         while words > 0 {
             acc = addWithCarry(acc, p.loadUnaligned(fromByteOffset: i, as: UInt64.self))
