@@ -16,18 +16,28 @@ struct InternetChecksum {
         // Wrapping index arithmetic: `count` is a buffer length, so nothing here can overflow.
         var acc: UInt64 = 0
         var i = 0
-        var blocks = count >> 5
+        var blocks = count >> 4
         while blocks > 0 {
-            // A lane takes at most 0xFFFF per block: after 32,768 blocks (1 MiB) a + b still fits 32 bits.
-            var chunk = min(blocks, 32_768)
+            // A lane takes at most 0xFFFF per 16-byte block: after 65,536 blocks (1 MiB) a + b still fits 32 bits.
+            var chunk = min(blocks, 65_536)
             blocks &-= chunk
             var a = SIMD8<UInt32>(), b = SIMD8<UInt32>()
+            var q = p + i
+            @inline(__always) func words(_ at: Int) -> SIMD8<UInt32> {
+                SIMD8<UInt32>(truncatingIfNeeded: q.loadUnaligned(fromByteOffset: at, as: SIMD8<UInt16>.self))
+            }
+            while chunk >= 8 {  // 128 bytes a turn: loop control is then a tenth of the instructions
+                a &+= words(0); b &+= words(16); a &+= words(32); b &+= words(48)
+                a &+= words(64); b &+= words(80); a &+= words(96); b &+= words(112)
+                q += 128
+                chunk &-= 8
+            }
             while chunk > 0 {
-                a &+= SIMD8<UInt32>(truncatingIfNeeded: p.loadUnaligned(fromByteOffset: i, as: SIMD8<UInt16>.self))
-                b &+= SIMD8<UInt32>(truncatingIfNeeded: p.loadUnaligned(fromByteOffset: i &+ 16, as: SIMD8<UInt16>.self))
-                i &+= 32
+                a &+= words(0)
+                q += 16
                 chunk &-= 1
             }
+            i = q - p
             let s = a &+ b
             let lanes = (UInt64(s[0]) &+ UInt64(s[1])) &+ (UInt64(s[2]) &+ UInt64(s[3]))
                 &+ (UInt64(s[4]) &+ UInt64(s[5])) &+ (UInt64(s[6]) &+ UInt64(s[7]))
