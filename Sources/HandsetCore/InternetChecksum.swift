@@ -9,13 +9,14 @@ struct InternetChecksum {
 
     /// The folded one's-complement sum of `count` bytes as big-endian 16-bit words (odd tail padded with zero).
     /// Sums 16-bit words in native byte order and swaps once at the end: the same sum, since byte order commutes with
-    /// the fold (RFC 1071 §2(B)). The bulk goes 16 bytes at a time into 32-bit vector lanes (NEON, SSE2), which need no
-    /// carry handling: the scalar add-with-carry it replaced cost about twice the instructions per byte on aarch64 and
-    /// armv7, where this is the data plane's only pass over the payload besides the AEAD's.
+    /// the fold (RFC 1071 §2(B)). On ARM (the boards) the bulk goes into 32-bit NEON lanes with widening adds, which
+    /// need no carry handling: there the scalar add-with-carry took about twice the instructions per byte, and this is
+    /// the data plane's only pass over the payload besides the AEAD's. Elsewhere: 64-bit words with end-around carry.
     static func sum(_ p: UnsafeRawPointer, count: Int) -> UInt16 {
         // Wrapping index arithmetic: `count` is a buffer length, so nothing here can overflow.
         var acc: UInt64 = 0
         var i = 0
+#if arch(arm) || arch(arm64)
         var blocks = count >> 4
         while blocks > 0 {
             // A lane takes at most 0xFFFF per 16-byte block: after 65,536 blocks (1 MiB) a + b still fits 32 bits.
@@ -43,6 +44,20 @@ struct InternetChecksum {
                 &+ (UInt64(s[4]) &+ UInt64(s[5])) &+ (UInt64(s[6]) &+ UInt64(s[7]))
             acc = addWithCarry(acc, lanes)
         }
+#else
+        // x86-64's baseline (SSE2) has no widening add, and add-with-carry is one `adc` there: 64-bit words win.
+        var acc2: UInt64 = 0  // two chains, so alternate words' add-with-carry run side by side
+        var blocks = count >> 5
+        while blocks > 0 {
+            acc = addWithCarry(acc, p.loadUnaligned(fromByteOffset: i, as: UInt64.self))
+            acc2 = addWithCarry(acc2, p.loadUnaligned(fromByteOffset: i &+ 8, as: UInt64.self))
+            acc = addWithCarry(acc, p.loadUnaligned(fromByteOffset: i &+ 16, as: UInt64.self))
+            acc2 = addWithCarry(acc2, p.loadUnaligned(fromByteOffset: i &+ 24, as: UInt64.self))
+            i &+= 32
+            blocks &-= 1
+        }
+        acc = addWithCarry(acc, acc2)
+#endif
         var words = (count &- i) >> 3
         while words > 0 {
             acc = addWithCarry(acc, p.loadUnaligned(fromByteOffset: i, as: UInt64.self))
