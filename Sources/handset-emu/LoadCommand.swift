@@ -192,7 +192,7 @@ struct LoadCommand: ParsableCommand {
             usleep(20_000)
         }
         let unfinished = fleet.filter { d in d.lock.withLock { d.action != nil } }.count
-        let unackedAtEnd = smsc.unacknowledged
+        let unackedAtEnd = smsc.unacknowledgedParts()
         engine.stop()
         for p in daemons where p.isRunning { kill(p.processIdentifier, SIGTERM) }
         for p in daemons {
@@ -206,12 +206,16 @@ struct LoadCommand: ParsableCommand {
         let check = try RegistryStoreSpec.open(spec, kek: keyFile)
         defer { check.disconnect() }
         var lost = 0
+        var registered: [Int: UInt64] = [:]
         for d in fleet {
             let acked = d.lock.withLock { d.maxAcked }
-            if let row = try check.device(id: d.id), UInt64(row.upCounter) >= acked { continue }
+            let row = try check.device(id: d.id)
+            registered[d.index] = row.map { UInt64($0.upCounter) } ?? 0
+            if let row, UInt64(row.upCounter) >= acked { continue }
             lost += 1
         }
-        let ok = report(engine, seconds: loadEnd - start, unfinished: unfinished, unacked: unackedAtEnd, lost: lost,
+        describe(unacknowledged: unackedAtEnd, registered: registered)
+        let ok = report(engine, seconds: loadEnd - start, unfinished: unfinished, unacked: unackedAtEnd.count, lost: lost,
                         daemons: daemons, killed: killed)
         var me = rusage(), children = rusage()
         getrusage(Int32(RUSAGE_SELF.rawValue), &me)
@@ -248,7 +252,7 @@ struct LoadCommand: ParsableCommand {
             print("errors: error answers \(s.errorAnswers), handset rejections "
                   + (s.rejected.isEmpty ? "0" : s.rejected.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
                   + ", SMS refused by the gateway \(s.smsRefused), unfinished at end \(unfinished), SMS parts unacknowledged at end \(unacked)"
-                  + ", saturated ticks \(s.noIdleDevice)")
+                  + ", saturated ticks \(s.noIdleDevice), UDP key requests sent again \(s.udpRetransmits) (given up \(s.udpGivenUp))")
         }
         print("smsc: binds \(c.binds), links lost \(c.linksLost), parts sent \(c.partsSent) acked \(c.partsAcked) "
               + "redelivered \(c.partsRedelivered) retried (0x65) \(c.partsRetried) refused \(c.partsRefused), submit_sm \(c.submits)")
@@ -259,6 +263,22 @@ struct LoadCommand: ParsableCommand {
               + "\(ledger.repeats) (key, nonce) repeats" + (ledger.examples.isEmpty ? "" : ": " + ledger.examples.joined(separator: "; ")))
         print("acknowledged uplinks: \(lost == 0 ? "every device's highest acknowledged counter is in the registry" : "\(lost) devices lost an acknowledged uplink")")
         return ledger.repeats == 0 && lost == 0
+    }
+
+    /// The parts the SMS centre still held at the end: not lost while it holds them (it delivers them again), but
+    /// which of them the gateway never answered, and whether their counters reached the registry.
+    func describe(unacknowledged parts: [LoadSMSC.Unacknowledged], registered: [Int: UInt64]) {
+        guard !parts.isEmpty else { return }
+        let byState = Dictionary(grouping: parts, by: \.state)
+        let uplinks = Set(parts.map { "\($0.device)/\($0.counter)" }).count
+        let taken = Set(parts.filter { (registered[$0.device] ?? 0) >= $0.counter }.map { "\($0.device)/\($0.counter)" }).count
+        print("unacknowledged at end: " + [LoadSMSC.Unacknowledged.State.awaitingAnswer, .retrying, .noLink]
+              .map { "\(byState[$0]?.count ?? 0) \($0.rawValue)" }.joined(separator: ", ")
+              + "; of their \(uplinks) uplinks \(taken) in the registry (taken, answer not back), \(uplinks - taken) not (still held by the SMS centre)")
+        for p in parts.sorted(by: { $0.age > $1.age }).prefix(5) {
+            print("  device \(p.device) counter \(p.counter) part \(p.part): \(p.state.rawValue), \(p.retries) times 0x65, "
+                  + String(format: "%.1f s since first sent", p.age) + ", registry at \(registered[p.device] ?? 0)")
+        }
     }
 
     func makeTempDir() throws -> String {
