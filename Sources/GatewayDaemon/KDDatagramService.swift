@@ -61,7 +61,6 @@ public final class KDDatagramService: Service, @unchecked Sendable {
                 channel.writeAndFlush(AddressedEnvelope(remoteAddress: from, data: buf), promise: nil)
                 metrics.countDatagram("answered")
             }
-            metrics.observe(gateway.counters)
         }
     }
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import EmulatorSupport
 import Foundation
 import Gateway
 import HandsetCore
@@ -24,7 +25,11 @@ struct LoadCommand: ParsableCommand {
             sends once the message is handled and its answers queued; a UDP key request to its answer), each \
             exchange's round trip, and errors. Checks from outside that no (key, nonce) pair repeats across the \
             run (the same counter under the same key with other bytes), and that every acknowledged uplink's \
-            counter is in the registry afterwards. Exits 1 if either fails.
+            counter is in the registry afterwards. Exits 1 if either fails. SMS parts the SMS centre still holds \
+            at the end are listed by state (delivered and unanswered, answered 0x65 and due again, waiting for a \
+            link): held, they are not lost. A UDP key request with no answer goes out again, the same bytes, each \
+            second (4 sends in all). The daemons' emulated peer holds 2048 SAs for all devices together (a login \
+            frees the device's): past about 800 devices key requests start to be refused by the peer, not the gateway.
 
             --kill-one-at T sends SIGKILL to the first instance T seconds in, at a moment it holds unacknowledged \
             SMS (waiting up to 2 s for one); the SMS centre delivers those again to the others. --drop-links-at T \
@@ -66,6 +71,9 @@ struct LoadCommand: ParsableCommand {
         guard (1...8).contains(instances) else { throw ValidationError("--instances must be 1-8") }
         guard (0...1).contains(udpShare) else { throw ValidationError("--udp-share must be 0-1") }
         guard udpShare == 0 || devices <= 20_000 else { throw ValidationError("past 20000 devices use --udp-share 0 (a UDP socket each)") }
+        if devices > 800 {
+            FileHandle.standardError.write(Data("note: past ~800 devices the emulated peer's \(EmulatedPeer.saCapacity) SAs may fill; its refusals come back as error answers\n".utf8))
+        }
         if instances > 1, registry.map({ !$0.hasPrefix("postgres") }) ?? true {
             FileHandle.standardError.write(Data("note: several instances on one SQLite file share its write lock\n".utf8))
         }

@@ -82,7 +82,6 @@ def test_postgres_restarted_mid_load_loses_nothing_and_the_gateway_drops_no_part
     rc, out = load(["--devices", "40", "--rate", "80", "--duration", "12", "--fault-at", "3", "--fault-command", restart,
                     "--registry", spec, "--kek", str(tmp_path / "fleet.kek"), "--work-dir", str(tmp_path / "w")], 180)
     assert rc == 0, out
-    assert re.search(r"fault command ran from [\d.]+ s for [\d.]+ s, exit 0", out), out
     # During the outage uplinks were handed back (0x65) and delivered again; none was lost or reused a nonce.
     assert number(r"retried \(0x65\) (\d+)", out) >= 1, out
     assert number(r"(\d+) \(key, nonce\) repeats", out) == 0, out
