@@ -61,6 +61,7 @@ public final class KDDatagramService: Service, @unchecked Sendable {
                 channel.writeAndFlush(AddressedEnvelope(remoteAddress: from, data: buf), promise: nil)
                 metrics.countDatagram("answered")
             }
+            metrics.observe(gateway.counters)
         }
     }
 

@@ -153,8 +153,7 @@ public final class SMPPBridge: Service, @unchecked Sendable {
         for p in parts { p.ack(storeDown ? SMPPStatus.temporaryAppError : SMPPStatus.ok) }
         log.debug("uplink handled", metadata: ["type": "\(type)", "parts": "\(parts.count)", "answers": "\(answers.count)"])
         metrics.recordRoundTrip(seconds: Self.now() - arrived)
-        // The core's counters are published at each scrape (GatewayDaemon's onScrape), not per message: observing
-        // reflects over every field and renames each under the metrics lock, which every device worker shares.
+        metrics.observe(gateway.counters)
     }
 
     /// Answers held parts with a temporary error: the SMSC keeps them and delivers them again later.
