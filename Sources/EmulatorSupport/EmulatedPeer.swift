@@ -14,7 +14,10 @@ public final class EmulatedPeer: PeerNegotiator, @unchecked Sendable {
     public let address = IPAddress(127, 0, 0, 1)
     public private(set) var espPort: UInt16 = 0
     let lock = NSLock()
-    var plane = DataPlane<64, 4>(defaultAction: .discard)
+    /// SA slots for every device together (inbound halves; outbound ones once used); a login frees the device's.
+    /// Sized for `handset-emu load`: its devices hold about 2.3 pairs each between logins, so ~800 devices fit.
+    public static let saCapacity = 2048
+    var plane = DataPlane<2048, 4>(defaultAction: .discard)
     let fd: Int32
     /// Everything the peer holds for one handset, by device: its address, its pairs, where it was last seen.
     struct Handset {

@@ -7,7 +7,12 @@ extension StrongSwanNegotiator {
     /// Loads the device's credentials (PSK, or private key over VICI: never on disk) and its connection (with
     /// `adding` among its children). Nil when loaded.
     func load(device: UInt64, adding: (name: String, selector: TrafficSelector)?) -> NegotiationFailure? {
-        guard var creds = credentials(device) else {
+        let found: Credentials?
+        do { found = try credentials(device) } catch {
+            log.error("registry lookup for the device's credentials failed", metadata: ["device": "\(device)", "error": "\(error)"])
+            return .refused("registry: \(error)")
+        }
+        guard var creds = found else {
             log.notice("no IKE identity, PSK or certificate provisioned", metadata: ["device": "\(device)"])
             return .authenticationFailed
         }

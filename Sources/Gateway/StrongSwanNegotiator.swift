@@ -98,7 +98,8 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
     }
 
     public let config: Configuration
-    let credentials: @Sendable (UInt64) -> Credentials?
+    /// Nil: none provisioned; a throw: the registry could not be asked (down, or called from an event loop).
+    let credentials: @Sendable (UInt64) throws -> Credentials?
     let log: Logger
     let lock = NSLock()
     var reader: KeyRecordReader?
@@ -140,7 +141,7 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
     }
 
     public init(configuration: Configuration, logger: Logger = Logger(label: "ike"),
-                credentials: @escaping @Sendable (UInt64) -> Credentials?) {
+                credentials: @escaping @Sendable (UInt64) throws -> Credentials?) {
         config = configuration
         slots = DispatchSemaphore(value: max(1, configuration.maxConcurrent))
         log = logger
@@ -150,7 +151,7 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
     /// Credentials from the registry (identity, certificate and key or PSK, inner address).
     public convenience init(configuration: Configuration, registry: any RegistryStore, logger: Logger = Logger(label: "ike")) {
         self.init(configuration: configuration, logger: logger) { id in
-            (try? registry.device(id: id)).flatMap { Credentials(record: $0) }
+            try registry.device(id: id).flatMap { Credentials(record: $0) }
         }
     }
 

@@ -132,9 +132,7 @@ public final class GatewayDaemon: @unchecked Sendable {
                 }
                 c.serverCAs = [Array(pem)]
             }
-            let ike = StrongSwanNegotiator(configuration: c, logger: logger) { id in
-                (try? registry.device(id: id)).flatMap { StrongSwanNegotiator.Credentials(record: $0) }
-            }
+            let ike = StrongSwanNegotiator(configuration: c, registry: registry, logger: logger)
             return BuiltNegotiator(peer: ike, stop: { ike.stop() }, start: { push, delete in
                 ike.onPeerTransfer = push
                 ike.onPeerDelete = delete

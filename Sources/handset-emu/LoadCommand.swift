@@ -1,4 +1,5 @@
 import ArgumentParser
+import EmulatorSupport
 import Foundation
 import Gateway
 import HandsetCore
@@ -24,7 +25,11 @@ struct LoadCommand: ParsableCommand {
             sends once the message is handled and its answers queued; a UDP key request to its answer), each \
             exchange's round trip, and errors. Checks from outside that no (key, nonce) pair repeats across the \
             run (the same counter under the same key with other bytes), and that every acknowledged uplink's \
-            counter is in the registry afterwards. Exits 1 if either fails.
+            counter is in the registry afterwards. Exits 1 if either fails. SMS parts the SMS centre still holds \
+            at the end are listed by state (delivered and unanswered, answered 0x65 and due again, waiting for a \
+            link): held, they are not lost. A UDP key request with no answer goes out again, the same bytes, each \
+            second (4 sends in all). The daemons' emulated peer holds 2048 SAs for all devices together (a login \
+            frees the device's): past about 800 devices key requests start to be refused by the peer, not the gateway.
 
             --kill-one-at T sends SIGKILL to the first instance T seconds in, at a moment it holds unacknowledged \
             SMS (waiting up to 2 s for one); the SMS centre delivers those again to the others. --drop-links-at T \
@@ -66,6 +71,9 @@ struct LoadCommand: ParsableCommand {
         guard (1...8).contains(instances) else { throw ValidationError("--instances must be 1-8") }
         guard (0...1).contains(udpShare) else { throw ValidationError("--udp-share must be 0-1") }
         guard udpShare == 0 || devices <= 20_000 else { throw ValidationError("past 20000 devices use --udp-share 0 (a UDP socket each)") }
+        if devices > 800 {
+            FileHandle.standardError.write(Data("note: past ~800 devices the emulated peer's \(EmulatedPeer.saCapacity) SAs may fill; its refusals come back as error answers\n".utf8))
+        }
         if instances > 1, registry.map({ !$0.hasPrefix("postgres") }) ?? true {
             FileHandle.standardError.write(Data("note: several instances on one SQLite file share its write lock\n".utf8))
         }
@@ -192,7 +200,7 @@ struct LoadCommand: ParsableCommand {
             usleep(20_000)
         }
         let unfinished = fleet.filter { d in d.lock.withLock { d.action != nil } }.count
-        let unackedAtEnd = smsc.unacknowledged
+        let unackedAtEnd = smsc.unacknowledgedParts()
         engine.stop()
         for p in daemons where p.isRunning { kill(p.processIdentifier, SIGTERM) }
         for p in daemons {
@@ -206,12 +214,16 @@ struct LoadCommand: ParsableCommand {
         let check = try RegistryStoreSpec.open(spec, kek: keyFile)
         defer { check.disconnect() }
         var lost = 0
+        var registered: [Int: UInt64] = [:]
         for d in fleet {
             let acked = d.lock.withLock { d.maxAcked }
-            if let row = try check.device(id: d.id), UInt64(row.upCounter) >= acked { continue }
+            let row = try check.device(id: d.id)
+            registered[d.index] = row.map { UInt64($0.upCounter) } ?? 0
+            if let row, UInt64(row.upCounter) >= acked { continue }
             lost += 1
         }
-        let ok = report(engine, seconds: loadEnd - start, unfinished: unfinished, unacked: unackedAtEnd, lost: lost,
+        describe(unacknowledged: unackedAtEnd, registered: registered)
+        let ok = report(engine, seconds: loadEnd - start, unfinished: unfinished, unacked: unackedAtEnd.count, lost: lost,
                         daemons: daemons, killed: killed)
         var me = rusage(), children = rusage()
         getrusage(Int32(RUSAGE_SELF.rawValue), &me)
@@ -248,7 +260,7 @@ struct LoadCommand: ParsableCommand {
             print("errors: error answers \(s.errorAnswers), handset rejections "
                   + (s.rejected.isEmpty ? "0" : s.rejected.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", "))
                   + ", SMS refused by the gateway \(s.smsRefused), unfinished at end \(unfinished), SMS parts unacknowledged at end \(unacked)"
-                  + ", saturated ticks \(s.noIdleDevice)")
+                  + ", saturated ticks \(s.noIdleDevice), UDP key requests sent again \(s.udpRetransmits) (given up \(s.udpGivenUp))")
         }
         print("smsc: binds \(c.binds), links lost \(c.linksLost), parts sent \(c.partsSent) acked \(c.partsAcked) "
               + "redelivered \(c.partsRedelivered) retried (0x65) \(c.partsRetried) refused \(c.partsRefused), submit_sm \(c.submits)")
@@ -259,6 +271,22 @@ struct LoadCommand: ParsableCommand {
               + "\(ledger.repeats) (key, nonce) repeats" + (ledger.examples.isEmpty ? "" : ": " + ledger.examples.joined(separator: "; ")))
         print("acknowledged uplinks: \(lost == 0 ? "every device's highest acknowledged counter is in the registry" : "\(lost) devices lost an acknowledged uplink")")
         return ledger.repeats == 0 && lost == 0
+    }
+
+    /// The parts the SMS centre still held at the end: not lost while it holds them (it delivers them again), but
+    /// which of them the gateway never answered, and whether their counters reached the registry.
+    func describe(unacknowledged parts: [LoadSMSC.Unacknowledged], registered: [Int: UInt64]) {
+        guard !parts.isEmpty else { return }
+        let byState = Dictionary(grouping: parts, by: \.state)
+        let uplinks = Set(parts.map { "\($0.device)/\($0.counter)" }).count
+        let taken = Set(parts.filter { (registered[$0.device] ?? 0) >= $0.counter }.map { "\($0.device)/\($0.counter)" }).count
+        print("unacknowledged at end: " + [LoadSMSC.Unacknowledged.State.awaitingAnswer, .retrying, .noLink]
+              .map { "\(byState[$0]?.count ?? 0) \($0.rawValue)" }.joined(separator: ", ")
+              + "; of their \(uplinks) uplinks \(taken) in the registry (taken, answer not back), \(uplinks - taken) not (still held by the SMS centre)")
+        for p in parts.sorted(by: { $0.age > $1.age }).prefix(5) {
+            print("  device \(p.device) counter \(p.counter) part \(p.part): \(p.state.rawValue), \(p.retries) times 0x65, "
+                  + String(format: "%.1f s since first sent", p.age) + ", registry at \(registered[p.device] ?? 0)")
+        }
     }
 
     func makeTempDir() throws -> String {

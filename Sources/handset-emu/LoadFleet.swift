@@ -34,6 +34,11 @@ final class LoadDevice: @unchecked Sendable {
     var actionStart = 0.0
     var lane: Int?
     var udpSentAt = 0.0
+    /// The UDP key request awaiting its answer (sent again, the same bytes, while none comes), when it was last
+    /// sent, and how often.
+    var udpRequest: [UInt8]?
+    var udpLastSent = 0.0
+    var udpSends = 0
     var smsUnacked = 0
     var requestPort: UInt16 = 10_000
     var maxAcked: UInt64 = 0
@@ -93,6 +98,8 @@ final class LoadStats: @unchecked Sendable {
     var received: [String: Int] = [:]
     var rejected: [String: Int] = [:]
     var errorAnswers = 0, noIdleDevice = 0
+    /// UDP key requests sent again (same bytes) for want of an answer; and those given up after the last try.
+    var udpRetransmits = 0, udpGivenUp = 0
 
     func with<T>(_ body: (LoadStats) -> T) -> T { lock.withLock { body(self) } }
 }
@@ -229,7 +236,12 @@ final class LoadFleet: @unchecked Sendable {
             }
             let viaUDP = !m.smsOnly && d.lane != nil
             if !viaUDP { d.smsUnacked += 1 }
-            if viaUDP && m.type == .keyRequest { d.udpSentAt = loadClock() }
+            if viaUDP && m.type == .keyRequest {
+                d.udpSentAt = loadClock()
+                d.udpLastSent = d.udpSentAt
+                d.udpRequest = bytes
+                d.udpSends = 1
+            }
             out.append((bytes, m.type, viaUDP))
         }
         let lane = d.lane
@@ -270,6 +282,7 @@ final class LoadFleet: @unchecked Sendable {
             stats.with { $0.roundTrip[a, default: []].append(rt) }
         }
         d.action = nil
+        d.udpRequest = nil
         if releaseLane, let lane = d.lane { release(lane); d.lane = nil }
     }
 
@@ -349,10 +362,40 @@ final class LoadFleet: @unchecked Sendable {
         }
     }
 
+    /// UDP has no delivery guarantee (a killed instance, a request the registry could not take): a key request with
+    /// no answer goes out again, the same bytes, every `udpRetry` seconds, `udpTries` times in all. A copy the
+    /// gateway already accepted is a replay to it and is never answered; one it never took is served.
+    static let udpRetry = 1.0, udpTries = 4
+    private var lastRetransmitScan = 0.0
+
+    private func retransmitUDP() {
+        let t = loadClock()
+        guard t - lastRetransmitScan >= 0.1 else { return }
+        lastRetransmitScan = t
+        for d in devices {
+            let again: (bytes: [UInt8], lane: Int)? = d.lock.withLock {
+                guard let bytes = d.udpRequest, let lane = d.lane, d.action == .keyRequest, t - d.udpLastSent >= Self.udpRetry
+                else { return nil }
+                guard d.udpSends < Self.udpTries else {
+                    d.udpRequest = nil
+                    stats.with { $0.udpGivenUp += 1 }
+                    return nil
+                }
+                d.udpSends += 1
+                d.udpLastSent = t
+                return (bytes, lane)
+            }
+            guard let again else { continue }
+            stats.with { $0.udpRetransmits += 1 }
+            d.sendLock.withLock { sendUDP(again.bytes, lane: again.lane, device: d.index) }
+        }
+    }
+
     private func udpLoop() {
         var fds = lanes.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
         var buffer = [UInt8](repeating: 0, count: 2048)
         while lanesLock.withLock({ running }) {
+            retransmitUDP()
             guard poll(&fds, nfds_t(fds.count), 100) > 0 else { continue }
             for i in fds.indices where fds[i].revents != 0 {  // POLLERR too: recv takes the error
                 let n = buffer.withUnsafeMutableBytes { recv(fds[i].fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }

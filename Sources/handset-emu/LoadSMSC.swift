@@ -32,6 +32,8 @@ final class LoadSMSC: @unchecked Sendable {
         var unacked: Set<Int>
         let sentAt: Double
         var failed = false
+        /// Per part: how often the gateway answered ESME_RX_T_APPN (try again later).
+        var retries: [Int: Int] = [:]
         init(device: Int, counter: UInt64, parts: [SMPPShortMessage], sentAt: Double) {
             self.device = device; self.counter = counter; self.parts = parts; unacked = Set(parts.indices); self.sentAt = sentAt
         }
@@ -70,6 +72,27 @@ final class LoadSMSC: @unchecked Sendable {
         lock.withLock { outstanding.values.filter { $0.session.systemID == systemID && $0.session.alive }.count }
     }
     var snapshot: Counters { lock.withLock { counters } }
+
+    /// One part not acknowledged (yet): where it is, for the end-of-run check.
+    struct Unacknowledged {
+        enum State: String { case awaitingAnswer = "delivered, no answer", retrying = "answered 0x65, due again", noLink = "waiting for a link" }
+        var device: Int, counter: UInt64, part: Int, state: State, retries: Int, age: Double
+    }
+
+    /// Every part not acknowledged: delivered to a gateway and not answered, or waiting to be delivered (again).
+    func unacknowledgedParts() -> [Unacknowledged] {
+        let now = loadClock()
+        return lock.withLock {
+            outstanding.values.map {
+                Unacknowledged(device: $0.uplink.device, counter: $0.uplink.counter, part: $0.part, state: .awaitingAnswer,
+                               retries: $0.uplink.retries[$0.part] ?? 0, age: now - $0.uplink.sentAt)
+            } + waiting.map { u, part, due in
+                let retries = u.retries[part] ?? 0
+                return Unacknowledged(device: u.device, counter: u.counter, part: part, state: retries > 0 && due > 0 ? .retrying : .noLink,
+                                      retries: retries, age: now - u.sentAt)
+            }
+        }
+    }
     var unacknowledged: Int { lock.withLock { outstanding.count + waiting.count } }
 
     func stop() {
@@ -214,6 +237,7 @@ final class LoadSMSC: @unchecked Sendable {
                 return u.unacked.isEmpty ? (u.device, u.counter, u.failed ? nil : now - u.sentAt) : nil
             case SMPPStatus.temporaryAppError:
                 counters.partsRetried += 1
+                u.retries[o.part, default: 0] += 1
                 waiting.append((u, o.part, now + 0.2))
                 return nil
             default:
