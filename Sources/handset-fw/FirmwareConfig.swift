@@ -186,7 +186,7 @@ extension FirmwareConfig {
             else if bytesEqual(d, "quectel") { dialect = .quectel }
             else if bytesEqual(d, "ublox") { dialect = .ublox }
             else if bytesEqual(d, "generic") { dialect = .generic }
-            else { throw ConfigError(line: line, reason: "dialect: auto, simcom, sim800, sim800-single, quectel, ublox or generic") }
+            else { throw ConfigError(line: line, reason: "dialect: auto, simcom, sim800(-single), quectel, ublox or generic") }
         } else if bytesEqual(k, "gateway_number") { try copyBytes(v[0], into: &gatewayNumber, line: line) }
         else if bytesEqual(k, "apn") { try copyBytes(v[0], into: &apn, line: line) }
         else if try applyApp(k, v, line: line) {
