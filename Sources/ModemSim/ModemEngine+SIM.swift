@@ -44,6 +44,7 @@ extension ModemEngine {
 
     /// The refusal for `command` while the SIM is locked, or nil.
     func simRefusal(_ command: ATCommand) -> Reply? {
+        if simBusy && (command.name == "+CPIN" || Self.needsSIM.contains(command.name)) { return Reply(.cme(14)) }
         guard simLock != .ready, Self.needsSIM.contains(command.name) else { return nil }
         return Reply(.cme(simLock == .pin ? 11 : 12))
     }
@@ -59,18 +60,31 @@ extension ModemEngine {
         return Array(profile.bootBanners[..<at]) + [simLock.cpinAnswer]
     }
 
-    /// The PIN (or PUK) was accepted: the held banners, then registration as after a boot.
+    /// The SIM took its PIN and is not ready yet (`SimTiming.simReadyDelay`): `+CME ERROR: 14` to what needs it.
+    var simBusy: Bool { simBusyUntil.map { DispatchTime.now() < $0 } ?? false }
+
+    /// The PIN (or PUK) was accepted: the held banners (after `simReadyDelay`, if any), then registration as
+    /// after a boot.
     func simUnlockedNow() -> [[UInt8]] {
         simUnlocked = true
         let held = simBannersHeld
         simBannersHeld = []
         let generation = bootGeneration
+        if timing.simReadyDelay > 0 {
+            let ready = DispatchTime.now() + timing.simReadyDelay
+            simBusyUntil = ready
+            queue.asyncAfter(deadline: ready) { [self] in
+                guard generation == bootGeneration else { return }
+                simBusyUntil = nil
+                for line in held { urc(line) }
+            }
+        }
         queue.asyncAfter(deadline: .now() + timing.registrationDelay) { [self] in
             guard generation == bootGeneration, cfun == 1 else { return }
             setRegistration(1, report: true)
             onReadyForMT?()
         }
-        return held.map { Array($0.utf8) }
+        return timing.simReadyDelay > 0 ? [] : held.map { Array($0.utf8) }
     }
 
     func emitPIN(_ result: String) {

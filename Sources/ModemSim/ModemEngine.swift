@@ -38,6 +38,9 @@ public struct SimTiming: Sendable {
     /// Pause between boot banners (0: all at once). Until the last one the module is still booting and drops
     /// what it hears, as modules that print RDY, +CPIN: READY, ... before their AT interpreter runs.
     public var bannerInterval: TimeInterval = 0
+    /// After an accepted PIN the SIM answers `+CME ERROR: 14` (busy) this long, then prints its ready banners
+    /// (0: ready at once, banners after the OK).
+    public var simReadyDelay: TimeInterval = 0
     public init() {}
     public static let fast: SimTiming = { var t = SimTiming(); t.bootDelay = 0.05; t.registrationDelay = 0.05; t.urcDelay = 0.3; return t }()
 }
@@ -82,6 +85,8 @@ final class ModemEngine: @unchecked Sendable {
     /// The PIN was entered since the last boot; banners held until then (ModemEngine+SIM.swift).
     var simUnlocked = false
     var simBannersHeld: [String] = []
+    /// The SIM took its PIN and is still busy until then (`SimTiming.simReadyDelay`).
+    var simBusyUntil: DispatchTime?
 
     // Network state.
     var regStat = 0
@@ -160,6 +165,7 @@ final class ModemEngine: @unchecked Sendable {
         cnmi = profile.defaultCNMI
         regReport = [:]
         simUnlocked = false
+        simBusyUntil = nil
         lineBuffer = []; payloadBuffer = []; heldURCs = []
         netOpen = false; pdpActive = []; simcomRecvFrom = profile.simcomRecvFrom; ubloxHexMode = false; cip = CIPState()
         smsFullReport = profile.smsFullURC != nil && !profile.smsFullURCNeedsEnable

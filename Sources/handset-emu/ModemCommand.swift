@@ -120,6 +120,9 @@ struct ModemCommand: ParsableCommand {
     @Option(name: .customLong("sim-pin-tries"), help: "PIN tries left on the SIM (0: it asks for its PUK, 12345678).")
     var simPINTries: Int = 3
 
+    @Option(name: .customLong("sim-ready-delay"), help: "Seconds the SIM stays busy (+CME ERROR: 14) after taking its PIN.")
+    var simReadyDelay: Double = 0
+
     @Flag(name: .shortAndLong, help: "Debug logging on stderr.")
     var verbose = false
 
@@ -136,6 +139,7 @@ struct ModemCommand: ParsableCommand {
         }
         if !(0...3).contains(simPINTries) { throw ValidationError("--sim-pin-tries must be 0...3") }
         if simPIN == nil && simPINTries != 3 { throw ValidationError("--sim-pin-tries needs --sim-pin") }
+        if !(0...60).contains(simReadyDelay) { throw ValidationError("--sim-ready-delay must be 0...60 seconds") }
     }
 
     func run() throws {
@@ -148,6 +152,7 @@ struct ModemCommand: ParsableCommand {
         let plan = try FaultPlan(spec: faults, seed: seed)
         var timing = SimTiming()
         timing.bootDelay = bootDelay
+        timing.simReadyDelay = simReadyDelay
         var identity = SubscriberIdentity()
         identity.pin = simPIN
         identity.pinTries = simPINTries

@@ -45,7 +45,8 @@ struct RunCommand: ParsableCommand {
             """)
 
     @Option(help: "Scenario to run (repeatable). Default: all.") var scenario: [String] = []
-    @Option(help: "Modem profile: simcom, quectel, ublox, sim800.") var profile = "simcom"
+    @Option(help: "Modem profile: simcom, quectel, ublox, sim800, sim800-single (sim800 in single-connection mode).")
+    var profile = "simcom"
     @Option(help: "Firmware binary to run (default: handset-fw next to this tool).") var firmware: String?
     @Option(help: "Run the firmware under qemu-user: qemu-aarch64 or qemu-arm.") var qemu: String?
     @Option(help: "The gateway daemon to run (default: handset-gateway next to this tool).") var gateway: String?
@@ -69,8 +70,8 @@ struct RunCommand: ParsableCommand {
         for s in scenario where Self.scenario(named: s) == nil {
             throw ValidationError("unknown scenario '\(s)'; choose from \((Scenario.all + [.tun] + Scenario.strongSwan).map(\.name).joined(separator: ", "))")
         }
-        guard ["simcom", "quectel", "ublox", "sim800"].contains(profile) else {
-            throw ValidationError("--profile must be simcom, quectel, ublox or sim800 (generic has no sockets)")
+        guard EmulatedWorld.profile(named: profile) != nil else {
+            throw ValidationError("--profile must be simcom, quectel, ublox, sim800 or sim800-single (generic has no sockets)")
         }
         guard duration >= 3, rate > 0, rate <= 50 else { throw ValidationError("--duration >= 3 and 0 < --rate <= 50") }
         _ = try packetGateway.config()
@@ -118,9 +119,10 @@ struct RunCommand: ParsableCommand {
         }
         // Down however the run ends (after the world's own shutdown, which stops its use of the lab).
         defer { lab?.down(); lab.map { try? FileManager.default.removeItem(at: $0.dir) } }
-        let world = try EmulatedWorld(profile: ModemProfile.named(profile)!, faults: plan, trace: trace, pcap: pcap,
+        let world = try EmulatedWorld(profile: EmulatedWorld.profile(named: profile)!.0, faults: plan, trace: trace, pcap: pcap,
                                       keylog: keylog, logger: logger, packetGateway: try packetGateway.config(), lab: lab,
                                       gatewayDaemon: server == "strongswan" ? nil : gatewayPath)
+        world.firmwareDialect = EmulatedWorld.profile(named: profile)!.dialect
         world.capture.peerPort = world.peer.espPort
         defer { world.shutdown() }
         if let l = world.lab, let r = world.sim.packetGatewayPublicSide {

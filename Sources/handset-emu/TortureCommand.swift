@@ -34,7 +34,8 @@ struct TortureCommand: ParsableCommand {
 
     @Option(help: "Seed for the fault sequence.") var seed: UInt64 = 1
     @Option(help: "Iterations to run.") var iterations = 100
-    @Option(help: "Modem profile: simcom, quectel, ublox, sim800.") var profile = "simcom"
+    @Option(help: "Modem profile: simcom, quectel, ublox, sim800, sim800-single (sim800 in single-connection mode).")
+    var profile = "simcom"
     @Option(help: "Firmware binary (default: handset-fw next to this tool).") var firmware: String?
     @Option(help: "Seconds a login may take after a restart.") var loginBound: Double = 30
     @Option(help: "Seconds to wait for one piece of work before recovering by a restart.") var workTimeout: Double = 6
@@ -47,8 +48,8 @@ struct TortureCommand: ParsableCommand {
 
     func validate() throws {
         guard iterations >= 1 else { throw ValidationError("--iterations must be at least 1") }
-        guard ["simcom", "quectel", "ublox", "sim800"].contains(profile) else {
-            throw ValidationError("--profile must be simcom, quectel, ublox or sim800 (generic has no sockets)")
+        guard EmulatedWorld.profile(named: profile) != nil else {
+            throw ValidationError("--profile must be simcom, quectel, ublox, sim800 or sim800-single (generic has no sockets)")
         }
         for o in only where TortureFault(named: o) == nil || TortureFault(named: o) == .replay {
             throw ValidationError("unknown fault '\(o)'; choose from: \(TortureFault.drawn.map(\.name).joined(separator: ", "))")
@@ -67,8 +68,9 @@ struct TortureCommand: ParsableCommand {
         guard FileManager.default.isExecutableFile(atPath: fwPath) else {
             throw ValidationError("firmware not found at \(fwPath) (build it with `swift build`, or pass --firmware)")
         }
-        let world = try EmulatedWorld(profile: ModemProfile.named(profile)!, faults: FaultPlan(seed: seed), trace: false,
+        let world = try EmulatedWorld(profile: EmulatedWorld.profile(named: profile)!.0, faults: FaultPlan(seed: seed), trace: false,
                                       pcap: nil, keylog: nil, logger: Logger(label: "torture"), timing: .fast)
+        world.firmwareDialect = EmulatedWorld.profile(named: profile)!.dialect
         world.capture.peerPort = world.peer.espPort
         defer { world.shutdown() }
         let campaign = try TortureCampaign(world: world, settings: .init(

@@ -58,6 +58,18 @@ final class EmulatedWorld: @unchecked Sendable {
     /// Taps for `torture`: every network event, and every key-delegation message as carried (up: from the handset).
     var onEvent: (@Sendable (NetworkEvent) -> Void)?
     var onKeyDelegation: (@Sendable (_ up: Bool, _ bytes: [UInt8]) -> Void)?
+    /// The firmware's `dialect` setting (`auto`: detected from the simulator's answers).
+    var firmwareDialect = "auto"
+
+    /// `--profile` of run and torture: a simulator profile with sockets, or `sim800-single`, the sim800 simulator
+    /// with the firmware set to single-connection mode (docs/firmware.md, SIM800 modes).
+    static let profileNames = ["simcom", "quectel", "ublox", "sim800", "sim800-single"]
+
+    static func profile(named name: String) -> (ModemProfile, dialect: String)? {
+        if name == "sim800-single" { return (.sim800, name) }
+        guard profileNames.contains(name), let p = ModemProfile.named(name) else { return nil }
+        return (p, "auto")
+    }
 
     init(profile: ModemProfile, faults: FaultPlan, trace: Bool, pcap: String?, keylog: String?, logger: Logger,
          timing: SimTiming = SimTiming(), packetGateway: PacketGatewayConfig? = nil, lab: IKELabSession? = nil,
@@ -215,7 +227,7 @@ final class EmulatedWorld: @unchecked Sendable {
             state_dir = \(dir.appendingPathComponent("state").path)
             serial = \(dir.appendingPathComponent("modem").path)
             baud = 115200
-            dialect = auto
+            dialect = \(firmwareDialect)
             gateway_number = \(Self.gatewayNumber)
             apn = internet
             app_socket = \(appSocket)

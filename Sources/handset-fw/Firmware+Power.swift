@@ -6,8 +6,15 @@ import HandsetCore
 /// between steps, so a module reboot does not start a second loop inside the first.
 enum BringUp: Equatable {
     case ready
-    /// Sync, echo off, dialect, SMS set-up, registration URCs.
+    /// Sync, echo off, dialect.
     case start
+    /// The SIM's state and PIN, one step per pass (Firmware+SIM.swift); `refusedBefore`: the configured PIN is
+    /// one the SIM refused before, so it is not entered.
+    case sim(SIMUnlock, refusedBefore: Bool)
+    /// The SIM took its PIN: its ready banners until `untilMs` are not a module reboot.
+    case simSettling(untilMs: UInt64)
+    /// SMS set-up, registration URCs.
+    case configure
     /// Registration asked once a second; `tries` answers so far said "not registered".
     case registering(tries: Int, nextMs: UInt64)
     /// PDP context, attach, bearer, the ESP socket, stored SMS.
@@ -31,11 +38,32 @@ extension Firmware {
         case .waiting(let until):
             if now >= until { bringUp = .start }
         case .start:
-            switch startModem() {
-            case .started: bringUp = .registering(tries: 0, nextMs: now)
-            case .failed: bringUpFailed()
-            case .simLocked: bringUp = .waiting(untilMs: now + Self.simRecheckMs)  // no power pulse: the module is fine
+            guard startModem() else { return }
+            bringUp = .sim(SIMUnlock(nowMs: now), refusedBefore: simPINRefusedBefore())
+        case .sim(var unlock, let refusedBefore):
+            let result: SIMUnlockResult?
+            do throws(ATError) { result = try stepSIMUnlock(&unlock, refusedBefore: refusedBefore) } catch {
+                return startFailed(error)
             }
+            guard let result else { bringUp = .sim(unlock, refusedBefore: refusedBefore); return }
+            if !simUnlockFinished(result, refusedBefore: refusedBefore) {
+                bringUp = .waiting(untilMs: now + Self.simRecheckMs)  // no power pulse: the module is fine
+            } else if result == .unlocked {
+                bringUp = .simSettling(untilMs: now + UInt64(SIMUnlock.bannerQuietMs))
+            } else {
+                bringUp = .configure
+            }
+        case .simSettling(let until):
+            if now >= until { bringUp = .configure }
+        case .configure:
+            do throws(ATError) {
+                try driver.configureSMS(.store)
+                log("modem ready")
+                try driver.enableRegistrationEvents()
+            } catch {
+                return startFailed(error)
+            }
+            bringUp = .registering(tries: 0, nextMs: now)
         case .registering(let tries, let next):
             guard now >= next else { return }
             if registered(.packet) || registered(.eps) {
@@ -57,34 +85,46 @@ extension Firmware {
     /// Starts bring-up over (a module reboot, a reopened link); a job in flight will never be answered.
     mutating func restartBringUp() {
         abortJob(.rebooted)
+        if driver.engine.commandInFlight { driver.engine.abandonCommand() }  // a SIM PIN whose answer never came
         readableDue = false
         reopenDue = false
         bringUp = .start
     }
 
-    enum StartOutcome { case started, failed, simLocked }
-
-    /// Sync and dialect, the SIM (Firmware+SIM.swift), then SMS set-up and registration URCs.
-    private mutating func startModem() -> StartOutcome {
-        do {
-            switch config.dialect {
-            case .auto: break
-            case .simcom: driver.use(.simcom)
-            case .sim800: driver.use(.sim800)
-            case .quectel: driver.use(.quectel)
-            case .ublox: driver.use(.ublox)
-            case .generic: driver.use(.generic)
-            }
+    /// Sync and dialect; the SIM and SMS set-up follow as steps of their own. False: failed (bring-up waits).
+    private mutating func startModem() -> Bool {
+        switch config.dialect {
+        case .auto: break
+        case .simcom: driver.use(.simcom)
+        case .sim800: driver.use(.sim800)
+        case .sim800Single: driver.use(.sim800Single)
+        case .quectel: driver.use(.quectel)
+        case .ublox: driver.use(.ublox)
+        case .generic: driver.use(.generic)
+        }
+        do throws(ATError) {
             try driver.synchronise(autodetect: config.dialect == .auto)
-            guard try unlockSIM() else { return .simLocked }
-            try driver.configureSMS(.store)
-            log("modem ready")
-            try driver.enableRegistrationEvents()
-            return .started
+            return true
         } catch {
-            modemError("bring-up", error)
-            log("bring-up failed: modem did not start")
-            return .failed
+            startFailed(error)
+            return false
+        }
+    }
+
+    /// A start step failed: logged, and bring-up tried again later (or a power line pressed).
+    private mutating func startFailed(_ e: ATError) {
+        modemError("bring-up", e)
+        log("bring-up failed: modem did not start")
+        bringUpFailed()
+    }
+
+    /// The SIM is taking its PIN or has just taken it: its ready banners (`+CPIN: READY`, `SMS Ready`) are no
+    /// module reboot.
+    var simUnlocking: Bool {
+        switch bringUp {
+        case .sim(let unlock, _): unlock.pinEntered
+        case .simSettling: true
+        default: false
         }
     }
 

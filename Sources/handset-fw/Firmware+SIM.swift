@@ -36,6 +36,11 @@ struct SIMReport {
     var pinsEntered: UInt64 = 0
     /// Bring-ups where a configured PIN was not entered (refused before, or one try left).
     var pinsWithheld: UInt64 = 0
+
+    /// The longest `sim` line COUNTERS can show (the longest state, the most digits), for its worst case.
+    static func longestStatusLine() -> LogLine {
+        LogLine("sim ").append(SIMStatus.lastTryKept.name).append(" tries-left ").append(Int.max)
+    }
 }
 
 /// The record of a PIN the SIM refused: "HSPIN1", a random salt, HMAC-SHA-256(salt, PIN). The PIN itself is never
@@ -161,19 +166,27 @@ extension Firmware {
     /// A SIM that stopped bring-up is asked again after this long.
     static let simRecheckMs: UInt64 = 60_000
 
-    /// After `synchronise`: the SIM's state, and the PIN entered if it asks for one and entering it is safe.
-    /// True when bring-up may go on; otherwise the case has been logged (once per change) and the SIM is asked
-    /// again in a minute (someone may unblock it by hand, or change the SIM), without a power pulse. A modem
-    /// error is thrown: bring-up failed.
-    mutating func unlockSIM() throws(ATError) -> Bool {
+    /// A PIN is configured and the SIM refused it before (the kept refusal matches it).
+    func simPINRefusedBefore() -> Bool {
         var dir = config.stateDir
-        let pinGiven = config.sim.pin.count > 0
-        let refusedBefore = pinGiven && config.sim.pin.withBytes { p in
+        return config.sim.pin.count > 0 && config.sim.pin.withBytes { p in
             withUnsafeBytes(of: &dir) { SIMPINRefusal.matches(p, stateDir: $0.baseAddress!.assumingMemoryBound(to: CChar.self)) }
         }
-        let result = try config.sim.pin.withBytes { p throws(ATError) in
-            try driver.unlockSIM(pin: pinGiven && !refusedBefore ? p : nil)
-        }
+    }
+
+    /// One step of the SIM at bring-up (after `synchronise`): its state, and the PIN entered if it asks for one
+    /// and entering it is safe (`SIMUnlock`, one short command or the PIN's answer per step, so the loop takes
+    /// URCs meanwhile). Nil while it goes on; a modem error is thrown: bring-up failed.
+    func stepSIMUnlock(_ unlock: inout SIMUnlock, refusedBefore: Bool) throws(ATError) -> SIMUnlockResult? {
+        let enter = config.sim.pin.count > 0 && !refusedBefore
+        return try config.sim.pin.withBytes { p throws(ATError) in try unlock.step(driver, pin: enter ? p : nil) }
+    }
+
+    /// What the SIM said, recorded and logged (once per change). True when bring-up may go on; otherwise the SIM
+    /// is asked again in a minute (someone may unblock it by hand, or change the SIM), without a power pulse.
+    mutating func simUnlockFinished(_ result: SIMUnlockResult, refusedBefore: Bool) -> Bool {
+        var dir = config.stateDir
+        let pinGiven = config.sim.pin.count > 0
         let before = sim.status
         switch result {
         case .ready:
@@ -241,7 +254,7 @@ extension Firmware {
         return sim.status != .unknown && !sim.status.usable
     }
 
-    /// `sim STATE tries-left N|unknown`, for COUNTERS.
+    /// `sim STATE tries-left N|unknown`, for COUNTERS (its longest: `SIMReport.longestStatusLine`).
     func simStatusLine() -> LogLine {
         let line = LogLine("sim ").append(sim.status.name).append(" tries-left ")
         return sim.triesLeft < 0 ? line.append("unknown") : line.append(sim.triesLeft)

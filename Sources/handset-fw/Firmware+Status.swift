@@ -13,20 +13,30 @@ extension AppOp {
 
 /// Text in fixed storage, built line by line from LogLines.
 struct StatusText {
-    static let capacity = 4096
-    private var bytes = InlineArray<4096, UInt8>(repeating: 0)
+    /// The longest answer fits: every counter at 20 digits (UInt64.max), the longest `sim` line and 32 SA lines of
+    /// 137 B come to 7,211 B (`Firmware.statusText(worstCase: true)`; StatusTextTests checks it fits).
+    static let capacity = 8192
+    private var bytes = InlineArray<8192, UInt8>(repeating: 0)
     private(set) var count = 0
+    /// A line did not fit (never, while `capacity` covers the worst case).
+    private(set) var truncated = false
+    /// Every value is written at its longest, to measure the worst case.
+    let worstCase: Bool
+
+    init(worstCase: Bool = false) { self.worstCase = worstCase }
 
     mutating func line(_ l: LogLine) {
         l.withBytes { b in
-            guard count + b.count + 1 <= Self.capacity else { return }
+            guard count + b.count + 1 <= Self.capacity else { truncated = true; return }
             for c in b { bytes[count] = c; count += 1 }
             bytes[count] = 0x0A
             count += 1
         }
     }
 
-    mutating func counter(_ name: StaticString, _ v: UInt64) { line(LogLine(name).append(" ").append(v)) }
+    mutating func counter(_ name: StaticString, _ v: UInt64) {
+        line(LogLine(name).append(" ").append(worstCase ? UInt64.max : v))
+    }
 
     mutating func counter(_ name: StaticString, _ v: Int) { counter(name, UInt64(truncatingIfNeeded: v)) }
 
@@ -37,7 +47,21 @@ struct StatusText {
 
 extension Firmware {
     func reportCounters() {
-        var t = StatusText()
+        let t = statusText()
+        var out = InlineArray<8193, UInt8>(repeating: 0)  // the op byte and StatusText.capacity
+        let n = withUnsafeMutableBytes(of: &out) { o -> Int in
+            o[0] = AppOp.countersIn
+            return t.withBytes { b in
+                (o.baseAddress! + 1).copyMemory(from: b.baseAddress!, byteCount: b.count)
+                return b.count + 1
+            }
+        }
+        withUnsafeBytes(of: &out) { appSocket.answerAsker(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+    }
+
+    /// The COUNTERS text; with `worstCase`, every value at its longest and every SA slot filled.
+    func statusText(worstCase: Bool = false) -> StatusText {
+        var t = StatusText(worstCase: worstCase)
         t.counter("esp-out", stats.espOut)
         t.counter("esp-in", stats.espIn)
         t.counter("esp-dropped", stats.espDropped)
@@ -120,23 +144,27 @@ extension Firmware {
         t.counter("kd-udp-received", c.udpReceived)
         t.counter("kd-refused", c.refused)
         t.counter("sas", plane.sas.count)
-        t.line(simStatusLine())
+        t.line(worstCase ? SIMReport.longestStatusLine() : simStatusLine())
         for slot in 0..<Self.saSlots {
-            guard let s = plane.sas.snapshot(slot: slot) else { continue }
-            let dir: StaticString = s.params.direction == .inbound ? " in" : " out"
-            t.line(LogLine("sa ").append(s.params.spi).append(dir).append(" packets ").append(s.counters.packets)
-                .append(" bytes ").append(s.counters.bytes).append(" replays ").append(s.counters.replays)
-                .append(" icv-failures ").append(s.counters.icvFailures))
-        }
-        var out = InlineArray<4097, UInt8>(repeating: 0)
-        let n = withUnsafeMutableBytes(of: &out) { o -> Int in
-            o[0] = AppOp.countersIn
-            return t.withBytes { b in
-                (o.baseAddress! + 1).copyMemory(from: b.baseAddress!, byteCount: b.count)
-                return b.count + 1
+            if worstCase {
+                var most = SACounters()
+                most.packets = .max
+                most.bytes = .max
+                most.replays = .max
+                most.icvFailures = .max
+                t.line(Self.saLine(spi: .max, inbound: false, most))
+                continue
             }
+            guard let s = plane.sas.snapshot(slot: slot) else { continue }
+            t.line(Self.saLine(spi: s.params.spi, inbound: s.params.direction == .inbound, s.counters))
         }
-        withUnsafeBytes(of: &out) { appSocket.answerAsker(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        return t
+    }
+
+    static func saLine(spi: UInt32, inbound: Bool, _ c: SACounters) -> LogLine {
+        LogLine("sa ").append(spi).append(inbound ? " in" : " out").append(" packets ").append(c.packets)
+            .append(" bytes ").append(c.bytes).append(" replays ").append(c.replays)
+            .append(" icv-failures ").append(c.icvFailures)
     }
 
     static var saSlots: Int { 32 }

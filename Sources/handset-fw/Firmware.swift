@@ -170,6 +170,7 @@ struct Firmware: ~Copyable {
             readableDue = false
             reopenDue = true
         case .moduleRebooted:
+            if simUnlocking { break }  // the SIM's ready banners after its PIN
             stats.moduleReboots &+= 1
             // Booting after a power pulse is what bring-up waits for; otherwise it starts over.
             if case .waiting = bringUp { break }

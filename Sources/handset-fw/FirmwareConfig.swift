@@ -3,7 +3,7 @@ import HandsetCore
 
 /// The firmware's configuration file: `key = value` lines, `#` comments. See docs/firmware.md.
 struct FirmwareConfig {
-    enum Dialect: Equatable { case auto, simcom, sim800, quectel, ublox, generic }
+    enum Dialect: Equatable { case auto, simcom, sim800, sim800Single, quectel, ublox, generic }
 
     var stateDir = InlineArray<200, CChar>(repeating: 0)
     var serial = InlineArray<200, CChar>(repeating: 0)
@@ -182,10 +182,11 @@ extension FirmwareConfig {
             if bytesEqual(d, "auto") { dialect = .auto }
             else if bytesEqual(d, "simcom") { dialect = .simcom }
             else if bytesEqual(d, "sim800") { dialect = .sim800 }
+            else if bytesEqual(d, "sim800-single") { dialect = .sim800Single }
             else if bytesEqual(d, "quectel") { dialect = .quectel }
             else if bytesEqual(d, "ublox") { dialect = .ublox }
             else if bytesEqual(d, "generic") { dialect = .generic }
-            else { throw ConfigError(line: line, reason: "dialect: auto, simcom, sim800, quectel, ublox or generic") }
+            else { throw ConfigError(line: line, reason: "dialect: auto, simcom, sim800(-single), quectel, ublox or generic") }
         } else if bytesEqual(k, "gateway_number") { try copyBytes(v[0], into: &gatewayNumber, line: line) }
         else if bytesEqual(k, "apn") { try copyBytes(v[0], into: &apn, line: line) }
         else if try applyApp(k, v, line: line) {

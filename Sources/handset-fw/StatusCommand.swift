@@ -34,7 +34,7 @@ func statusCommand(configPath: UnsafePointer<CChar>) -> Int32 {
         }
         return 1
     }
-    var answer = InlineArray<4097, UInt8>(repeating: 0)
+    var answer = InlineArray<8193, UInt8>(repeating: 0)  // StatusText.capacity and the op byte
     for _ in 0..<150 {  // 3 s
         var uid: Int64 = -1
         var fromLength = 0

@@ -107,6 +107,73 @@ import Testing
             bytes(id).withUnsafeBytes { #expect("\(ModemDialect.detect($0).name)" == "sim800", "\(id)") }
         }
         bytes("SIMCOM_SIM7600E-H").withUnsafeBytes { #expect("\(ModemDialect.detect($0).name)" == "simcom") }
+        for id in ["SIMCOM_SIM7000E", "SIM7000G R1529"] {
+            bytes(id).withUnsafeBytes { d in
+                let dialect = ModemDialect.detect(d)
+                #expect("\(dialect.name)" == "sim7000" && dialect.sockets?.style == .simcomCIPSTART && dialect.asksCEREG, "\(id)")
+            }
+        }
+    }
+}
+
+/// Single-connection mode (`dialect = sim800-single`, AT+CIPMUX=0): no connection numbers, and data on the line
+/// itself after `+IPD,<len>:` (SIM800 manual V1.09 §8.2.15 CIPHEAD, §8.2.20 CIPSRIP `RECV FROM:<ip>:<port>`).
+@Suite struct ATDriverSIM800SingleTests {
+    static let open: [ScriptStep] = [
+        step("AT+CLPORT=\"UDP\",5000", "\r\nOK\r\n"),
+        step("AT+CIPUDPMODE=1", "\r\nOK\r\n"),
+        step("AT+CIPSTART=\"UDP\",\"127.0.0.1\",9", "\r\nOK\r\n\r\nCONNECT OK\r\n"),
+    ]
+    /// Bytes a line reader could take for the end of the header or of a line: CR, LF, a colon, NUL, a URC's text.
+    static let awkward: [UInt8] = [0x0D, 0x0A, 0x3A, 0x00] + Array("\r\n+IPD,3:OK\r\n".utf8) + [0xFF]
+
+    @Test func dataAfterTheColonIsSplitByLengthWhateverItHolds() throws {
+        var t = ScriptedTransport(Self.open + [
+            step("AT+CIPUDPMODE=2,\"10.0.0.1\",4500", "\r\nOK\r\n"),
+            step("AT+CIPSEND=4", "\r\n> "),
+            payloadStep(datagram, "\r\nSEND OK\r\n"),
+            step("AT+CIPCLOSE", "\r\nCLOSE OK\r\n"),
+        ])
+        t.chunk = 3  // the header and the data split across reads
+        t.timed = [(at: 2_000, bytes: bytes("\r\nRECV FROM:10.0.0.1:4500\r\n+IPD,\(Self.awkward.count):") + Self.awkward
+                        + bytes("RECV FROM:10.0.0.2:4501\r\n+IPD,4:") + datagram + bytes("\r\nCLOSED\r\n"))]
+        let d = ATDriver(transport: t, dialect: .sim800Single)
+        let s = try d.openUDP(localPort: 5000)
+        #expect(s == 0 && d.isSocketOpen(0))
+        try datagram.withUnsafeBytes { try d.sendUDP(socket: s, to: peer, payload: $0) }
+        guard case .socketData(0, let from, let data)? = try d.nextEvent(timeoutMs: 5_000) else { Issue.record("no data"); return }
+        #expect(from == peer && Array(data) == Self.awkward)
+        guard case .socketData(0, let from2, let data2)? = try d.nextEvent(timeoutMs: 1_000) else { Issue.record("no data"); return }
+        #expect(from2 == UDPEndpoint(address: 0x0A00_0002, port: 4501) && Array(data2) == datagram)
+        guard case .socketClosed(0)? = try d.nextEvent(timeoutMs: 1_000) else { Issue.record("no close"); return }
+        #expect(!d.isSocketOpen(0))
+        d.openSockets[0] = true
+        try d.closeSocket(0)
+        #expect(d.engine.transport.finished)
+        #expect(d.engine.stats.badRawLengths == 0 && d.engine.stats.strayLines == 0 && d.engine.stats.garbageBytes == 0)
+    }
+
+    @Test func aHeaderWithoutItsColonIsDroppedAndCounted() throws {
+        var t = ScriptedTransport(Self.open)
+        t.timed = [(at: 1_000, bytes: bytes("\r\n+IPD,4\r\n\r\n+CMTI: \"SM\",3\r\n"))]
+        let d = ATDriver(transport: t, dialect: .sim800Single)
+        _ = try d.openUDP(localPort: 5000)
+        guard case .smsStored(3)? = try d.nextEvent(timeoutMs: 3_000) else { Issue.record("the next URC was lost"); return }
+        #expect(d.engine.stats.badRawLengths == 1)
+    }
+
+    @Test func bearerStartsInSingleMode() throws {
+        let d = makeDriver([
+            step("AT+CGDCONT=1,\"IP\",\"internet\"", "\r\nOK\r\n"),
+            step("AT+CIPSHUT", "\r\nSHUT OK\r\n"),
+            step("AT+CIPMUX=0", "\r\nOK\r\n"),
+            step("AT+CSTT=\"internet\"", "\r\nOK\r\n"),
+            step("AT+CIICR", "\r\nOK\r\n"),
+            step("AT+CIFSR", "\r\n10.0.0.2\r\n"),
+        ], dialect: .sim800Single)
+        try bytes("internet").withUnsafeBytes { try d.defineContext(apn: $0) }
+        try d.activateBearer()
+        #expect(d.engine.transport.finished && d.engine.stats.timeouts == 0)
     }
 }
 

@@ -134,4 +134,31 @@ struct ATEngineAllocationTests {
         #expect(d.engine.stats.timeouts == 0)
         #expect(count == 0, "mallocs on the socket URC path: \(count)")
     }
+
+    /// SIM800 single-connection data, split off the line by its length (`+IPD,<len>:<data>`), costs no heap either.
+    @Test func inlineSocketDataDoesNotAllocate() throws {
+        let interposer = try #require(Interposer.load())
+        let modem = CannedModem("\r\nRECV FROM:10.0.0.1:4500\r\n+IPD,7:\r\n:\u{0}+\u{FF}CLOSED\r\n\r\nCLOSE OK\r\n")
+        defer { modem.reply.deallocate() }
+        let d = ATDriver(transport: modem, dialect: .sim800Single)
+        var data = 0, closed = 0
+        func round() throws {
+            d.openSockets[0] = true
+            try d.closeSocket(0)
+            while let e = try d.nextEvent(timeoutMs: 0) {
+                switch e {
+                case .socketData(0, let from, let bytes) where from?.port == 4500 && bytes.count == 7: data += 1
+                case .socketClosed(0): closed += 1
+                default: Issue.record("unexpected event")
+                }
+            }
+        }
+        try round()
+        let count = try interposer.mallocs {
+            for _ in 0..<500 { try round() }
+        }
+        #expect(data == 501 && closed == 501)
+        #expect(d.engine.stats.timeouts == 0 && d.engine.stats.badRawLengths == 0)
+        #expect(count == 0, "mallocs on the inline data path: \(count)")
+    }
 }

@@ -14,7 +14,7 @@ import Testing
     func key(_ e: ConfigError) -> String { e.key.withBytes { String(decoding: $0, as: UTF8.self) } }
 
     @Test(arguments: [
-        ("dialect = sim-com", "dialect", "dialect: auto, simcom, sim800, quectel, ublox or generic", false),
+        ("dialect = sim-com", "dialect", "dialect: auto, simcom, sim800(-single), quectel, ublox or generic", false),
         ("flow_control = rts", "flow_control", "flow_control: rtscts or none", false),
         ("app_socket = app.sock", "app_socket", "app_socket must be an absolute path", false),
         ("local_addres = 10.0.0.2", "local_addres", "unknown key", true),

@@ -21,13 +21,14 @@ import Testing
 
         /// start() once the module has booted, then waiting for registration. (start() in the middle of the
         /// boot banners: `startSurvivesTenBootBanners`.)
-        func bringUp() throws {
+        func bringUp(dialect: ModemDialect? = nil) throws {
             let booted = Date().addingTimeInterval(3)
             while Date() < booted, !events.named("registration").contains(where: { $0.int("stat") == 1 }) {
                 usleep(10_000)
             }
             events.clear()
-            try driver.start()
+            if let dialect { driver.use(dialect) }
+            try driver.start(autodetect: dialect == nil)
             let deadline = Date().addingTimeInterval(3)
             while Date() < deadline {
                 if try driver.registration(.circuit).status.isRegistered { return }
@@ -36,10 +37,12 @@ import Testing
             Issue.record("module never registered")
         }
 
-        /// A rig for `profile`, brought up with its bearer active and one UDP socket open.
+        /// A rig for `profile`, brought up with its bearer active and one UDP socket open. `sim800-single` is the
+        /// sim800 simulator with the driver's single-connection dialect (the simulator follows AT+CIPMUX).
         static func withUDPSocket(_ profile: String) throws -> (Rig, Int) {
-            let rig = try Rig(try #require(ModemProfile.named(profile)))
-            try rig.bringUp()
+            let single = profile == "sim800-single"
+            let rig = try Rig(try #require(ModemProfile.named(single ? "sim800" : profile)))
+            try rig.bringUp(dialect: single ? .sim800Single : nil)
             try rig.driver.activateBearer()
             return (rig, try rig.driver.openUDP())
         }
@@ -80,7 +83,7 @@ import Testing
     }
 
     static let profiles = ModemProfile.all.map(\.name)
-    static let socketProfiles = ["simcom", "quectel", "ublox", "sim800"]
+    static let socketProfiles = ["simcom", "quectel", "ublox", "sim800", "sim800-single"]
     static let bannerlessProfiles = ["ublox", "generic"]
 
     @Test(arguments: profiles)
@@ -528,13 +531,14 @@ import Testing
         case "simcom": "AT+CIPSEND=\(id),1200,\"127.0.0.1\",\(peer.port)\r"
         case "quectel": "AT+QISEND=\(id),1200,\"127.0.0.1\",\(peer.port)\r"
         case "sim800": "AT+CIPUDPMODE=\(id),2,\"127.0.0.1\",\(peer.port);+CIPSEND=\(id),1200\r"
+        case "sim800-single": "AT+CIPUDPMODE=2,\"127.0.0.1\",\(peer.port);+CIPSEND=1200\r"
         default: "AT+USOST=\(id),\"127.0.0.1\",\(peer.port),1000\r"
         }
         try (send + "E\u{1}").utf8.withContiguousStorageIfAvailable { b in
             try rig.driver.engine.transport.write(UnsafeRawBufferPointer(b), timeoutMs: 1000)
         }
         usleep(200_000)  // the prompt and two payload bytes are in; the host dies here
-        try rig.driver.start()
+        try rig.driver.start(autodetect: name != "sim800-single")
         #expect(try rig.driver.signalQuality().rssi == 20)
         // The half-sent datagram went out completed: the dead host's two bytes, then only what start() wrote
         // while it recovered (AT, ESC, carriage returns).

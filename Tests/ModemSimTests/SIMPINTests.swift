@@ -10,13 +10,15 @@ import Testing
         let sim: ModemSimulator
         let events = EventLog()
         let driver: SerialModemDriver
-        init(_ profile: ModemProfile, pin: String? = "1234", tries: Int = 3) throws {
+        init(_ profile: ModemProfile, pin: String? = "1234", tries: Int = 3, simReadyDelay: Double = 0) throws {
             let link = NSTemporaryDirectory() + "modemsim-pin-\(profile.name)-\(UUID().uuidString.prefix(8))"
             var identity = SubscriberIdentity()
             identity.pin = pin
             identity.pinTries = tries
             let log = events
-            sim = ModemSimulator(profile: profile, linkPath: link, identity: identity, timing: .fast,
+            var timing = SimTiming.fast
+            timing.simReadyDelay = simReadyDelay
+            sim = ModemSimulator(profile: profile, linkPath: link, identity: identity, timing: timing,
                                  events: { log.append($0) })
             try sim.start()
             driver = try Array(link.utf8).withUnsafeBytes { try SerialModemDriver.open(pathBytes: $0) }
@@ -132,5 +134,43 @@ import Testing
         let rig = try Rig(.ublox, pin: nil)
         #expect(try rig.unlock("1234") == .ready)
         #expect(rig.events.named("sim-pin").isEmpty)
+    }
+
+    @Test(arguments: profiles)
+    func urcsWhileTheSIMIsSlowToBeReadyAreTakenStepByStep(name: String) throws {
+        // The SIM stays busy (+CME ERROR: 14) 1.5 s after its PIN while registration changes pour in: stepped as
+        // the firmware's loop steps it, the unlock hands every URC out between steps (none queued past the 8 slots,
+        // none lost) and still ends unlocked.
+        let rig = try Rig(try #require(ModemProfile.named(name)), simReadyDelay: 1.5)
+        try rig.driver.synchronise()
+        try rig.driver.enableRegistrationEvents()  // answered while the SIM is locked
+        var unlock = SIMUnlock(nowMs: rig.driver.engine.transport.nowMs())
+        var result: SIMUnlockResult?
+        var registrations = 0, changes = 0, steps = 0
+        let pin = Array("1234".utf8)
+        while result == nil {
+            result = try pin.withUnsafeBytes { try unlock.step(rig.driver, pin: $0) }
+            steps += 1
+            if result == nil, !unlock.entering, rig.events.named("sim-pin").count == 1, changes < 30 {
+                for _ in 0..<3 {  // PIN in, SIM still busy: 6 to 9 URCs before the next step
+                    rig.sim.setRegistration(changes % 2 == 0 ? 2 : 1)
+                    changes += 1
+                }
+            }
+            // As the firmware's loop: every URC waiting is taken before the next step (here until 100 ms of quiet).
+            var wait = max(unlock.waitMs(nowMs: rig.driver.engine.transport.nowMs()), 100)
+            while let e = try rig.driver.nextEvent(timeoutMs: wait) {
+                if case .registration = e { registrations += 1 }
+                wait = 100
+            }
+            try #require(steps < 2000)
+        }
+        #expect(result == .unlocked)
+        #expect(changes >= 9, "the SIM was busy for several steps")
+        #expect(rig.driver.engine.stats.urcOverflows == 0)
+        while let e = try rig.driver.nextEvent(timeoutMs: 100) { if case .registration = e { registrations += 1 } }
+        // Each change is reported in every domain the dialect enabled (+CREG, +CGREG, maybe +CEREG).
+        #expect(registrations >= 2 * changes, "\(registrations) registration URCs for \(changes) changes")
+        #expect(rig.driver.engine.stats.urcOverflows == 0)
     }
 }

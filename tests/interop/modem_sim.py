@@ -19,7 +19,7 @@ class Simulator:
     control port (see `handset-emu modem --help`)."""
 
     def __init__(self, profile, sms_centre=False, link=None, smpp=False, smpp_password=None, sim_pin=None,
-                 sim_pin_tries=3):
+                 sim_pin_tries=3, sim_ready_delay=0):
         assert os.path.exists(HANDSET_EMU), "handset-emu not built at %s (run swift build)" % HANDSET_EMU
         self.dir = tempfile.mkdtemp(prefix="modemsim-")
         self.link = link or os.path.join(self.dir, "tty")
@@ -30,6 +30,8 @@ class Simulator:
             args += ["--smpp-port", "0"] + (["--smpp-password", smpp_password] if smpp_password else [])
         if sim_pin:
             args += ["--sim-pin", sim_pin, "--sim-pin-tries", str(sim_pin_tries)]
+        if sim_ready_delay:
+            args += ["--sim-ready-delay", str(sim_ready_delay)]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         self.events = queue.Queue()
         self.seen = []

@@ -37,7 +37,7 @@ def test_bad_value_names_file_line_key_and_allowed_values(tmp_path):
     path = config(tmp_path, "# a comment\ndialect = sim-com\n")
     rc, out = run("run", str(path))
     assert rc == 1
-    assert out.strip() == f"handset-fw: {path}:5: dialect: auto, simcom, sim800, quectel, ublox or generic"
+    assert out.strip() == f"handset-fw: {path}:5: dialect: auto, simcom, sim800(-single), quectel, ublox or generic"
 
 
 def test_unknown_key_is_named_and_the_keys_are_listed(tmp_path):

@@ -58,6 +58,24 @@ def test_right_pin_registers(tmp_path, state_dir):
         sim.close()
 
 
+def test_sim_slow_to_be_ready_after_its_pin(tmp_path, state_dir):
+    # The SIM answers +CME ERROR: 14 (busy) for 3 s after its PIN, then prints its ready banners: bring-up asks again
+    # step by step (the loop runs meanwhile) and goes on; the banners are no module reboot.
+    sim = Simulator("simcom", sim_pin=PIN, sim_ready_delay=3)
+    config = write_config(tmp_path, sim, state_dir, f"sim_pin = {PIN}\n")
+    fw = Firmware(config)
+    try:
+        assert fw.wait_for(lambda out: "fw: bearer up" in out, 60), fw.output()
+        out = fw.output()
+        assert "fw: SIM PIN accepted" in out and "bring-up failed" not in out, out
+        assert "module rebooted" not in out[out.index("fw: SIM PIN accepted"):], out
+        assert [e["result"] for e in sim.events_so_far("sim-pin")] == ["accepted"]
+        assert sim_line(config) == "sim unlocked tries-left unknown"
+    finally:
+        fw.stop()
+        sim.close()
+
+
 def test_wrong_pin_costs_one_try_and_is_never_entered_again(tmp_path, state_dir):
     sim = Simulator("simcom", sim_pin=PIN)
     config = write_config(tmp_path, sim, state_dir, "sim_pin = 9999\n")

@@ -98,6 +98,23 @@ extension ATEngine {
             if rawRemaining == 0 { finishRaw() }
             return
         }
+        if b == ASCII.colon && framer.count > 0, let rule = rules.inlineBodyMatch(framer.line),
+           case .inlineBytes(let field) = rule.body {
+            // `+IPD,<len>:` ends here; the payload follows on the same line and may hold any byte.
+            if case .slot(let waiting) = bodyWait {
+                counters.missingBodies += 1
+                urcs.finish(waiting)
+            }
+            bodyWait = .none
+            counters.lines += 1
+            counters.urcs += 1
+            let slot = urcs.push(framer.line, complete: false)
+            startRaw(framer.line, prefixLength: rule.prefix.utf8CodeUnitCount, field: field,
+                     target: slot.map { .urc($0) } ?? .discard, afterCR: false)
+            if rawRemaining == 0, let slot { urcs.finish(slot) }
+            framer.clear()
+            return
+        }
         switch framer.push(b) {
         case .none: break
         case .prompt: if pending { promptSeen = true }
@@ -201,11 +218,14 @@ extension ATEngine {
             startRaw(line, prefixLength: rule!.prefix.utf8CodeUnitCount, field: field,
                      target: slot.map { .urc($0) } ?? .discard)
             if rawRemaining == 0, let slot { urcs.finish(slot) }
+        case .inlineBytes:
+            counters.badRawLengths += 1  // the header ended without its colon: its length cannot be trusted
         }
         return true
     }
 
-    private func startRaw(_ line: UnsafeRawBufferPointer, prefixLength: Int, field: Int, target: RawTarget) {
+    private func startRaw(_ line: UnsafeRawBufferPointer, prefixLength: Int, field: Int, target: RawTarget,
+                          afterCR: Bool? = nil) {
         var f = ATFields(line.suffix(from: prefixLength))
         f.skip(field)
         // SIM800 ends the length with a colon when no sender follows (`+RECEIVE,0,12:`).
@@ -218,7 +238,7 @@ extension ATEngine {
         if n == 0 { return }
         rawRemaining = n
         rawTarget = target
-        rawSkipLF = framer.endedWithCR
+        rawSkipLF = afterCR ?? framer.endedWithCR
         if case .response = target { response.openRawRecord() }
     }
 }

@@ -7,6 +7,10 @@ public enum ATLineBody: Equatable, Sendable {
     /// Raw bytes follow the line; their count is field `lengthField` after the prefix
     /// (SIMCom `+IPD12`, Quectel `+QIRD: 12,"1.2.3.4",5000`).
     case rawBytes(lengthField: Int)
+    /// Raw bytes follow the line's header on the same line, right after a colon that ends the header; their count
+    /// is field `lengthField` after the prefix, the header's last field (SIM800 single-connection `+IPD,12:<data>`).
+    /// The header is taken when that colon arrives; a header ended by CR or LF instead is dropped and counted.
+    case inlineBytes(lengthField: Int)
 }
 
 /// One row of a dialect's line table: a prefix, whether it is a URC, and what follows it.
@@ -89,6 +93,27 @@ public struct ATLineRules: Sendable {
         for i in 0..<count {
             let r = rules[i]
             if r.unsolicited && r.matches(line) { return r }
+        }
+        return nil
+    }
+
+    /// The unsolicited rule with an inline body whose header `line` is, complete up to (not including) the colon
+    /// just read: the prefix, then the length field as the last field, 1 to 5 digits.
+    func inlineBodyMatch(_ line: UnsafeRawBufferPointer) -> ATLineRule? {
+        for i in 0..<count {
+            let r = rules[i]
+            guard r.unsolicited, case .inlineBytes(let field) = r.body, line.hasPrefix(r.prefix) else { continue }
+            var at = r.prefix.utf8CodeUnitCount
+            var commas = 0
+            while commas < field && at < line.count {
+                if line[at] == ASCII.comma { commas += 1 }
+                at += 1
+            }
+            let digits = line.count - at
+            guard commas == field, digits >= 1, digits <= 5 else { continue }
+            var all = true
+            for k in at..<line.count where !ASCII.isDigit(line[k]) { all = false }
+            if all { return r }
         }
         return nil
     }

@@ -7,6 +7,7 @@ extension ModemDialect {
             || contains(identity, "SIM900") {
             return .sim800
         }
+        if contains(identity, "SIM7000") { return .sim7000 }  // before SIM7: the toolkit, not SIM7600's sockets
         if contains(identity, "SIMCOM") || contains(identity, "SIM7") || contains(identity, "SIM8")
             || contains(identity, "SIM5") || contains(identity, "A76") {
             return .simcom

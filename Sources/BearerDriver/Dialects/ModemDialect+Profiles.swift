@@ -83,11 +83,12 @@ extension ModemDialect {
         u.add(SocketURC("+QIURC: \"pdpdeact\"", .bearerDown))
         u.add(SocketURC("+QIURC: \"recv\"", .readable, id: 1))    // +QIURC: "recv",<id>: field 0 is empty
         u.add(SocketURC("+QIURC: \"closed\"", .closed, id: 1))    // +QIURC: "closed",<id>
-        let sockets = SocketCommands(
+        var sockets = SocketCommands(
             style: .quectelQI, netOpen: "AT+QIACT=1", netOpenURC: "", netClose: "AT+QIDEACT=1",
             open: "AT+QIOPEN=1,", openURC: "+QIOPEN:", send: "AT+QISEND=", sendPrompt: 0x3E, promptDelayMs: 0,
             read: "AT+QIRD=", readAnswer: "+QIRD:", close: "AT+QICLOSE=", maxPayload: 1460, maxSockets: 12,
             hexReceive: false, urcs: u)
+        sockets.contextAPN = "AT+QICSGP="
         return ModemDialect(vendor: .quectel, name: "quectel", rules: r, setup: setup, setupCount: 1,
                             smsFullURC: "+QIND: \"smsfull\"", asksCEREG: true, sockets: sockets,
                             smsSendTimeoutMs: 120_000, pinCounter: .qpinc)
@@ -130,7 +131,13 @@ extension ModemDialect {
 
 extension ModemDialect {
     /// SIMCom SIM800 / SIM808 / SIM868 / SIM900 (2G; sockets with AT+CIPSTART in multi-connection mode).
-    public static var sim800: ModemDialect {
+    public static var sim800: ModemDialect { cipstartToolkit(name: "sim800", asksCEREG: false) }
+
+    /// SIMCom SIM7000 (LTE Cat-M/NB-IoT): the same TCPIP toolkit (SIM7000 Series AT Command Manual V1.06 ch. 8, read
+    /// for the SIM800 table above), not the SIM7500/SIM7600 NETOPEN/CIPOPEN set; EPS registration URCs too.
+    public static var sim7000: ModemDialect { cipstartToolkit(name: "sim7000", asksCEREG: true) }
+
+    static func cipstartToolkit(name: StaticString, asksCEREG: Bool) -> ModemDialect {
         var r = standardRules()
         r.add(ATLineRule("+RECEIVE,", body: .rawBytes(lengthField: 1)))
         r.add(ATLineRule("RECV FROM:"))
@@ -166,8 +173,55 @@ extension ModemDialect {
         sockets.openTaken = "ALREADY CONNECT"
         sockets.bind = "AT+CLPORT="
         sockets.aim = "AT+CIPUDPMODE="
-        return ModemDialect(vendor: .simcom, name: "sim800", rules: r, setup: setup, setupCount: 3, smsFullURC: "",
-                            asksCEREG: false, sockets: sockets, smsSendTimeoutMs: 60_000,
+        return ModemDialect(vendor: .simcom, name: name, rules: r, setup: setup, setupCount: 3, smsFullURC: "",
+                            asksCEREG: asksCEREG, sockets: sockets, smsSendTimeoutMs: 60_000,
                             pinCounter: .spic)  // V1.09 §6.2.3: +SPIC: <pin1>,<pin2>,<puk1>,<puk2>; PIN1 is field 0
+    }
+}
+
+extension ModemDialect {
+    /// The SIM800 family in single-connection mode (AT+CIPMUX=0, chosen by `dialect = sim800-single`; detection
+    /// picks `sim800`): one connection, no connection numbers, and pushed data on the line itself:
+    /// `RECV FROM:<ip>:<port>` (AT+CIPSRIP=1) then `+IPD,<len>:<data>` (AT+CIPHEAD=1, §8.2.15), split by length.
+    /// Sends are `AT+CIPSEND=<len>` (`SEND OK`), the destination set with `AT+CIPUDPMODE=2,<ip>,<port>`; close is
+    /// `AT+CIPCLOSE` (`CLOSE OK`); a network close is `CLOSED`.
+    public static var sim800Single: ModemDialect {
+        var r = standardRules()
+        r.add(ATLineRule("+IPD,", body: .inlineBytes(lengthField: 0)))
+        r.add(ATLineRule("RECV FROM:"))
+        r.add(ATLineRule("CONNECT"))  // CONNECT OK / CONNECT FAIL
+        r.add(ATLineRule("ALREADY CONNECT"))
+        r.add(ATLineRule("CLOSED"))
+        r.add(ATLineRule("+PDP: DEACT"))
+        r.add(ATLineRule(final: "CLOSE OK", .ok))
+        r.add(ATLineRule(final: "SHUT OK", .ok))
+        var setup = InlineArray<4, StaticString>(repeating: "")
+        setup[0] = "AT+CIPMUX=0"
+        setup[1] = "AT+CIPSRIP=1"  // RECV FROM:<ip>:<port> before the data
+        setup[2] = "AT+CIPHEAD=1"  // +IPD,<len>: before the data: without it the data could not be framed
+        var u = SocketURCTable()
+        u.add(SocketURC("RECV FROM:", .sender, sender: 0))
+        u.add(SocketURC("+IPD,", .data))                        // the one connection
+        u.add(SocketURC("CLOSED", .closed))                      // the one connection
+        u.add(SocketURC("+PDP: DEACT", .bearerDown))
+        u.add(SocketURC("CONNECT", .ignore))                    // a late open result; `openUDP` waits for its own
+        u.add(SocketURC("ALREADY CONNECT", .ignore))
+        var sockets = SocketCommands(
+            style: .simcomCIPSTART, netOpen: "AT+CIICR", netOpenURC: "", netClose: "AT+CIPSHUT",
+            open: "AT+CIPSTART=", openURC: "CONNECT", send: "AT+CIPSEND=", sendPrompt: 0x3E, promptDelayMs: 0,
+            read: "", readAnswer: "", close: "AT+CIPCLOSE", maxPayload: 1460, maxSockets: 1, hexReceive: false,
+            urcs: u)
+        sockets.netReset = "AT+CIPSHUT"
+        sockets.netPrepare = "AT+CIPMUX=0"
+        sockets.netAPN = "AT+CSTT="
+        sockets.netAddress = "AT+CIFSR"
+        sockets.openOK = "CONNECT OK"
+        sockets.openTaken = "ALREADY CONNECT"
+        sockets.bind = "AT+CLPORT="
+        sockets.aim = "AT+CIPUDPMODE="
+        sockets.singleConnection = true
+        return ModemDialect(vendor: .simcom, name: "sim800-single", rules: r, setup: setup, setupCount: 3,
+                            smsFullURC: "", asksCEREG: false, sockets: sockets, smsSendTimeoutMs: 60_000,
+                            pinCounter: .spic)
     }
 }

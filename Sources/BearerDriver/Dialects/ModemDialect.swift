@@ -34,7 +34,7 @@ public struct SocketURC: Sendable {
     public let match: ATLineRule
     public let meaning: SocketURCMeaning
     /// Field holding the socket id, counted after the prefix (for numbered rows field 0 is the number);
-    /// -1: the line names none (SIMCom `+IPD`: the lowest open socket).
+    /// -1: the line names none (SIMCom `+IPD`, SIM800 single-connection `CLOSED`: the lowest open socket).
     public let id: Int
     /// Field holding the sender as `<ip>:<port>`, -1 when none.
     public let sender: Int
@@ -83,6 +83,9 @@ public struct SocketCommands: Sendable {
     public var netPrepare: StaticString = ""
     /// Takes the APN (quoted) right before `netOpen` (SIM800 AT+CSTT=); empty when +CGDCONT is enough.
     public var netAPN: StaticString = ""
+    /// Sets the context up for the socket stack right after +CGDCONT, as `<cid>,1,"<apn>"` (Quectel AT+QICSGP=,
+    /// context type 1: IPv4); empty when +CGDCONT is enough.
+    public var contextAPN: StaticString = ""
     /// Run after `netOpen`; its answer is the local address alone, with no final result (SIM800 AT+CIFSR).
     public var netAddress: StaticString = ""
     public let open: StaticString
@@ -93,6 +96,9 @@ public struct SocketCommands: Sendable {
     public var openOK: StaticString = ""
     /// SIM800: the answer when the connection number is still in use (`<n>, ALREADY CONNECT`).
     public var openTaken: StaticString = ""
+    /// SIM800 single-connection mode (AT+CIPMUX=0): commands and answers name no connection number, and the
+    /// one connection is 0 to the driver.
+    public var singleConnection = false
     public var bind: StaticString = ""
     public var aim: StaticString = ""
     public let send: StaticString

@@ -71,7 +71,7 @@ extension ATDriver {
                 guard let id = field(line, row, row.id) else { return .other(line: line) }
                 return .socketReadable(socket: id)
             case .closed:
-                guard let id = field(line, row, row.id) else { return .other(line: line) }
+                guard let id = row.id < 0 ? Optional(dataSocket(line, row)) : field(line, row, row.id) else { return .other(line: line) }
                 if id >= 0 && id < openSockets.count { openSockets[id] = false }
                 return .socketClosed(socket: id)
             case .bearerDown:
@@ -90,7 +90,8 @@ extension ATDriver {
         return f.int()
     }
 
-    /// The socket of pushed data: its id field (0 when unreadable), or with none named the lowest open socket.
+    /// The socket of pushed data or a close: its id field (0 when unreadable), or with none named the lowest open
+    /// socket (SIMCom `+IPD`, SIM800 single-connection `+IPD,` and `CLOSED`).
     private func dataSocket(_ line: UnsafeRawBufferPointer, _ row: SocketURC) -> Int {
         if row.id >= 0 { return field(line, row, row.id) ?? 0 }
         var id = 0

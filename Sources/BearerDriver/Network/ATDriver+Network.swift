@@ -51,7 +51,7 @@ extension ATDriver {
         throw .malformedResponse
     }
 
-    /// `AT+CGDCONT=<cid>,"IP","<apn>"`, plus the vendor's own context set-up where it needs one.
+    /// `AT+CGDCONT=<cid>,"IP","<apn>"`, plus the dialect's own context set-up where it has one (`contextAPN`).
     public func defineContext(cid: Int = 1, apn: UnsafeRawBufferPointer) throws(ATError) {
         var c = ATCommand("AT+CGDCONT=")
         c.int(cid)
@@ -60,8 +60,8 @@ extension ATDriver {
         try engine.run(c)
         apnCount = min(apn.count, 64)
         for i in 0..<apnCount { self.apn[i] = apn[i] }
-        if dialect.sockets?.style == .quectelQI {
-            var q = ATCommand("AT+QICSGP=")
+        if let s = dialect.sockets, !s.contextAPN.isEmptyString {
+            var q = ATCommand(s.contextAPN)
             q.int(cid)
             q.int(1)
             q.quoted(apn)

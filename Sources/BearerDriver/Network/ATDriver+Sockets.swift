@@ -76,7 +76,7 @@ extension ATDriver {
         switch s.style {
         case .simcomCIPSTART:
             try aimCIPSTART(socket: id, at: remote, s)
-            c.int(id)  // AT+CIPSEND=<n>,<len>; the destination was set above
+            if !s.singleConnection { c.int(id) }  // AT+CIPSEND=[<n>,]<len>; the destination was set above
             c.int(payload.count)
         case .simcomCIP, .quectelQI:
             c.int(id)  // AT+CIPSEND=<link>,<len>,"ip",port / AT+QISEND=<id>,<len>,"ip",port
@@ -134,7 +134,7 @@ extension ATDriver {
         let s = try socketCommands()
         try checkSocket(id, s)
         var c = ATCommand(s.close)
-        c.int(id)
+        if !s.singleConnection { c.int(id) }  // single: AT+CIPCLOSE
         openSockets[id] = false
         socketRemote[id] = nil
         do throws(ATError) {
@@ -152,7 +152,7 @@ extension ATDriver {
         guard let s = try? socketCommands() else { return }
         for id in 0..<min(s.maxSockets, openSockets.count) {
             var c = ATCommand(s.close)
-            c.int(id)
+            if !s.singleConnection { c.int(id) }
             _ = try? engine.run(c, timeoutMs: 10_000)
             openSockets[id] = false
             socketRemote[id] = nil
