@@ -34,6 +34,13 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
         /// requires it). The address it assigns (the record's `local_ts`) must be the device's inner address: the
         /// handset sources its traffic from that address, so a transfer for any other is refused and counted.
         public var virtualIP = false
+        /// The proxy's CHILD_SA `rekey_time` (seconds; charon rekeys up to 10% earlier, its default `rand_time`).
+        /// Keep it below the server's (minus the server's `rand_time`) so the proxy initiates the rekey: then its
+        /// DELETE waits for the handset (`hold_rekey`) and nothing is lost, whereas a server-initiated rekey loses
+        /// the replies sent inside the SMS window (docs/ike-proxy.md). 45 min: below a stock server's default 1 h,
+        /// which charon starts up to 6 min early.
+        public var rekeyTime: UInt32 = Self.defaultRekeyTime
+        public static let defaultRekeyTime: UInt32 = 2700
         /// Bound on one negotiation, IKE_SA_INIT to the key record.
         public var timeout: Double = 5
         /// Negotiations in flight at once; more wait (at most `timeout`) for a slot, then fail as `refused` (counted

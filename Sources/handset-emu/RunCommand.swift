@@ -21,8 +21,9 @@ struct RunCommand: ParsableCommand {
 
             --server strongswan (root) runs the handset against a stock strongSwan server instead of the emulated \
             peer: scripts/ike-lab starts the server in its own network namespace (UDP echo on 10.200.0.1:7 behind \
-            it) and the gateway's proxy charon; the packet gateway owns the handset's public address (\
-            docs/ike-proxy.md). Scenarios then: login, \(Scenario.strongSwan.map(\.name).joined(separator: ", ")). \
+            it) and the gateway's proxy charon, which the daemon drives (negotiator = strongswan; with --keylog the \
+            gateway runs in this tool, whose keylog taps its key records); the packet gateway owns the handset's \
+            public address (docs/ike-proxy.md). Scenarios then: login, \(Scenario.strongSwan.map(\.name).joined(separator: ", ")). \
             Without root or strongSwan the run says why and exits 77; it never falls back to the emulated peer.
 
             --server-config DIR: the lab server loads a user's own swanctl.conf and credentials from DIR instead \
@@ -96,9 +97,10 @@ struct RunCommand: ParsableCommand {
         guard FileManager.default.isExecutableFile(atPath: fwPath) else {
             throw ValidationError("firmware not found at \(fwPath) (build it with `swift build`, or pass --firmware)")
         }
-        // With --server strongswan the gateway stays in this process (the daemon takes no lab's IKE engine yet).
+        // With --server strongswan --keylog the gateway stays in this process: the keylog taps its IKE engine.
         let gatewayPath = gateway ?? besideThisTool("handset-gateway")
-        if server != "strongswan" && !FileManager.default.isExecutableFile(atPath: gatewayPath) {
+        let inProcess = server == "strongswan" && keylog != nil
+        if !inProcess && !FileManager.default.isExecutableFile(atPath: gatewayPath) {
             throw ValidationError("gateway daemon not found at \(gatewayPath) (build it with `swift build --product handset-gateway`, or pass --gateway)")
         }
         let plan = try faults.map { try FaultPlan(spec: $0) } ?? FaultPlan()
@@ -120,16 +122,19 @@ struct RunCommand: ParsableCommand {
         defer { lab?.down(); lab.map { try? FileManager.default.removeItem(at: $0.dir) } }
         let world = try EmulatedWorld(profile: ModemProfile.named(profile)!, faults: plan, trace: trace, pcap: pcap,
                                       keylog: keylog, logger: logger, packetGateway: try packetGateway.config(), lab: lab,
-                                      gatewayDaemon: server == "strongswan" ? nil : gatewayPath)
+                                      gatewayDaemon: inProcess ? nil : gatewayPath)
         world.capture.peerPort = world.peer.espPort
         defer { world.shutdown() }
         if let l = world.lab, let r = world.sim.packetGatewayPublicSide {
             print("world: modem \(profile) on \(world.dir.path)/modem, strongSwan server \(l["SRV_ADDR"]) (\(l["NETNS"])), packet gateway \(r), handset \(world.handsetAddress.dottedQuad)\(l.serverConfig.map { " with the server config of \($0.dir.path)" } ?? ""), firmware \(fwPath)\(qemu.map { " under \($0)" } ?? "")")
         } else {
             print("world: modem \(profile) on \(world.dir.path)/modem, peer 127.0.0.1:\(world.peer.espPort), firmware \(fwPath)\(qemu.map { " under \($0)" } ?? "")")
-            if let d = world.daemon {
-                print("world: gateway daemon \(gatewayPath) (pid \(d.process.processIdentifier)), SMPP to the SMS centre on 127.0.0.1:\(world.sim.smppPort ?? 0), HTTP 127.0.0.1:\(d.httpPort), UDP 127.0.0.1:\(d.udpPort)")
-            }
+        }
+        if let d = world.daemon {
+            let negotiator = world.lab == nil ? "" : ", negotiator strongswan (the proxy charon \(world.lab!["PROXY_VICI"]))"
+            print("world: gateway daemon \(gatewayPath) (pid \(d.process.processIdentifier)), SMPP to the SMS centre on 127.0.0.1:\(world.sim.smppPort ?? 0), HTTP 127.0.0.1:\(d.httpPort), UDP 127.0.0.1:\(d.udpPort)\(negotiator)")
+        } else if world.lab != nil {
+            print("world: gateway in this process (--keylog taps its IKE engine's key records)")
         }
         let defaults = lab == nil ? Scenario.all
             : [Scenario.named("login")!] + Scenario.strongSwan.filter { serverConfig == nil || $0.name == "ike-handset-initiated" }

@@ -37,11 +37,11 @@ extension Scenario {
         defer { try? serverESPProposals(lab, nil) }
         let st = try c.status()
         let text = "echo under \(esp)"
-        let before = w.gateway.counters.saDelivered
+        let before = w.gw.counters.saDelivered
         c.app.datagram(to: serviceOctets, port: 7, from: 5100, Array(text.utf8))
         let installed = try explained(w) { try c.expect(0x84, "'SA installed'", timeout: 90) { $0.body.first == 5 } }
         _ = try c.expect(0x81, "the echo from 10.200.0.1:7") { Array($0.body.dropFirst(8)) == Array(text.utf8) }
-        guard w.gateway.counters.saDelivered > before else { throw ScenarioFailure("no SA was delivered") }
+        guard w.gw.counters.saDelivered > before else { throw ScenarioFailure("no SA was delivered") }
         let child = try serverChild(lab, spiFromEvent: installed)
         guard child.string("encr-alg") == alg, keysize == nil || child.string("encr-keysize") == keysize else {
             throw ScenarioFailure("the server chose \(child.string("encr-alg") ?? "?")-\(child.string("encr-keysize") ?? "?"), "
@@ -166,7 +166,7 @@ extension Scenario {
             throw ScenarioFailure("the server holds \(old.count) CHILD_SAs, expected the one of the echo flow")
         }
         let st = try c.status()
-        let pushed = w.gateway.counters.saPushed
+        let pushed = w.gw.counters.saPushed
         let start = Date()
         var r = RekeyRun()
         var rekeyAt: Double?, installedAt: Double?, newSPI: UInt32?
@@ -192,9 +192,9 @@ extension Scenario {
         }
         guard let rekeyAt else { throw ScenarioFailure("no rekey was started") }
         guard let installedAt, let newSPI else {
-            throw ScenarioFailure("the handset installed no SA after the rekey (pushed \(w.gateway.counters.saPushed - pushed))")
+            throw ScenarioFailure("the handset installed no SA after the rekey (pushed \(w.gw.counters.saPushed - pushed))")
         }
-        guard w.gateway.counters.saPushed > pushed else { throw ScenarioFailure("the rekeyed SA was not pushed") }
+        guard w.gw.counters.saPushed > pushed else { throw ScenarioFailure("the rekeyed SA was not pushed") }
         let now = try liveServerChildren(lab)
         guard now.count == 1, let newPair = pairOnHandset(now[0]), newPair != oldPair,
               newPair.0 == newSPI || newPair.1 == newSPI else {
@@ -224,8 +224,8 @@ extension Scenario {
         let children = try liveServerChildren(lab)
         guard let child = children.first, let pair = pairOnHandset(child) else { throw ScenarioFailure("no CHILD_SA") }
         let spis = try serverIKESPIs(lab)
-        let smsDown = w.snapshot.smsDown, pushed = w.gateway.counters.saPushed, delivered = w.gateway.counters.saDelivered
-        let ike = w.ike?.counters
+        let smsDown = w.snapshot.smsDown, pushed = w.gw.counters.saPushed, delivered = w.gw.counters.saDelivered
+        let ike = w.gw.ikeCounters
         var m = VICIMessage()
         m.add("ike", "hs")
         _ = try lab.serverCall("rekey", m)
@@ -235,10 +235,10 @@ extension Scenario {
         }
         _ = try serviceEcho(c, "after the IKE rekey", sport: 5300, timeout: 10)
         Thread.sleep(forTimeInterval: 1)
-        guard w.snapshot.smsDown == smsDown, w.gateway.counters.saPushed == pushed,
-              w.gateway.counters.saDelivered == delivered, w.ike?.counters == ike else {
+        guard w.snapshot.smsDown == smsDown, w.gw.counters.saPushed == pushed,
+              w.gw.counters.saDelivered == delivered, w.gw.ikeCounters == ike else {
             throw ScenarioFailure("the IKE rekey reached the handset: SMS down \(w.snapshot.smsDown - smsDown), pushed "
-                                  + "\(w.gateway.counters.saPushed - pushed), IKE engine \(String(describing: w.ike?.counters))")
+                                  + "\(w.gw.counters.saPushed - pushed), IKE engine \(String(describing: w.gw.ikeCounters))")
         }
         guard (try c.status(pair: pair)).pair == 3 else { throw ScenarioFailure("the handset lost its pair") }
         let now = try liveServerChildren(lab)
@@ -260,13 +260,13 @@ extension Scenario {
         let (w, lab) = try strongSwanWorld(c)
         try c.loggedIn()
         try serverDeletesEverything(c, lab)
-        let received = w.gateway.counters.received, rotations = w.gateway.counters.rotations
-        let established = w.ike?.counters.established ?? 0
+        let received = w.gw.counters.received, rotations = w.gw.counters.rotations
+        let established = w.gw.ikeCounters?.established ?? 0
         c.app.datagram(to: serviceOctets, port: 7, from: 5400, Array("cut".utf8))
-        try c.within(60, "the gateway to get the key request") { w.gateway.counters.received > received }
-        let negotiated = (w.ike?.counters.established ?? 0) > established
+        try c.within(60, "the gateway to get the key request") { w.gw.counters.received > received }
+        let negotiated = (w.gw.ikeCounters?.established ?? 0) > established
         try w.powerCycleFirmware(path: c.firmware, qemu: c.qemu)
-        try c.within(90, "the restarted firmware to log in") { w.gateway.counters.rotations > rotations }
+        try c.within(90, "the restarted firmware to log in") { w.gw.counters.rotations > rotations }
         c.app.hello()
         var reply: String?
         let end = Date().addingTimeInterval(90)

@@ -1,7 +1,7 @@
 """End to end with a stock strongSwan server (issue 15): `handset-emu run --server strongswan` starts scripts/ike-lab
 (the server in its own network namespace, UDP echo on 10.200.0.1:7 behind it, and the gateway's proxy charon with our
-handset-proxy plugin), the packet gateway on the handset's public address, the gateway with StrongSwanNegotiator,
-and the real firmware behind the simulated modem.
+handset-proxy plugin), the packet gateway on the handset's public address, the gateway daemon `handset-gateway` with
+`negotiator = strongswan` (as an operator runs it), and the real firmware behind the simulated modem.
 
 - ike-handset-initiated: the firmware's key request (SMS) makes the proxy charon negotiate with the server through
   the packet gateway; the sa-transfer reaches the handset by SMS; its UDP echo to 10.200.0.1:7 comes back through the
@@ -69,6 +69,16 @@ def test_handset_and_server_initiated_against_stock_strongswan(every_scenario):
     # ike-lab down ran: no namespace of this run is left behind.
     ns = re.search(r"\((hssrv\w+)\)", r.stdout).group(1)
     assert ns not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+
+
+@needs_lab
+def test_the_gateway_is_the_daemon_driving_the_proxy_charon(every_scenario):
+    """No in-process Gateway: `handset-gateway` ran with negotiator = strongswan and drained on SIGTERM (exit 0)."""
+    r = every_scenario
+    assert re.search(r"world: gateway daemon \S*handset-gateway \(pid \d+\), .*negotiator strongswan \(the proxy charon ",
+                     r.stdout), r.stdout
+    assert re.search(r"PASS\s+gateway daemon drained on SIGTERM and exited 0", r.stdout), r.stdout
+    assert "gateway in this process" not in r.stdout
 
 
 def test_without_the_lab_it_says_why_and_exits_77():
