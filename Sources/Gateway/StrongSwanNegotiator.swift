@@ -102,6 +102,7 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
         public var busy = 0
         /// Transfers refused because the server's virtual IP was not the device's inner address.
         public var virtualIPRefused = 0
+        public init() {}
     }
 
     public let config: Configuration

@@ -270,8 +270,9 @@ struct StrongSwanNegotiatorTests {
     }
 
     /// The proxy's rekey_time below the server's (docs/ike-proxy.md): the proxy initiates the CHILD_SA rekey (its
-    /// `rekeyed` record says initiator), before the server's own could start. Proxy 10 s (charon starts it up to
-    /// 1 s early), server 30 s (up to 3 s early): a rekey before 27 s is the proxy's.
+    /// `rekeyed` record says initiator), before the server's own could start: proxy 10 s, server 30 s (charon
+    /// starts it up to its rand_time, 3 s by default here, early), so a rekey before 27 s is the proxy's. The proxy
+    /// rekeys at all only because our kernel interface reports the soft expiry a kernel would (handset_proxy_ipsec.c).
     @Test func theProxyRekeysBeforeTheServer() throws {
         let s = try Setup { $0.rekeyTime = 10 }
         defer { s.close() }
