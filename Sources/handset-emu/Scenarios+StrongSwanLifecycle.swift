@@ -101,15 +101,17 @@ extension Scenario {
             m.add("child", "hs")
             _ = try lab.serverCall("rekey", m)
         }
-        // Counters: each lost echo is a reply the server sent under the new SA before the handset had its keys.
-        guard r.dropped == r.lost.count, r.serverOut == r.answeredAfterRekey + r.lost.count else {
+        // Counters: each lost echo is a reply the server sent under the new SA before the handset had its keys; every
+        // answer after the rekey left on exactly one of the two SAs.
+        guard r.dropped == r.lost.count, r.serverOut + r.oldOutAfterRekey == r.answeredAfterRekey + r.lost.count else {
             throw ScenarioFailure("lost \(r.lost.count), handset dropped \(r.dropped) ESP packets, server sent \(r.serverOut) "
-                                  + "on the new SA, \(r.answeredAfterRekey) answered after the rekey")
+                                  + "on the new SA and \(r.oldOutAfterRekey) more on the old, \(r.answeredAfterRekey) answered after the rekey")
         }
         return String(format: "%d echoes, %d lost, all in the %.1f s between the server's rekey and the handset's install "
-                      + "(sa-transfer by SMS); handset dropped %d, server out on the new SA %d = %d answered + %d lost",
+                      + "(sa-transfer by SMS); handset dropped %d, server out on the new SA %d = %d answered + %d lost - %d "
+                      + "answered on the old SA before the server switched",
                       r.sent, r.lost.count, r.installedAt - r.rekeyAt, r.dropped, r.serverOut, r.answeredAfterRekey,
-                      r.lost.count)
+                      r.lost.count, r.oldOutAfterRekey)
     }
 
     /// The same traffic, but the proxy charon rekeys the server's CHILD_SA (VICI `rekey` on the proxy, as its
@@ -148,7 +150,9 @@ extension Scenario {
     }
 
     struct RekeyRun {
-        var sent = 0, answeredAfterRekey = 0, dropped = 0, serverOut = 0
+        /// oldOutAfterRekey: what the server still sent on the old CHILD_SA after `rekey` returned (VICI `rekey`
+        /// only queues the exchange, so an answer may leave on the old SA before the server switches).
+        var sent = 0, answeredAfterRekey = 0, dropped = 0, serverOut = 0, oldOutAfterRekey = 0
         var rekeyAt = 0.0, installedAt = 0.0
         var lost: [Double] = []
     }
@@ -170,11 +174,17 @@ extension Scenario {
         let start = Date()
         var r = RekeyRun()
         var rekeyAt: Double?, installedAt: Double?, newSPI: UInt32?
+        var oldOutAtRekey: Int?, oldOutAfter: Int?
         while Date().timeIntervalSince(start) < c.duration {
             let at = Date().timeIntervalSince(start)
             if rekeyAt == nil && at >= 2 {
+                oldOutAtRekey = try serverPacketsOut(lab, spiIn: old[0].string("spi-in"))
                 try rekey()
                 rekeyAt = Date().timeIntervalSince(start)
+            }
+            // Read once the server has long switched, before it forgets the old SA (delete_rekeyed_delay, 5 s).
+            if let rekeyAt, oldOutAfter == nil, at >= rekeyAt + 1.5 {
+                oldOutAfter = try serverPacketsOut(lab, spiIn: old[0].string("spi-in"))
             }
             r.sent += 1
             if (try? serviceEcho(c, "tick \(r.sent)", sport: 5201, timeout: 3)) != nil {
@@ -210,6 +220,8 @@ extension Scenario {
         guard (try c.status(pair: newPair)).pair == 3 else { throw ScenarioFailure("the new pair is not installed") }
         r.dropped = try c.status().espDropped - st.espDropped
         r.serverOut = Int(now[0].string("packets-out") ?? "") ?? -1
+        guard let oldOutAtRekey, let oldOutAfter else { throw ScenarioFailure("the old CHILD_SA's counters were not read") }
+        r.oldOutAfterRekey = oldOutAfter - oldOutAtRekey
         r.rekeyAt = rekeyAt
         r.installedAt = installedAt
         return r
@@ -299,6 +311,15 @@ extension Scenario {
     /// The server's CHILD_SAs but those a rekey left in DELETED (kept delete_rekeyed_delay for late packets).
     static func liveServerChildren(_ lab: IKELabSession) throws -> [VICIMessage] {
         try lab.serverChildren().filter { $0.string("state") != "DELETED" }
+    }
+
+    /// packets-out of the server's CHILD_SA with this spi-in, whatever its state (a rekeyed one is listed until deleted).
+    static func serverPacketsOut(_ lab: IKELabSession, spiIn: String?) throws -> Int {
+        guard let child = try lab.serverChildren().first(where: { $0.string("spi-in") == spiIn }),
+              let n = Int(child.string("packets-out") ?? "") else {
+            throw ScenarioFailure("the server lists no packets-out for its CHILD_SA \(spiIn ?? "?")")
+        }
+        return n
     }
 
     /// The server's IKE_SAs as "initiator-spi/responder-spi".

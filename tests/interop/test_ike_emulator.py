@@ -106,10 +106,12 @@ def test_server_rekey_under_traffic_loses_only_in_the_sms_window(every_scenario)
     keys (sa-transfer by SMS) are lost, and only those: the handset's drop counter and the server's own counter agree."""
     m = re.search(r"PASS\s+ike-server-rekey\s.*?(\d+) echoes, (\d+) lost, all in the ([\d.]+) s between the server's "
                   r"rekey and the handset's install \(sa-transfer by SMS\); handset dropped (\d+), server out on the new SA "
-                  r"(\d+) = (\d+) answered \+ (\d+) lost", every_scenario.stdout)
+                  r"(\d+) = (\d+) answered \+ (\d+) lost - (\d+) answered on the old SA before the server switched",
+                  every_scenario.stdout)
     assert m, every_scenario.stdout
-    sent, lost, dropped, out, answered = (int(m.group(i)) for i in (1, 2, 4, 5, 6))
-    assert lost == dropped and out == answered + lost and sent >= 10
+    sent, lost, dropped, out, answered, old = (int(m.group(i)) for i in (1, 2, 4, 5, 6, 8))
+    # VICI `rekey` only queues the exchange: an answer may still leave on the old SA (the server's own counter of it).
+    assert lost == dropped and out + old == answered + lost and sent >= 10
 
 
 @needs_lab
