@@ -14,7 +14,6 @@ extension StrongSwanNegotiator {
         defer { creds.wipe() }
         let conn = Self.connectionName(device)
         let kids = lock.withLock { () -> [String: TrafficSelector] in
-            innerAddresses[device] = creds.innerAddress
             if let (name, s) = adding { children[device, default: [:]][name] = s }
             return children[device] ?? [:]
         }
@@ -116,18 +115,19 @@ extension StrongSwanNegotiator {
         return port == 0 ? "dynamic[\(proto)]" : "dynamic[\(proto)/\(port)]"
     }
 
-    /// With `virtualIP`, the address the server's pool assigned (the record's first `local_ts`, a /32) must be the
-    /// device's inner address, the one the handset sends from. Nil when it is (or no virtual IP is asked for).
-    func checkVirtualIP(_ r: KeyRecord, device: UInt64) -> NegotiationFailure? {
-        guard config.virtualIP else { return nil }
-        let inner = lock.withLock { innerAddresses[device] }
+    /// With `virtualIP`, the address the server's pool assigned: the record's first `local_ts`, which must be one
+    /// usable IPv4 address (a /32). It becomes the handset's inner address (the gateway binds it to the device).
+    /// Nil without `virtualIP`.
+    func virtualIP(of r: KeyRecord, device: UInt64) -> Result<IPAddress?, NegotiationFailure> {
+        guard config.virtualIP else { return .success(nil) }
         let ts = r.localTS.first?.split(separator: " ").first.map(String.init) ?? ""
         let parts = ts.split(separator: "/")
-        if let inner, parts.count == 2, parts[1] == "32", IPAddress(dottedQuad: String(parts[0])) == inner { return nil }
+        if parts.count == 2, parts[1] == "32", let a = IPAddress(dottedQuad: String(parts[0])), a.isUsableInnerAddress {
+            return .success(a)
+        }
         lock.withLock { tally.virtualIPRefused += 1 }
-        log.error("the server's virtual IP is not the device's inner address",
-                  metadata: ["device": "\(device)", "assigned": "\(ts)", "inner": "\(inner?.dottedQuad ?? "none")"])
-        return .refused("virtual IP \(ts) is not the device's inner address \(inner?.dottedQuad ?? "(none)")")
+        log.error("the server's virtual IP is not one usable address", metadata: ["device": "\(device)", "assigned": "\(ts)"])
+        return .failure(.refused("virtual IP \(ts) is not one usable IPv4 address"))
     }
 
     // MARK: key records
@@ -148,10 +148,15 @@ extension StrongSwanNegotiator {
             w.fulfil(record)
             return
         }
-        // Server-initiated, or a rekey: pushed with request 0.
-        if checkVirtualIP(record, device: device) != nil { return }
+        // Server-initiated, or a rekey: pushed with request 0. A virtual IP the handset cannot hold ends the IKE_SA,
+        // as for the proxy's own negotiations: the server would otherwise keep an SA nobody uses.
+        guard case .success(let vip) = virtualIP(of: record, device: device) else {
+            abandon(device)
+            return
+        }
         switch transfer(from: record, selector: nil) {
-        case .success(let t):
+        case .success(var t):
+            t.handset = vip
             lock.withLock { tally.peerTransfers += 1 }
             onPeerTransfer?(device, t)
         case .failure(let f):

@@ -31,8 +31,8 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
         /// What sa-transfer can carry today: 256-bit keys (AES-256-GCM, ChaCha20-Poly1305).
         public var espProposals = "aes256gcm16,aes128gcm16,chacha20poly1305"
         /// Ask the server for a virtual IP from its pool (`vips = 0.0.0.0`; a server whose connection has `pools`
-        /// requires it). The address it assigns (the record's `local_ts`) must be the device's inner address: the
-        /// handset sources its traffic from that address, so a transfer for any other is refused and counted.
+        /// requires it). The address it assigns (the record's `local_ts`) becomes the handset's inner address: each
+        /// transfer names it, and the gateway binds it to the device (docs/ike-proxy.md, "Virtual IP").
         public var virtualIP = false
         /// The proxy's CHILD_SA `rekey_time` (seconds; charon rekeys up to 10% earlier, its default `rand_time`).
         /// Keep it below the server's (minus the server's `rand_time`) so the proxy initiates the rekey: then its
@@ -100,7 +100,7 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
         public var unmappable = 0
         /// Negotiations refused because `maxConcurrent` were in flight for the whole `timeout`.
         public var busy = 0
-        /// Transfers refused because the server's virtual IP was not the device's inner address.
+        /// Transfers refused because the server's virtual IP was not one usable IPv4 address.
         public var virtualIPRefused = 0
         public init() {}
     }
@@ -119,8 +119,6 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
     let slots: DispatchSemaphore
     /// One negotiation per device at a time: a child's key record is matched by its name.
     var deviceLocks: [UInt64: NSLock] = [:]
-    /// Each loaded device's inner address (for the virtual-IP check).
-    var innerAddresses: [UInt64: IPAddress] = [:]
 
     /// A transfer the peer made on its own (it initiated, or rekeyed), for the gateway to push with request 0.
     public var onPeerTransfer: (@Sendable (_ device: UInt64, _ transfer: KDSATransfer) -> Void)?
@@ -128,6 +126,9 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
     public var onPeerDelete: (@Sendable (_ device: UInt64, _ outbound: UInt32, _ inbound: UInt32) -> Void)?
 
     public var counters: Counters { lock.withLock { tally } }
+
+    /// With a virtual IP, the server's pool chooses the handset's address.
+    public var assignsHandsetAddress: Bool { config.virtualIP }
 
     /// Keylog taps, for a Wireshark keylog the user asked for (`handset-emu run --keylog`) and nothing else: every
     /// up/rekeyed key record, and the IKE_SA key records a plugin with `ike_keys = yes` sends. Set before `start`.
@@ -258,11 +259,17 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
             return .failure(.refused("no key record from the plugin"))
         }
         defer { record.wipe() }
-        if let refused = checkVirtualIP(record, device: device) {
+        switch virtualIP(of: record, device: device) {
+        case .failure(let refused):
             abandon(device)
             return .failure(refused)
+        case .success(let vip):
+            return transfer(from: record, selector: selector).map { t in
+                var t = t
+                t.handset = vip
+                return t
+            }
         }
-        return transfer(from: record, selector: selector)
     }
 
     /// Ends the device's IKE_SA without waiting; one still trying would otherwise retransmit for minutes.

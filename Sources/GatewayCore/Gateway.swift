@@ -32,6 +32,9 @@ public struct GatewayCounters: Equatable, Sendable {
     public var negotiationRefused = 0
     /// SAs the peer started (server-initiated), pushed to the handset as request 0.
     public var saPushed = 0
+    /// Inner addresses the opposite party chose (a virtual IP) bound to a device in place of its previous one, and
+    /// transfers refused because the address was already another device's (the peer's SAs for it are then closed).
+    public var addressesBound = 0, addressInUse = 0
     public init() {}
 }
 
@@ -218,6 +221,10 @@ public final class Gateway: @unchecked Sendable {
 
     /// Pushes a pair the opposite party already negotiated (it started, or it rekeyed) as request 0.
     public func push(device id: UInt64, transfer: KDSATransfer) -> [Downlink] {
+        if let address = transfer.handset, !bind(id, to: address) {
+            negotiator.forget(device: id)
+            return []
+        }
         var t = transfer
         t.requestID = 0
         if t.softSeconds == 0 { t.softSeconds = softSeconds; t.hardSeconds = hardSeconds }
@@ -242,7 +249,9 @@ public final class Gateway: @unchecked Sendable {
         }
         guard let dev = withDevice(id, { $0 }) else { return [] }
         // A device's own key proves who it is, not which address it owns: the address must be the one on record.
-        guard let own = dev.innerAddress, selector.local == own else {
+        // Unless the peer chooses it: then the address asked for is not used, and the one the peer chose is bound
+        // below (a handset whose transfer was lost still names its previous address, and must get the new one).
+        guard let own = dev.innerAddress, selector.local == own || negotiator.assignsHandsetAddress else {
             count(\.addressRefused)
             log.notice("SA refused for an address the device does not own", metadata: ["device": "\(id)"])
             return denied()
@@ -257,6 +266,10 @@ public final class Gateway: @unchecked Sendable {
             count(Self.counter(for: f))
             log.notice("negotiation failed", metadata: ["device": "\(id)", "why": "\(f)"])
             return denied(f.status)
+        }
+        if let address = t.handset, !bind(id, to: address) {
+            negotiator.forget(device: id)
+            return denied()
         }
         t.requestID = requestID
         if t.softSeconds == 0 { t.softSeconds = softSeconds; t.hardSeconds = hardSeconds }
@@ -275,6 +288,34 @@ public final class Gateway: @unchecked Sendable {
     }
 
     // MARK: Registry
+
+    /// Binds `address`, which the peer chose, to the device. Another device's address is refused: each store holds
+    /// an address once (a unique column), so two devices are never bound to one, even by gateways racing.
+    private func bind(_ id: UInt64, to address: IPAddress) -> Bool {
+        do {
+            if let holder = try registry.device(innerAddress: address), holder.deviceID != id {
+                count(\.addressInUse)
+                log.error("the peer chose an address another device holds", metadata: ["device": "\(id)", "address": "\(address.dottedQuad)"])
+                return false
+            }
+            let moved = try registry.update(device: id) { dev -> Bool in
+                guard dev.innerAddress != address else { return false }
+                dev.innerAddress = address
+                return true
+            }
+            guard let moved else { count(\.unknownDevice); return false }
+            if moved {
+                count(\.addressesBound)
+                log.notice("inner address bound as the peer chose", metadata: ["device": "\(id)", "address": "\(address.dottedQuad)"])
+            }
+            return true
+        } catch {
+            // The unique column refused it (another device took it meanwhile), or the store failed.
+            count(\.addressInUse)
+            log.error("cannot bind the peer's address", metadata: ["device": "\(id)", "error": "\(error)"])
+            return false
+        }
+    }
 
     /// Runs `body` on the device inside one registry transaction, writing back what it changed. Nil when the
     /// device is unknown or the registry failed (counted apart; a failure also stops the message).

@@ -44,4 +44,11 @@ public protocol PeerNegotiator: AnyObject {
                    reused: Bool) -> Result<KDSATransfer, NegotiationFailure>
     /// The handset logged in afresh: whatever SAs the peer holds for it are dead.
     func forget(device: UInt64)
+    /// True when the opposite party chooses the handset's inner address (an IKE server's virtual IP): each transfer
+    /// then names it (`KDSATransfer.handset`), and the gateway binds it to the device before sending the transfer.
+    var assignsHandsetAddress: Bool { get }
+}
+
+extension PeerNegotiator {
+    public var assignsHandsetAddress: Bool { false }
 }

@@ -41,7 +41,7 @@ extension RegistryStore {
 
 /// Refuses an inner address no handset may hold (the same rule on every store).
 package func checkInnerAddress(_ a: IPAddress) throws(RegistryError) {
-    guard !a.isV6, a.v4 != 0, a.v4 >> 24 != 127, a.v4 >> 28 < 14 else {
+    guard a.isUsableInnerAddress else {
         throw RegistryError.badInnerAddress(a.isV6 ? "IPv6" : a.dottedQuad)
     }
 }

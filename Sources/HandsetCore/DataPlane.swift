@@ -82,6 +82,12 @@ public struct DataPlane<let saCapacity: Int, let spdCapacity: Int>: ~Copyable {
             }
         }
         let mode = table.slots[i].params.mode
+        // A tunnel SA carries its own inner address only: never a datagram from another (an address the gateway has
+        // since replaced, say), which the peer would drop or, worse, deliver as someone else's.
+        if case .tunnel = mode, s.local != table.slots[i].params.local {
+            counters.policyMismatch &+= 1
+            return .discard
+        }
         let espHeader = ESPFormat.headerLength(table.slots[i].params)
         let inner = InnerPacket.headerLength(mode: mode, remote: s.remote)
         let plain = inner + payload.count

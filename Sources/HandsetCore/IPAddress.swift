@@ -14,6 +14,8 @@ public struct IPAddress: Equatable, Hashable, Sendable {
     public static let anyV4 = IPAddress(v4: 0)
     public var v4: UInt32 { UInt32(truncatingIfNeeded: low) }
     public var bitWidth: Int { isV6 ? 128 : 32 }
+    /// What a handset may hold as its inner address: IPv4 unicast, not 0.0.0.0, not loopback.
+    public var isUsableInnerAddress: Bool { !isV6 && v4 != 0 && v4 >> 24 != 127 && v4 >> 28 < 14 }
 
     /// True when the first `prefix` bits of `self` and `other` agree (and both are the same family).
     public func matches(_ other: IPAddress, prefix: Int) -> Bool {

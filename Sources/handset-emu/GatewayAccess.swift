@@ -58,6 +58,7 @@ final class DaemonGatewayAccess: GatewayAccess, @unchecked Sendable {
         ("addressRefused", \.addressRefused), ("noProposalChosen", \.noProposalChosen),
         ("authenticationFailed", \.authenticationFailed), ("negotiationTimeouts", \.negotiationTimeouts),
         ("peerUnreachable", \.peerUnreachable), ("negotiationRefused", \.negotiationRefused), ("saPushed", \.saPushed),
+        ("addressesBound", \.addressesBound), ("addressInUse", \.addressInUse),
     ] }
 
     /// A scrape that fails reads as all zero, so a wait on a counter times out rather than passing.

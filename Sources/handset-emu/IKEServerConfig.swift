@@ -13,8 +13,8 @@ import HandsetCore
 ///     handset_ca_key = handset-ca.key      # ... and its key (PEM)
 ///     handset_psk_file = handset.psk       # or: the handset's PSK (the server's secrets must hold it)
 ///     virtual_ip = yes                     # ask for an address from the server's pool (needed when its conn has
-///                                          # `pools`); it must be handset_address
-///     handset_address = 10.202.9.1         # the handset's inner address (default 10.201.0.2)
+///                                          # `pools`); the handset adopts the lease it gets
+///     handset_address = 10.202.9.1         # the handset's provisioned inner address (default 10.201.0.2)
 ///     rekey_time = 2700                    # the proxy's CHILD_SA rekey_time in seconds (default 2700): below
 ///                                          # your server's children's rekey_time minus their rand_time, so the
 ///                                          # proxy rekeys first and nothing is lost (docs/ike-proxy.md)

@@ -30,8 +30,8 @@ struct RunCommand: ParsableCommand {
             of the lab's conn (swanctl --load-all), and DIR/proxy.conf says how the proxy authenticates the \
             server and the handset (server_id, server_ca, handset_id, handset_ca_cert + handset_ca_key or \
             handset_psk_file, virtual_ip, handset_address; docs/ike-proxy.md). The server's children must cover \
-            the echo 10.200.0.1 and the handset's inner address (10.201.0.2 unless handset_address says; a \
-            virtual IP from a pool must be that address). Scenarios then: login, ike-handset-initiated.
+            the echo 10.200.0.1 and the handset's inner address (10.201.0.2 unless handset_address says; with \
+            a pool, the handset adopts the lease). Scenarios then: login, ike-handset-initiated.
 
             --packet-gateway, --ike-proxy and --opposite-party put the operator's packet gateway in front of the \
             handset's public endpoint (see `handset-emu modem --help`); the emulated peer is reached on 127.0.0.1 \

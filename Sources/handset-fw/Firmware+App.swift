@@ -37,7 +37,7 @@ extension Firmware {
             case AppOp.send:
                 let ip = r.u32(), dport = r.u16(), sport = r.u16()
                 guard r.ok else { return }
-                let sel = TrafficSelector(local: config.localAddress, remote: IPAddress(v4: ip), localPort: sport, remotePort: dport)
+                let sel = TrafficSelector(local: kd.innerAddress, remote: IPAddress(v4: ip), localPort: sport, remotePort: dport)
                 sealAndSend(r.rest(), selector: sel, holdIfNoKey: true)
             case AppOp.secret:
                 let channel = r.u16()
@@ -128,6 +128,13 @@ extension Firmware {
             stats.saRefusalsLogged = c.saOutsidePolicy &+ c.saPeerLimit &+ c.saIPv6Refused
             LogLine("fw: SA transfer refused; so far: outside policy ").append(c.saOutsidePolicy)
                 .append(", peer at its push cap ").append(c.saPeerLimit).append(", IPv6 peer ").append(c.saIPv6Refused).emit()
+        }
+        if c.addressesAdopted != stats.addressesLogged {
+            stats.addressesLogged = c.addressesAdopted
+            let a = kd.innerAddress.v4
+            LogLine("fw: inner address is now ").append(a >> 24).append(".").append(a >> 16 & 0xFF).append(".")
+                .append(a >> 8 & 0xFF).append(".").append(a & 0xFF).append(" (bound by the gateway: the server's pool chose it)").emit()
+            addressTUN()
         }
         while let e = kd.installed.pop() {
             LogLine("fw: SA pair installed out=").append(e.outboundSPI).append(" in=").append(e.inboundSPI).emit()

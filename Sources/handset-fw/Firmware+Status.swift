@@ -113,6 +113,7 @@ extension Firmware {
         t.counter("kd-sa-outside-policy", k.saOutsidePolicy)
         t.counter("kd-sa-peer-limit", k.saPeerLimit)
         t.counter("kd-sa-ipv6-refused", k.saIPv6Refused)
+        t.counter("kd-addresses-adopted", k.addressesAdopted)
         let c = kd.carriage.counters
         t.counter("kd-sms-failures", c.smsFailures)
         t.counter("kd-udp-sent", c.udpSent)

@@ -83,11 +83,21 @@ extension Firmware {
         }
         tun.fd = fd
         guard config.tun.prefix >= 0 else { log("TUN open; address, link and routes are the operator's"); return }
+        if addressTUN() { log("TUN up") }
+    }
+
+    /// Gives the interface the inner address: `tun_address`, or the one the gateway bound in its place (an IKE
+    /// server's virtual IP), at boot and whenever it changes. Only when the firmware manages the address.
+    @discardableResult
+    mutating func addressTUN() -> Bool {
+        guard tun.fd >= 0, config.tun.prefix >= 0 else { return false }
+        var name = config.tun.name
         let rc = withUnsafeBytes(of: &name) { n in
-            hs_tun_configure(n.baseAddress!.assumingMemoryBound(to: CChar.self), config.tun.address.v4,
+            hs_tun_configure(n.baseAddress!.assumingMemoryBound(to: CChar.self), kd.innerAddress.v4,
                              Int32(config.tun.prefix), Int32(config.tun.mtu))
         }
-        if rc < 0 { LogLine("fw: TUN open, but setting its address failed: ").append(errno: -rc).emit() } else { log("TUN up") }
+        if rc < 0 { LogLine("fw: setting the TUN address failed: ").append(errno: -rc).emit() }
+        return rc >= 0
     }
 
     /// Reads what programs sent into the interface; a bounded number per loop turn, so the modem is not starved.
@@ -119,8 +129,9 @@ extension Firmware {
             return
         }
         let sel = parsed.selector
-        // SAs cover the handset's inner address only; anything else would go out under a selector it does not own.
-        guard sel.local == config.localAddress else { tun.stats.foreignSource &+= 1; return }
+        // SAs cover the handset's inner address only (the gateway's binding once it made one); anything else would
+        // go out under a selector it does not own.
+        guard sel.local == kd.innerAddress else { tun.stats.foreignSource &+= 1; return }
         tun.stats.packetsIn &+= 1
         rememberFlow(sel)
         let payload = UnsafeRawBufferPointer(rebasing: packet[parsed.payload])

@@ -147,8 +147,12 @@ extension Firmware {
         while pending > 0, modemFree, let h = held.pop() {
             pending -= 1
             if now &- h.since > 60 { continue }  // gave up waiting for a key
-            if plane.sas.outboundSlot(for: h.selector) != nil {
-                h.payload.withBytes { sealAndSend($0, selector: h.selector, holdIfNoKey: false) }
+            // The SA that came may have brought another inner address (the server's pool chose it): the datagram
+            // goes from the address the handset holds now.
+            var sel = h.selector
+            sel.local = kd.innerAddress
+            if plane.sas.outboundSlot(for: sel) != nil {
+                h.payload.withBytes { sealAndSend($0, selector: sel, holdIfNoKey: false) }
             } else {
                 held.push(h)
             }

@@ -199,6 +199,7 @@ struct FirmwareStats {
     var moduleReboots: UInt64 = 0
     /// SA transfers refused by policy (KeyDelegationClient+SAPolicy.swift) when last logged.
     var saRefusalsLogged: UInt64 = 0
+    var addressesLogged: UInt64 = 0
 }
 
 /// A datagram waiting for its SA (the key request is in flight).

@@ -18,7 +18,7 @@ struct FlashStore: KeyStateStore {
     }
     mutating func save(_ state: KeyState) throws(StoreError) {
         if flash.failSaves { throw .io(5) }
-        var b = [UInt8](repeating: 0, count: KeyState.encodedLength)
+        var b = [UInt8](repeating: 0, count: KeyState.maxEncodedLength)
         let n = b.withUnsafeMutableBytes { state.encode(into: $0) }
         flash.image = Array(b[0..<n])
     }
@@ -33,6 +33,8 @@ final class TestPeer: PeerNegotiator, TrustedServices, @unchecked Sendable {
     var establishCalls = 0
     /// Each device's pairs (handset outbound, handset inbound SPI): a login forgets that device's only.
     var pairs: [UInt64: [(UInt32, UInt32)]] = [:]
+    /// Set by a test: the peer chooses the handset's address (`reshape` puts it in the transfer).
+    var assignsHandsetAddress = false
     /// Lets a test make the peer answer something other than the flow asked for.
     var reshape: ((inout KDSATransfer) -> Void)?
     /// Lets a test make the negotiation fail.

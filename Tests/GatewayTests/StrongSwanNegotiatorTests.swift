@@ -189,34 +189,7 @@ struct StrongSwanNegotiatorTests {
         let gateway = Gateway(registry: s.registry, negotiator: s.negotiator)
         let pushed = Pushed()
         s.negotiator.route(to: gateway) { pushed.send($0) }
-        // The lab's server conn initiates to the packet gateway's port 4500; with no relay here, point one at the
-        // proxy's NAT-T port instead.
-        var child = VICIMessage()
-        child.add("local_ts", list: ["\(Self.service.dottedQuad)/32"])
-        child.add("remote_ts", list: ["\(Self.inner.dottedQuad)/32"])
-        child.add("esp_proposals", list: ["aes256gcm16"])
-        var children = VICIMessage()
-        children.add("push", section: child)
-        var local = VICIMessage(); local.add("auth", "psk"); local.add("id", s.lab["SRV_ID"])
-        var remote = VICIMessage(); remote.add("auth", "psk"); remote.add("id", s.identity)
-        var conn = VICIMessage()
-        conn.add("version", "2")
-        conn.add("local_addrs", list: [s.lab["SRV_ADDR"]])
-        conn.add("remote_addrs", list: [s.lab["PUB_ADDR"]])
-        conn.add("local_port", "4500")
-        conn.add("remote_port", s.lab["PROXY_NATT_PORT"])
-        conn.add("proposals", list: ["aes256-sha256-x25519"])
-        conn.add("local", section: local)
-        conn.add("remote", section: remote)
-        conn.add("children", section: children)
-        var m = VICIMessage()
-        m.add("push", section: conn)
-        #expect(try s.lab.serverCall("load-conn", m).string("success") == "yes")
-        var go = VICIMessage()
-        go.add("child", "push")
-        go.add("ike", "push")
-        go.add("timeout", "3000")
-        let started = try s.lab.serverCall("initiate", go)
+        let started = try Self.serverInitiates(s)
         #expect(started.string("success") == "yes", "\(started.string("errmsg") ?? ""): \(s.lab.tail("SRV_LOG"))")
         #expect(Self.eventually(2) { pushed.downlinks.count == 1 })
         let t = try #require(try pushed.downlinks.first.flatMap { try Self.open($0, s.registry) }.flatMap {
@@ -234,6 +207,38 @@ struct StrongSwanNegotiatorTests {
         _ = try s.lab.serverCall("terminate", end)
         #expect(Self.eventually(2) { pushed.downlinks.count == 2 })
         #expect(try pushed.downlinks.last.flatMap { try Self.open($0, s.registry) } == .delete(t.outboundSPI, t.inboundSPI))
+    }
+
+    /// The server initiates a CHILD_SA `push` (the service to the device's inner address) to the proxy. The lab's
+    /// server conn initiates to the packet gateway's port 4500; with no relay here, this one goes to the proxy's NAT-T
+    /// port instead. Returns the server's answer to `initiate`.
+    static func serverInitiates(_ s: Setup, to inner: IPAddress = inner) throws -> VICIMessage {
+        var child = VICIMessage()
+        child.add("local_ts", list: ["\(Self.service.dottedQuad)/32"])
+        child.add("remote_ts", list: ["\(inner.dottedQuad)/32"])
+        child.add("esp_proposals", list: ["aes256gcm16"])
+        var children = VICIMessage()
+        children.add("push", section: child)
+        var local = VICIMessage(); local.add("auth", "psk"); local.add("id", s.lab["SRV_ID"])
+        var remote = VICIMessage(); remote.add("auth", "psk"); remote.add("id", s.identity)
+        var conn = VICIMessage()
+        conn.add("version", "2")
+        conn.add("local_addrs", list: [s.lab["SRV_ADDR"]])
+        conn.add("remote_addrs", list: [s.lab["PUB_ADDR"]])
+        conn.add("local_port", "4500")
+        conn.add("remote_port", s.lab["PROXY_NATT_PORT"])
+        conn.add("proposals", list: ["aes256-sha256-x25519"])
+        conn.add("local", section: local)
+        conn.add("remote", section: remote)
+        conn.add("children", section: children)
+        var m = VICIMessage()
+        m.add("push", section: conn)
+        try s.lab.serverCallChecked("load-conn", m)
+        var go = VICIMessage()
+        go.add("child", "push")
+        go.add("ike", "push")
+        go.add("timeout", "3000")
+        return try s.lab.serverCall("initiate", go)
     }
 
     /// Lifecycle from IKE: the server's CHILD_SA rekey reaches the handset as a new sa-transfer with the server's

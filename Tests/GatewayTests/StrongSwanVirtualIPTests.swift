@@ -1,12 +1,14 @@
 import Foundation
 import Gateway
 import HandsetCore
+import ModemSim
 import ProxyIKE
 import Testing
 
 /// Tunnel mode with a virtual IP (issue 15) against the lab's REAL stock charon: the server's connection has an
 /// address pool the test chooses, the proxy asks for a virtual IP (`vips = 0.0.0.0`), and the address the server
-/// assigns must be the device's inner address, the one the handset sends from.
+/// assigns becomes the handset's inner address: the gateway binds it, the sa-transfer names it, the handset adopts it
+/// (docs/key-delegation.md §4 flag bit 7).
 @Suite(.serialized, .enabled(if: IKELab.unavailable == nil, "\(IKELab.unavailable ?? "")"))
 struct StrongSwanVirtualIPTests {
     static let device: UInt64 = 0xD1
@@ -18,20 +20,35 @@ struct StrongSwanVirtualIPTests {
 
     struct Setup {
         let lab: IKELab
+        let registry: DeviceRegistry
         let negotiator: StrongSwanNegotiator
         let inner: IPAddress
+        let deviceKey = KeyMaterial.random(32)
+        /// With `relayed`: the packet gateway the proxy's IKE and the handset's ESP go through, and what it handed
+        /// down to the handset's side.
+        let relay: PacketGateway?
+        let down: RelayLabTests.Down
         var server: IPAddress { IPAddress(dottedQuad: lab["SRV_ADDR"])! }
 
-        init(inner: IPAddress) throws {
+        init(inner: IPAddress, relayed: Bool = false) throws {
             self.inner = inner
             lab = try IKELab()
+            let down = RelayLabTests.Down()
+            self.down = down
+            var made: PacketGateway?
             do {
+                made = relayed ? try PacketGateway(
+                    config: PacketGatewayConfig(publicEndpoint: UDPPeer(host: lab["PUB_ADDR"], port: 4500),
+                                                ikeProxy: UDPPeer(host: "127.0.0.1", port: Int(lab["PROXY_NATT_PORT"])!),
+                                                oppositeParty: UDPPeer(host: lab["SRV_ADDR"], port: 4500)),
+                    queue: DispatchQueue(label: "relay")) { bytes, _ in down.add(bytes); return true } : nil
+                relay = made
                 let psk = (0..<32).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
                 try lab.serverLoadPSK(identity: StrongSwanVirtualIPTests.identity, psk: psk)
                 try Self.loadServer(lab: lab)
-                let registry = try DeviceRegistry(path: lab.dir.appendingPathComponent("reg.sqlite").path,
-                                                  kek: try KeyEncryptionKey.loadOrCreate(path: lab.dir.appendingPathComponent("reg.kek").path))
-                var d = DeviceRecord(id: StrongSwanVirtualIPTests.device, msisdn: "+15550000209", key: Data(KeyMaterial.random(32)),
+                registry = try DeviceRegistry(path: lab.dir.appendingPathComponent("reg.sqlite").path,
+                                              kek: try KeyEncryptionKey.loadOrCreate(path: lab.dir.appendingPathComponent("reg.kek").path))
+                var d = DeviceRecord(id: StrongSwanVirtualIPTests.device, msisdn: "+15550000209", key: Data(deviceKey),
                                      innerAddress: inner)
                 d.ikeIdentity = StrongSwanVirtualIPTests.identity
                 d.ikePSK = Data(psk.utf8)
@@ -39,11 +56,17 @@ struct StrongSwanVirtualIPTests {
                 var c = StrongSwanNegotiator.Configuration(
                     viciSocket: lab["PROXY_VICI"], keySocket: lab["KEYS_SOCK"], serverAddress: IPAddress(dottedQuad: lab["SRV_ADDR"])!,
                     ikeRemoteAddress: lab["SRV_ADDR"], serverID: lab["SRV_ID"])
+                if let relay = made {
+                    c.ikeRemoteAddress = "127.0.0.1"
+                    c.ikeRemotePort = UInt16(relay.proxySide.port)
+                    c.ikeLocalPort = UInt16(lab["PROXY_NATT_PORT"])!
+                }
                 c.timeout = 3
                 c.virtualIP = true
                 negotiator = StrongSwanNegotiator(configuration: c, registry: registry)
                 try negotiator.start(devices: [StrongSwanVirtualIPTests.device])
             } catch {
+                made?.close()
                 lab.down()
                 throw error
             }
@@ -77,6 +100,7 @@ struct StrongSwanVirtualIPTests {
         }
 
         func close() {
+            relay?.close()
             negotiator.stop()
             lab.down()
         }
@@ -92,6 +116,7 @@ struct StrongSwanVirtualIPTests {
         // The server assigned the pool's address and narrowed the CHILD_SA to it.
         let sa = try #require(try s.lab.serverSAs().first { $0.name == "hsvip" })
         #expect(sa.sa.list("remote-vips") == ["10.202.7.1"])
+        #expect(t.handset == Self.firstLease)
         let child = try #require(try s.lab.serverChildren().first { $0.string("spi-in") == StrongSwanNegotiatorTests.hex(t.outboundSPI) })
         #expect(child.list("remote-ts") == ["10.202.7.1/32[udp]"])  // the flow asked for: UDP from any port
         // A datagram from the virtual IP, sealed by HandsetCore, opens at the server.
@@ -103,14 +128,97 @@ struct StrongSwanVirtualIPTests {
         #expect(s.negotiator.counters.virtualIPRefused == 0)
     }
 
-    @Test func aVirtualIPThatIsNotTheDevicesAddressIsRefused() throws {
+    /// The device was provisioned with 10.202.7.9; the server's pool gives it 10.202.7.1. The handset (HandsetCore's
+    /// key-delegation client, against the real gateway and registry) adopts 10.202.7.1, and its ESP from that
+    /// address, through the packet gateway, reaches the server's echo and comes back.
+    @Test func theHandsetAdoptsThePoolsAddressAndTheEchoComesBack() throws {
+        let provisioned = IPAddress(10, 202, 7, 9)
+        let s = try Setup(inner: provisioned, relayed: true)
+        defer { s.close() }
+        let relay = try #require(s.relay)
+        let gateway = Gateway(registry: s.registry, negotiator: s.negotiator)
+        let flash = Flash()
+        var st = FlashStore(flash: flash)
+        try st.save(KeyState(deviceID: Self.device, key: s.deviceKey.withUnsafeBytes { KeyBytes($0) }))
+        var c = try KeyDelegationClient(store: FlashStore(flash: flash))
+        c.localAddress = provisioned
+        var plane = HandsetPlane()
+        try plane.spd.append(SPDRule(SelectorPattern(remote: Self.service, prefix: 32, proto: IPProto.udp), .protect(template: 1)))
+        c.boot(now: 0)
+        exchange(&c, gateway, plane: &plane)
+        #expect(c.phase == .ready)
+        c.requestKey(template: 1, selector: TrafficSelector(local: c.innerAddress, remote: Self.service, localPort: 0, remotePort: 7), now: 1)
+        exchange(&c, gateway, plane: &plane)
+        guard plane.sas.count == 2 else {
+            Issue.record("no SA: gateway \(gateway.counters), negotiator \(s.negotiator.counters)\n\(s.lab.tail("PROXY_LOG", lines: 30))")
+            return
+        }
+        // Bound at the gateway, adopted and kept by the handset.
+        #expect(c.innerAddress == Self.firstLease && c.counters.addressesAdopted == 1)
+        #expect(try s.registry.device(id: Self.device)?.innerAddress == Self.firstLease)
+        #expect(gateway.counters.addressesBound == 1)
+        #expect(try #require(flash.image).withUnsafeBytes { KeyState.decode($0) }?.innerAddress == Self.firstLease)
+        let sa = try #require(try s.lab.serverSAs().first { $0.name == "hsvip" })
+        #expect(sa.sa.list("remote-vips") == ["10.202.7.1"])
+
+        // The handset's datagram, from the address it adopted, through the packet gateway to the server's echo.
+        let payload = Array("from the pool's address".utf8)
+        var out = [UInt8](repeating: 0, count: 2048)
+        let sealed = payload.withUnsafeBytes { b in
+            out.withUnsafeMutableBytes {
+                plane.seal(b, selector: TrafficSelector(local: c.innerAddress, remote: Self.service, localPort: 40000, remotePort: 7), into: $0)
+            }
+        }
+        guard case .packet(let n, _, _) = sealed else { Issue.record("seal: \(sealed)"); return }
+        #expect(relay.sendUp(Array(out[0..<n]), to: UDPPeer(host: s.lab["SRV_ADDR"], port: 4500)))
+        #expect(StrongSwanNegotiatorTests.eventually(2) { !s.down.all.isEmpty })
+        let esp = try #require(s.down.all.first)
+        var plain = [UInt8](repeating: 0, count: 2048)
+        let opened = try esp.withUnsafeBytes { e in try plain.withUnsafeMutableBytes { try plane.open(e, into: $0) } }
+        guard case .datagram(let sel, let range) = opened else { Issue.record("opened: \(opened)"); return }
+        #expect(Array(plain[range]) == payload && sel.remote == Self.service && sel.remotePort == 7)
+        #expect(sel.local == Self.firstLease && sel.localPort == 40000)
+        let child = try #require(try s.lab.serverChildren().first)
+        #expect(child.string("packets-in") == "1" && child.string("packets-out") == "1")
+    }
+
+    /// Two devices are never bound to one address: when the pool's address is another device's, the transfer is
+    /// refused (KD error, counted) and the proxy ends the IKE_SA, so the server keeps no CHILD_SA and no lease.
+    @Test func aPoolAddressAnotherDeviceHoldsIsRefusedAndTheIKESAClosed() throws {
         let s = try Setup(inner: IPAddress(10, 202, 7, 9))
         defer { s.close() }
-        let r = s.establish()
-        guard case .failure(.refused(let why)) = r else { Issue.record("expected refused, got \(r)"); return }
-        #expect(why.contains("10.202.7.1/32") && why.contains("10.202.7.9"))
-        #expect(s.negotiator.counters.virtualIPRefused == 1 && s.negotiator.counters.established == 0)
-        // The proxy ended the IKE_SA: the server keeps no CHILD_SA (and no lease in use) for the handset.
-        #expect(try StrongSwanNegotiatorTests.eventually(3) { try s.lab.serverChildren().isEmpty })
+        try s.registry.add(DeviceRecord(id: 0xD2, msisdn: "+15550000210", key: Data(KeyMaterial.random(32)), innerAddress: Self.firstLease))
+        let gateway = Gateway(registry: s.registry, negotiator: s.negotiator)
+        let sel = TrafficSelector(local: s.inner, remote: Self.service, localPort: 0, remotePort: 7)
+        let answers = gateway.push(device: Self.device, selector: sel)
+        #expect(answers.map(\.type) == [.error])
+        #expect(gateway.counters.addressInUse == 1 && gateway.counters.saDelivered == 0)
+        #expect(try s.registry.device(id: Self.device)?.innerAddress == s.inner)
+        #expect(try StrongSwanNegotiatorTests.eventually(3) { try s.lab.serverSAs().isEmpty })
+    }
+
+    /// Item 2: an SA the server starts whose address the handset cannot be bound to (another device holds it) is
+    /// not pushed, is counted, and its IKE_SA is closed.
+    @Test func aServerInitiatedSAForAnAddressInUseIsClosed() throws {
+        let s = try StrongSwanNegotiatorTests.Setup { $0.virtualIP = true }
+        defer { s.close() }
+        // Another gateway moved the device meanwhile, and gave its old address to another device: the proxy's
+        // loaded connection still names the old one, and the server initiates to it.
+        let old = StrongSwanNegotiatorTests.inner
+        var d = try #require(try s.registry.device(id: StrongSwanNegotiatorTests.device))
+        d.innerAddress = IPAddress(10, 201, 0, 6)
+        try s.registry.save(d)
+        try s.registry.add(DeviceRecord(id: 0xA2, msisdn: "+15550000162", key: Data(KeyMaterial.random(32)), innerAddress: old))
+        let gateway = Gateway(registry: s.registry, negotiator: s.negotiator)
+        let pushed = Pushed()
+        s.negotiator.route(to: gateway) { pushed.send($0) }
+        let started = try StrongSwanNegotiatorTests.serverInitiates(s)
+        #expect(started.string("success") == "yes", "\(started.string("errmsg") ?? ""): \(s.lab.tail("SRV_LOG"))")
+        #expect(StrongSwanNegotiatorTests.eventually(2) { gateway.counters.addressInUse == 1 })
+        #expect(try StrongSwanNegotiatorTests.eventually(3) { try s.lab.serverSAs().isEmpty })
+        // No sa-transfer went to the handset. (Closing the IKE_SA makes the plugin report the CHILD_SA down, which
+        // goes out as an sa-delete of SPIs the handset never had; it drops that as unknown.)
+        #expect(!pushed.downlinks.contains { $0.type == .saTransfer } && gateway.counters.saPushed == 0)
+        #expect(try s.registry.device(id: StrongSwanNegotiatorTests.device)?.innerAddress == IPAddress(10, 201, 0, 6))
     }
 }

@@ -11,9 +11,17 @@ import Testing
         let whole = (try? String(contentsOf: url, encoding: .utf8)) ?? ""
         let text = whole.components(separatedBy: "## 8. Test vectors").last ?? ""
         var fields: [String: [String]] = [:]
+        var last: String?
         for line in text.split(separator: "\n") {
             let parts = line.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
-            guard parts.count >= 2, ["device", "epoch", "K_up", "K_down", "body", "message", "rule"].contains(parts[0]) else { continue }
+            // A long value goes on over indented lines of hex.
+            if line.hasPrefix(" "), parts.count == 1, let key = last, parts[0].allSatisfy(\.isHexDigit) {
+                fields[key]![fields[key]!.count - 1] += parts[0]
+                continue
+            }
+            last = nil
+            guard parts.count >= 2, ["device", "epoch", "K_up", "K_down", "body", "message", "rule", "transfer", "sealed"].contains(parts[0]) else { continue }
+            if ["transfer", "sealed"].contains(parts[0]) { last = parts[0] }
             if parts[0] == "rule" { fields["rule", default: []].append(parts.dropFirst().joined(separator: " ")); continue }
             let key = parts[0] == "device" ? "device " + parts[1] : parts[0]
             let value = (parts[0] == "device" ? parts.dropFirst(2) : parts.dropFirst()).joined()
@@ -37,7 +45,7 @@ import Testing
     let deviceID: UInt64 = 0x0123_4567_89AB_CDEF
 
     @Test func documentHasTheVectors() {
-        #expect(Self.doc["K_up"]?.count == 1 && Self.doc["message"]?.count == 2)
+        #expect(Self.doc["K_up"]?.count == 1 && Self.doc["message"]?.count == 2 && Self.doc["sealed"]?.count == 1)
     }
 
     @Test func counterRuleMatchesTheDocument() throws {
@@ -80,6 +88,36 @@ import Testing
             var plain = [UInt8](repeating: 0, count: 64)
             let m = messages[i].withUnsafeBytes { w in plain.withUnsafeMutableBytes { keys.open(w, header: parsed, direction: dir, into: $0) } }
             #expect(m.map { Array(plain[0..<$0]) } == bodies[i])
+        }
+    }
+
+    /// §8's sa-transfer with a handset address (flag bit 7): it opens under K_down, decodes to the fields the
+    /// document lists, and encodes back to the same bytes.
+    @Test func saTransferWithAHandsetAddressMatchesTheDocument() throws {
+        var keys = DeliveryKeys()
+        #expect(deviceKey.withUnsafeBytes { keys.derive(deviceKey: $0, deviceID: deviceID, epoch: 1) })
+        let body = Self.hex(try #require(Self.doc["transfer"]?.first))
+        let sealed = Self.hex(try #require(Self.doc["sealed"]?.first))
+        let h = try #require(sealed.withUnsafeBytes { KDHeader.parse($0, direction: .down) })
+        #expect(h == KDHeader(type: .saTransfer, epoch: 1, counter: 10))
+        var plain = [UInt8](repeating: 0, count: 160)
+        let n = sealed.withUnsafeBytes { w in plain.withUnsafeMutableBytes { keys.open(w, header: h, direction: .down, into: $0) } }
+        #expect(n.map { Array(plain[0..<$0]) } == body)
+        let decoded = body.withUnsafeBytes { KDBody.decode(.saTransfer, $0) }
+        guard case .saTransfer(let t) = try #require(decoded) else { Issue.record("not an sa-transfer"); return }
+        #expect(t.handset == IPAddress(10, 202, 7, 1) && t.remote == IPAddress(10, 200, 0, 1) && t.peer == IPAddress(192, 0, 2, 1))
+        #expect(t.keyLength == 16 && t.tunnel && t.requestID == 7 && t.outboundSPI == 0xC100_0001 && t.remotePort == 7)
+        var out = [UInt8](repeating: 0, count: 160)
+        let m = out.withUnsafeMutableBytes { b -> Int in
+            var w = WireWriter(b)
+            KDBody.saTransfer(t).encode(into: &w)
+            return w.count
+        }
+        #expect(Array(out[0..<m]) == body)
+        // A handset address no handset may hold makes the transfer malformed.
+        for bad: [UInt8] in [[0, 0, 0, 0], [127, 0, 0, 1], [224, 0, 0, 1]] {
+            let b = Array(body.dropLast(4)) + bad
+            #expect(b.withUnsafeBytes { KDBody.decode(.saTransfer, $0) } == nil)
         }
     }
 

@@ -92,13 +92,59 @@ def sa_transfer_status(sel, *, ipv6=False, request=None, protect_rules=(), pushe
     return 0 if pushed_from_peer < PUSHED_PAIRS_PER_PEER or same_flow_pushed else 8
 
 
-# §4: sa-transfer body length. Flag bit 6 appends the pair's remote address (same family as the peer).
+# §4: sa-transfer body length. Flag bit 6 appends the pair's remote address (same family as the peer), flag bit 7
+# the handset's inner address chosen by the opposite party (always IPv4, 4 octets).
 SA_REMOTE_PRESENT = 64
+SA_HANDSET_PRESENT = 128
 
 
 def sa_transfer_length(flags: int) -> int:
     addr = 16 if flags & 16 else 4
-    return 2 + 1 + 2 * (4 + 32 + 4) + addr + 2 + 1 + 1 + 2 + 2 + 4 + 4 + (addr if flags & SA_REMOTE_PRESENT else 0)
+    return (2 + 1 + 2 * (4 + 32 + 4) + addr + 2 + 1 + 1 + 2 + 2 + 4 + 4 + (addr if flags & SA_REMOTE_PRESENT else 0)
+            + (4 if flags & SA_HANDSET_PRESENT else 0))
+
+
+def usable_inner_address(a: int) -> bool:
+    """§4/§6: an inner address is IPv4 unicast, not 0.0.0.0, not loopback (127/8), below 224.0.0.0."""
+    return a != 0 and a >> 24 != 127 and a >> 28 < 14
+
+
+def decode_sa_transfer(body: bytes):
+    """§4: the fields of an sa-transfer body as a dict, or None when the handset must refuse it as malformed."""
+    if len(body) < 3:
+        return None
+    request_id, flags = int.from_bytes(body[0:2], "big"), body[2]
+    if len(body) != sa_transfer_length(flags):
+        return None
+    alen = 16 if flags & 16 else 4
+    at = 3
+
+    def take(n: int) -> bytes:
+        nonlocal at
+        at += n
+        return body[at - n:at]
+
+    def num(n: int) -> int:
+        return int.from_bytes(take(n), "big")
+
+    out_spi, out_key, out_salt = num(4), take(32), num(4)
+    in_spi, in_key, in_salt = num(4), take(32), num(4)
+    algorithm = sa_transfer_algorithm(flags, out_key, in_key)
+    if algorithm is None:
+        return None
+    peer, peer_port, prefix, proto = num(alen), num(2), num(1), num(1)
+    local_port, remote_port, soft, hard = num(2), num(2), num(4), num(4)
+    remote = num(alen) if flags & SA_REMOTE_PRESENT else None
+    handset = num(4) if flags & SA_HANDSET_PRESENT else None
+    if handset is not None and not usable_inner_address(handset):
+        return None
+    if prefix > alen * 8 or out_spi <= 255 or in_spi <= 255 or (hard != 0 and soft > hard):
+        return None
+    return {"request_id": request_id, "algorithm": algorithm[0], "key_length": algorithm[1], "tunnel": bool(flags & 4),
+            "esn": bool(flags & 8), "implicit_iv": bool(flags & 32), "out_spi": out_spi, "out_key": out_key[:algorithm[1]],
+            "out_salt": out_salt, "in_spi": in_spi, "in_key": in_key[:algorithm[1]], "in_salt": in_salt, "peer": peer,
+            "peer_port": peer_port, "prefix": prefix, "proto": proto, "local_port": local_port,
+            "remote_port": remote_port, "soft": soft, "hard": hard, "remote": remote, "handset": handset}
 
 
 def sa_transfer_algorithm(flags: int, out_key: bytes, in_key: bytes):

@@ -20,7 +20,7 @@ at-missing-bodies at-bad-raw-lengths esp-unknown-spi esp-truncated esp-malformed
 esp-non-esp esp-keepalives esp-dummies esp-discarded esp-needs-key esp-clear-refused kd-received kd-sent
 kd-malformed kd-integrity-failures kd-counter-low kd-counter-blocked kd-unknown-epoch kd-unexpected
 kd-store-failures kd-outbox-full kd-requests-abandoned kd-sas-installed kd-sas-deleted kd-errors-from-gateway
-kd-wrong-carriage kd-sa-outside-policy kd-sa-peer-limit kd-sa-ipv6-refused kd-sms-failures kd-udp-sent
+kd-wrong-carriage kd-sa-outside-policy kd-sa-peer-limit kd-sa-ipv6-refused kd-addresses-adopted kd-sms-failures kd-udp-sent
 kd-udp-received kd-refused sas""".split()
 
 

@@ -136,3 +136,19 @@ def test_server_config_needs_the_strongswan_server():
     r = subprocess.run([EMU, "run", "--server-config", "/nonexistent"], capture_output=True, text=True, timeout=60,
                        cwd=REPO)
     assert r.returncode != 0 and "--server-config needs --server strongswan" in r.stderr, r.stdout + r.stderr
+
+
+@needs_lab
+def test_the_handset_adopts_a_lease_other_than_its_provisioned_address(tmp_path):
+    """The handset is provisioned with 10.202.9.9, the server's pool gives it 10.202.9.1: the gateway binds the lease
+    and names it in the sa-transfer (docs/key-delegation.md §4 flag bit 7), the firmware adopts it, and its datagram
+    from 10.202.9.1 reaches the echo and comes back (the server's counters 1/1 at least)."""
+    cfg = user_config(tmp_path / "server-config")
+    (cfg / "proxy.conf").write_text(PROXY_CONF.replace("10.202.9.1", "10.202.9.9"))
+    r = subprocess.run([EMU, "run", "--server", "strongswan", "--server-config", str(cfg),
+                        "--scenario", "login", "--scenario", "ike-handset-initiated"],
+                       capture_output=True, text=True, timeout=400, cwd=REPO)
+    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
+    m = re.search(r"PASS\s+ike-handset-initia\S*\s.*packets in/out (\d+)/(\d+)", r.stdout)
+    assert m and int(m.group(1)) >= 1 and int(m.group(2)) >= 1, r.stdout[-4000:]
+    assert re.search(r"handset 10\.202\.9\.9 with the server config of ", r.stdout), r.stdout[:2000]

@@ -8,7 +8,8 @@ DOC = (pathlib.Path(__file__).parents[2] / "docs" / "key-delegation.md").read_te
 
 
 def field(name: str) -> list[str]:
-    return ["".join(m.split()) for m in re.findall(rf"^{name}\s+(.+)$", DOC, re.M)]
+    # A value may go on over indented lines of hex.
+    return ["".join(m.split()) for m in re.findall(rf"^{name}\s+(.+(?:\n\s+[0-9a-f]+)*)$", DOC, re.M)]
 
 
 DEVICE_KEY = bytes.fromhex(field("device key")[0])
@@ -37,6 +38,27 @@ def test_sa_pair_fits_one_sms():
     assert kd.sa_transfer_length(kd.SA_REMOTE_PRESENT | 4) == 107
     sealed = kd.seal(DEVICE_KEY, DEVICE_ID, 1, "down", 0x11, 1, bytes(107))
     assert len(sealed) == 132 and len(sealed) + 7 <= 140
+
+
+def test_sa_transfer_with_a_handset_address():
+    # §8 vector: a sealed sa-transfer whose handset address (flag bit 7) the server's pool chose.
+    body, message = bytes.fromhex(field("transfer")[0]), bytes.fromhex(field("sealed")[0])
+    assert kd.open_(DEVICE_KEY, DEVICE_ID, "down", message) == (0x11, 10, body)
+    t = kd.decode_sa_transfer(body)
+    assert t is not None
+    assert (t["algorithm"], t["tunnel"], t["request_id"]) == ("AES-128-GCM", True, 7)
+    assert (t["out_spi"], t["in_spi"], t["remote_port"], t["proto"]) == (0xC1000001, 0xC2000002, 7, 17)
+    assert t["peer"] == 0xC0000201 and t["remote"] == 0x0AC80001 and t["handset"] == 0x0ACA0701
+    # 111 octets, 136 sealed: with the port UDH it no longer fits one SMS (§1: two concatenated parts).
+    assert len(body) == kd.sa_transfer_length(kd.SA_REMOTE_PRESENT | kd.SA_HANDSET_PRESENT) == 111
+    assert len(message) == 136 and len(message) + 7 > 140
+    # Without the remote address it is 107 octets: one SMS.
+    assert kd.sa_transfer_length(kd.SA_HANDSET_PRESENT) == 107
+    # A handset address no handset may hold is malformed: 0.0.0.0, loopback, multicast.
+    for bad in (bytes(4), bytes([127, 0, 0, 1]), bytes([224, 0, 0, 1])):
+        assert kd.decode_sa_transfer(body[:-4] + bad) is None
+    # A truncated body (flag bit 7 set, address missing) is refused.
+    assert kd.decode_sa_transfer(body[:-4]) is None
 
 
 def test_sa_transfer_algorithms():

@@ -17,6 +17,7 @@ extension KDBody {
             w.address(m.peer); w.u16(m.peerPort); w.u8(m.prefix); w.u8(m.proto)
             w.u16(m.localPort); w.u16(m.remotePort); w.u32(m.softSeconds); w.u32(m.hardSeconds)
             if let remote = m.remote { w.address(remote) }
+            if let handset = m.handset { w.address(handset) }
         case .saAck(let m): w.u16(m.requestID); w.u32(m.outboundSPI); w.u8(m.status.rawValue)
         case .saDelete(let m): w.u32(m.outboundSPI); w.u32(m.inboundSPI)
         case .secretData(let channel, let data): w.u16(channel); w.bytes(data)
@@ -78,7 +79,7 @@ extension KDBody {
     private static func decodeSATransfer(_ r: inout WireReader) -> KDSATransfer? {
         let id = r.u16(), flags = r.u8()
         // Bits 0-1: 0 AES-256-GCM, 1 ChaCha20-Poly1305, 2 AES-128-GCM (keys in the first 16 bytes, the rest zero).
-        guard flags & ~0b0111_1111 == 0, flags & 3 != 3 else { return nil }
+        guard flags & 3 != 3 else { return nil }
         let alg: ESPAlgorithm = flags & 3 == 1 ? .chacha20Poly1305 : .aesGCM
         let keyLength = flags & 3 == 2 ? 16 : 32
         let outSPI = r.u32(), outKey = KeyBytes(r.bytes(32)), outSalt = r.u32()
@@ -88,11 +89,13 @@ extension KDBody {
         let peer = r.address(v6: v6), peerPort = r.u16(), prefix = r.u8(), proto = r.u8()
         let lport = r.u16(), rport = r.u16(), soft = r.u32(), hard = r.u32()
         let remote: IPAddress? = flags & 64 != 0 ? r.address(v6: v6) : nil
+        let handset: IPAddress? = flags & 128 != 0 ? r.address(v6: false) : nil
+        if let handset, !handset.isUsableInnerAddress { return nil }
         guard Int(prefix) <= (v6 ? 128 : 32), outSPI > 255, inSPI > 255, soft <= hard || hard == 0 else { return nil }
         return KDSATransfer(requestID: id, algorithm: alg, keyLength: keyLength, tunnel: flags & 4 != 0, esn: flags & 8 != 0,
                             implicitIV: flags & 32 != 0, outboundSPI: outSPI, outboundKey: outKey, outboundSalt: outSalt,
                             inboundSPI: inSPI, inboundKey: inKey, inboundSalt: inSalt, peer: peer, peerPort: peerPort,
                             prefix: prefix, proto: proto, localPort: lport, remotePort: rport,
-                            softSeconds: soft, hardSeconds: hard, remote: remote)
+                            softSeconds: soft, hardSeconds: hard, remote: remote, handset: handset)
     }
 }

@@ -55,12 +55,15 @@ public struct KDSATransfer: Equatable, Sendable {
     /// The pair's remote selector address when it is not the peer (tunnel mode to a server whose services sit
     /// behind its public address); nil: the peer itself.
     public var remote: IPAddress?
+    /// The handset's inner address, when the opposite party chose it (a virtual IP from an IKE server's pool):
+    /// the handset sends from it from now on (docs/key-delegation.md §4, flag bit 7). IPv4 only.
+    public var handset: IPAddress?
 
     public init(requestID: UInt16, algorithm: ESPAlgorithm = .aesGCM, keyLength: Int = 32, tunnel: Bool = false, esn: Bool = false,
                 implicitIV: Bool = false, outboundSPI: UInt32, outboundKey: KeyBytes, outboundSalt: UInt32,
                 inboundSPI: UInt32, inboundKey: KeyBytes, inboundSalt: UInt32, peer: IPAddress, peerPort: UInt16 = 4500,
                 prefix: UInt8, proto: UInt8, localPort: UInt16, remotePort: UInt16, softSeconds: UInt32, hardSeconds: UInt32,
-                remote: IPAddress? = nil) {
+                remote: IPAddress? = nil, handset: IPAddress? = nil) {
         self.requestID = requestID; self.algorithm = algorithm; self.keyLength = keyLength
         self.tunnel = tunnel; self.esn = esn
         self.implicitIV = implicitIV; self.outboundSPI = outboundSPI; self.outboundKey = outboundKey
@@ -68,11 +71,12 @@ public struct KDSATransfer: Equatable, Sendable {
         self.inboundSalt = inboundSalt; self.peer = peer; self.peerPort = peerPort; self.prefix = prefix
         self.proto = proto; self.localPort = localPort; self.remotePort = remotePort
         self.softSeconds = softSeconds; self.hardSeconds = hardSeconds; self.remote = remote
+        self.handset = handset
     }
 
     var flags: UInt8 {
         (algorithm == .chacha20Poly1305 ? 1 : keyLength == 16 ? 2 : 0) | (tunnel ? 4 : 0) | (esn ? 8 : 0) | (peer.isV6 ? 16 : 0)
-            | (implicitIV ? 32 : 0) | (remote != nil ? 64 : 0)
+            | (implicitIV ? 32 : 0) | (remote != nil ? 64 : 0) | (handset != nil ? 128 : 0)
     }
 }
 

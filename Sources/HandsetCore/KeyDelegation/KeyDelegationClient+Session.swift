@@ -29,7 +29,7 @@ extension KeyDelegationClient {
     /// The data plane said "needs key" for `selector`: ask the gateway, once per flow, retrying on a timer.
     public mutating func requestKey(template: UInt16, selector: TrafficSelector, now: UInt64) {
         var s = selector
-        s.local = localAddress
+        s.local = innerAddress
         for i in 0..<8 where requests[i].used && requests[i].template == template && requests[i].selector == s {
             return
         }
@@ -89,7 +89,7 @@ extension KeyDelegationClient {
     mutating func rekey<let sas: Int, let rules: Int>(outboundSPI spi: UInt32, now: UInt64, plane: inout DataPlane<sas, rules>) {
         guard let snap = plane.sas.snapshot(spi: spi, direction: .outbound) else { return }
         let sel = snap.params.selector
-        let s = TrafficSelector(local: localAddress, remote: sel.remote, proto: sel.proto,
+        let s = TrafficSelector(local: innerAddress, remote: sel.remote, proto: sel.proto,
                                 localPort: sel.localPorts == .any ? 0 : sel.localPorts.low,
                                 remotePort: sel.remotePorts == .any ? 0 : sel.remotePorts.low)
         requestKey(template: 0, selector: s, now: now)
@@ -124,11 +124,19 @@ extension KeyDelegationClient {
         let answered = pendingRequest(id: t.requestID)
         if let i = answered { requests[i].used = false }
         guard admitted == .ok else { return admitted }
+        // The gateway bound another address (the server's pool chose it): durable before any SA uses it.
+        if let bound = t.handset, bound != innerAddress {
+            var next = state
+            next.innerAddress = bound
+            guard commit(next) else { return .denied }
+            counters.addressesAdopted &+= 1
+        }
         let selector = t.selectorPattern
-        let mode: ESPMode = t.tunnel ? .tunnel(local: localAddress, remote: t.peer) : .transport
+        let local = innerAddress
+        let mode: ESPMode = t.tunnel ? .tunnel(local: local, remote: t.peer) : .transport
         let life = SALifetime(softSeconds: UInt64(t.softSeconds), hardSeconds: UInt64(t.hardSeconds))
         var out = SAParameters(spi: t.outboundSPI, direction: .outbound, algorithm: t.algorithm, keyLength: t.keyLength,
-                               salt: t.outboundSalt, mode: mode, local: localAddress, selector: selector, peer: t.peer,
+                               salt: t.outboundSalt, mode: mode, local: local, selector: selector, peer: t.peer,
                                peerPort: t.peerPort, esn: t.esn, implicitIV: t.implicitIV, lifetime: life)
         guard installOne(out, key: t.outboundKey, plane: &plane) else { return .denied }
         out.spi = t.inboundSPI

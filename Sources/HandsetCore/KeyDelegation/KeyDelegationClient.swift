@@ -55,6 +55,8 @@ public struct KDCounters: Equatable, Sendable {
     public var saOutsidePolicy: UInt64 = 0
     public var saPeerLimit: UInt64 = 0
     public var saIPv6Refused: UInt64 = 0
+    /// Inner addresses the gateway bound (sa-transfer flag bit 7) that differed from the one in use: adopted.
+    public var addressesAdopted: UInt64 = 0
     public init() {}
 }
 
@@ -87,8 +89,11 @@ public struct KeyDelegationClient<Store: KeyStateStore>: ~Copyable {
     public var installed = FixedRing<8, KDInstalled>(filler: KDInstalled())
     /// SMS or UDP for each outgoing message (docs/key-delegation.md §1).
     public var carriage = KDCarriagePolicy()
-    /// The handset's own IP address (from the module), used as the local end of every SA.
+    /// The handset's configured inner address (`local_address`).
     public var localAddress: IPAddress = .anyV4
+    /// The address the handset sends from, the local end of every SA: the one the gateway bound (an IKE server's
+    /// virtual IP, persisted with the key state), else the configured one.
+    public var innerAddress: IPAddress { state.innerAddress ?? localAddress }
     var requests: InlineArray<8, PendingRequest>
     /// Installed pairs the handset did not ask for (pushes), for the per-peer cap.
     var pushedPairs = InlineArray<8, PushedPair>(repeating: PushedPair())

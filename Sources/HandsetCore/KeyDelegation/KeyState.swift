@@ -1,7 +1,8 @@
 import CHandsetShim
 
 /// What the handset must never lose: identity, device keys and both message counters.
-/// Stored as 106 bytes: "HSK1", fields big-endian, then the first 8 bytes of SHA-256 over the rest.
+/// Stored as 106 bytes: "HSK1", fields big-endian, then the first 8 bytes of SHA-256 over the rest; with an inner
+/// address the gateway bound, 110 bytes: "HSK2" and the address after the hello.
 public struct KeyState: Equatable, Sendable {
     public var deviceID: UInt64 = 0
     public var epoch: UInt16 = 0
@@ -15,6 +16,9 @@ public struct KeyState: Equatable, Sendable {
     public var downCounter: UInt64 = 0
     /// The hello of the login in flight.
     public var hello: UInt64 = 0
+    /// The inner address the gateway bound to this device (an IKE server's virtual IP, sa-transfer flag bit 7);
+    /// nil: the configured one. Kept here so it is replaced atomically with the counter of the message that set it.
+    public var innerAddress: IPAddress?
 
     public init() {}
     public init(deviceID: UInt64, key: KeyBytes) { self.deviceID = deviceID; currentKey = key }
@@ -22,15 +26,18 @@ public struct KeyState: Equatable, Sendable {
     public var hasPending: Bool { pendingEpoch != 0 }
 
     public static let encodedLength = 106
+    public static let maxEncodedLength = 110
     static let magic: UInt32 = 0x4853_4B31  // "HSK1"
+    static let magicWithAddress: UInt32 = 0x4853_4B32  // "HSK2"
 
     public func encode(into out: UnsafeMutableRawBufferPointer) -> Int {
         var w = WireWriter(out)
-        w.u32(Self.magic); w.u64(deviceID); w.u16(epoch)
+        w.u32(innerAddress == nil ? Self.magic : Self.magicWithAddress); w.u64(deviceID); w.u16(epoch)
         currentKey.withBytes { w.bytes($0) }
         w.u16(pendingEpoch)
         pendingKey.withBytes { w.bytes($0) }
         w.u40(upCounter); w.u40(downCounter); w.u64(hello)
+        if let a = innerAddress { w.u32(a.v4) }
         let n = w.count
         guard w.ok, out.count >= n + 8 else { return 0 }
         var digest: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
@@ -42,21 +49,27 @@ public struct KeyState: Equatable, Sendable {
     }
 
     public static func decode(_ b: UnsafeRawBufferPointer) -> KeyState? {
-        guard b.count == encodedLength else { return nil }
+        let length = b.count
+        guard length == encodedLength || length == maxEncodedLength else { return nil }
         var digest: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
         let intact = withUnsafeMutableBytes(of: &digest) { d -> Bool in
-            _ = hs_sha256(b.baseAddress!.assumingMemoryBound(to: UInt8.self), encodedLength - 8,
+            _ = hs_sha256(b.baseAddress!.assumingMemoryBound(to: UInt8.self), length - 8,
                           d.baseAddress!.assumingMemoryBound(to: UInt8.self))
             return hs_ct_equal(d.baseAddress!.assumingMemoryBound(to: UInt8.self),
-                               b.baseAddress!.assumingMemoryBound(to: UInt8.self) + encodedLength - 8, 8) == 1
+                               b.baseAddress!.assumingMemoryBound(to: UInt8.self) + length - 8, 8) == 1
         }
         guard intact else { return nil }
-        var r = WireReader(UnsafeRawBufferPointer(rebasing: b[0..<(encodedLength - 8)]))
-        guard r.u32() == magic else { return nil }
+        var r = WireReader(UnsafeRawBufferPointer(rebasing: b[0..<(length - 8)]))
+        guard r.u32() == (length == encodedLength ? magic : magicWithAddress) else { return nil }
         var s = KeyState()
         s.deviceID = r.u64(); s.epoch = r.u16(); s.currentKey = KeyBytes(r.bytes(32))
         s.pendingEpoch = r.u16(); s.pendingKey = KeyBytes(r.bytes(32))
         s.upCounter = r.u40(); s.downCounter = r.u40(); s.hello = r.u64()
+        if length == maxEncodedLength {
+            let a = IPAddress(v4: r.u32())
+            guard a.isUsableInnerAddress else { return nil }
+            s.innerAddress = a
+        }
         return r.ok && r.remaining == 0 ? s : nil
     }
 }
@@ -114,7 +127,7 @@ public struct FileKeyStore: KeyStateStore {
 
     public mutating func save(_ state: KeyState) throws(StoreError) {
         var buf: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64,
-                  UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+                  UInt64, UInt64, UInt64, UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
         let rc: Int32 = withUnsafeMutableBytes(of: &buf) { b in
             let n = state.encode(into: b)
             defer { hs_zeroize(b.baseAddress, b.count) }
