@@ -81,6 +81,7 @@ extension StrongSwanNegotiator {
             c.add("remote_ts", list: [remoteTS])
             c.add("esp_proposals", list: config.espProposals.split(separator: ",").map(String.init))
             c.add("mode", "tunnel")
+            c.add("rekey_time", "\(config.rekeyTime)s")
             c.add("start_action", "none")
             return c
         }

@@ -34,6 +34,13 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
         /// requires it). The address it assigns (the record's `local_ts`) becomes the handset's inner address: each
         /// transfer names it, and the gateway binds it to the device (docs/ike-proxy.md, "Virtual IP").
         public var virtualIP = false
+        /// The proxy's CHILD_SA `rekey_time` (seconds; charon rekeys up to 10% earlier, its default `rand_time`).
+        /// Keep it below the server's (minus the server's `rand_time`) so the proxy initiates the rekey: then its
+        /// DELETE waits for the handset (`hold_rekey`) and nothing is lost, whereas a server-initiated rekey loses
+        /// the replies sent inside the SMS window (docs/ike-proxy.md). 45 min: below a stock server's default 1 h,
+        /// which charon starts up to 6 min early.
+        public var rekeyTime: UInt32 = Self.defaultRekeyTime
+        public static let defaultRekeyTime: UInt32 = 2700
         /// Bound on one negotiation, IKE_SA_INIT to the key record.
         public var timeout: Double = 5
         /// Negotiations in flight at once; more wait (at most `timeout`) for a slot, then fail as `refused` (counted
@@ -95,6 +102,7 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
         public var busy = 0
         /// Transfers refused because the server's virtual IP was not one usable IPv4 address.
         public var virtualIPRefused = 0
+        public init() {}
     }
 
     public let config: Configuration

@@ -24,6 +24,13 @@ public struct DaemonConfig: Sendable, Equatable {
         /// PEM file of the CA the server's certificate must chain to ("": the server authenticates with the PSK).
         public var serverCA = ""
         public var virtualIP = false
+        /// The proxy charon's NAT-T port (its `port_nat_t`; 0: charon's choice). Behind a packet gateway, IKE must
+        /// carry the non-ESP marker from the first message, so the connections name this port.
+        public var ikeLocalPort: UInt16 = 0
+        /// Where the handset sends its ESP at the server (the server's NAT-T port).
+        public var serverESPPort: UInt16 = 4500
+        /// The proxy's CHILD_SA rekey_time (StrongSwanNegotiator.Configuration.rekeyTime): below the server's.
+        public var rekeyTime: UInt32 = 2700
     }
 
     /// The registry as written (a bare path taken from the config's directory): for logs. It holds no password.
@@ -91,6 +98,9 @@ extension DaemonConfig {
         ("strongswan_ike_remote", "ADDRESS:PORT where the proxy sends IKE"),
         ("strongswan_server_ca", "PEM file of the CA the server's certificate must chain to (absent: PSK)"),
         ("strongswan_virtual_ip", "yes or no: ask for the device's inner address from the server's pool"),
+        ("strongswan_ike_local_port", "1-65535: the proxy charon's port_nat_t, where its IKE leaves (absent: charon's choice)"),
+        ("strongswan_server_esp_port", "1-65535: the server's port for the handset's ESP (default 4500)"),
+        ("strongswan_rekey_time", "60-86400 seconds: the proxy's CHILD_SA rekey_time, below the server's (default 2700)"),
         ("log_level", "trace, debug, info, notice, warning, error or critical"),
         ("log_format", "text or json"),
         ("http_listen", "ADDRESS:PORT for /metrics, /health and /ready"),
@@ -194,6 +204,12 @@ extension DaemonConfig {
             case "strongswan_virtual_ip":
                 guard value == "yes" || value == "no" else { throw fail() }
                 strongswan.virtualIP = value == "yes"
+            case "strongswan_ike_local_port", "strongswan_server_esp_port":
+                guard let p = UInt16(value), p > 0 else { throw fail() }
+                if key == "strongswan_ike_local_port" { strongswan.ikeLocalPort = p } else { strongswan.serverESPPort = p }
+            case "strongswan_rekey_time":
+                guard let s = UInt32(value), (60...86400).contains(s) else { throw fail() }
+                strongswan.rekeyTime = s
             case "log_level":
                 guard let l = Logger.Level(rawValue: value) else { throw fail() }
                 c.logLevel = l

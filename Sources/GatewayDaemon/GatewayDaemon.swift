@@ -47,6 +47,7 @@ public final class GatewayDaemon: @unchecked Sendable {
         gateway = Gateway(registry: registry, negotiator: MeasuredNegotiator(negotiator.peer, metrics: metrics),
                           services: DaemonServices(config: config, metrics: metrics, logger: logger),
                           lifetimes: (config.saSoftSeconds, config.saHardSeconds), logger: logger)
+        gateway.onPushAcknowledged = negotiator.acknowledged
         var esme = ESMEConfig(host: config.smppHost, port: config.smppPort, systemID: config.smppSystemID,
                               password: config.smppPassword)
         esme.sourceAddr = config.gatewayNumber
@@ -83,8 +84,10 @@ public final class GatewayDaemon: @unchecked Sendable {
         })
         metrics.registryOpen.record(1)
         let metrics = self.metrics
+        let ikeCounters = negotiator.ikeCounters
         metrics.onScrape {
             metrics.observe(gateway.counters)
+            if let ikeCounters { metrics.observe(ikeCounters()) }
             bridge.publishGauges()
         }
     }
@@ -108,6 +111,10 @@ public final class GatewayDaemon: @unchecked Sendable {
         /// going to the handset through the Gateway.
         var start: (_ push: @escaping @Sendable (UInt64, KDSATransfer) -> Void,
                     _ delete: @escaping @Sendable (UInt64, UInt32, UInt32) -> Void) throws -> Void = { _, _ in }
+        /// The handset's sa-ack of a pushed SA (the strongSwan plugin then ends its hold of a proxy-initiated rekey).
+        var acknowledged: (@Sendable (UInt64, UInt32) -> Void)?
+        /// The IKE engine's own counters, for /metrics (`gateway_ike_*_total`).
+        var ikeCounters: (@Sendable () -> StrongSwanNegotiator.Counters)?
     }
 
     static func negotiator(_ n: DaemonConfig.Negotiator, registry: any RegistryStore, logger: Logger) throws -> BuiltNegotiator {
@@ -125,6 +132,9 @@ public final class GatewayDaemon: @unchecked Sendable {
             var c = StrongSwanNegotiator.Configuration(viciSocket: s.viciSocket, keySocket: s.keySocket, serverAddress: server,
                                                        ikeRemoteAddress: s.ikeRemote, serverID: s.serverID)
             c.ikeRemotePort = s.ikeRemotePort
+            c.ikeLocalPort = s.ikeLocalPort
+            c.serverESPPort = s.serverESPPort
+            c.rekeyTime = s.rekeyTime
             c.virtualIP = s.virtualIP
             if !s.serverCA.isEmpty {
                 guard let pem = FileManager.default.contents(atPath: s.serverCA) else {
@@ -139,7 +149,8 @@ public final class GatewayDaemon: @unchecked Sendable {
                 do { try ike.start(devices: (try? registry.allDevices().map(\.deviceID)) ?? []) } catch {
                     throw DaemonStartError.negotiator("strongswan: \(error)")
                 }
-            })
+            }, acknowledged: { device, spi in ike.handsetInstalled(device: device, outboundSPI: spi) },
+            ikeCounters: { ike.counters })
         }
     }
 }

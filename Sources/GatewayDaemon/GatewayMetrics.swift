@@ -15,6 +15,7 @@ public final class GatewayMetrics: @unchecked Sendable {
     private let lock = NSLock()
     private var lastGateway: [String: Int] = [:]
     private var lastESME: [String: Int] = [:]
+    private var lastIKE: [String: Int] = [:]
     private var counters: [String: CoreMetrics.Counter] = [:]
     let smppBound: CoreMetrics.Gauge
     let registryOpen: CoreMetrics.Gauge
@@ -52,6 +53,12 @@ public final class GatewayMetrics: @unchecked Sendable {
     }
 
     public func observe(_ c: GatewayCounters) { add(Self.fields(c), prefix: "gateway_", last: \.lastGateway) }
+    /// The strongSwan negotiator's counters (negotiator = strongswan only): `gateway_ike_<field>_total`.
+    public func observe(_ c: StrongSwanNegotiator.Counters) {
+        var f = Self.fields(c)
+        f["virtualIpRefused"] = f.removeValue(forKey: "virtualIPRefused")  // virtual_ip_refused, not virtual_iprefused
+        add(f, prefix: "gateway_ike_", last: \.lastIKE)
+    }
     public func observe(_ c: ESMECounters) {
         var f = Self.fields(c)
         f["malformed"] = c.malformedTotal

@@ -5,15 +5,15 @@ import ProxyIKE
 
 extension EmulatedWorld {
     /// The capture sees the packet gateway's public side (the proxy's IKE and the handset's ESP, real addresses);
-    /// with `--keylog`, the negotiator's key records become esp_sa rows and the plugin's IKE_SA keys
+    /// with `--keylog` (the in-process gateway), the negotiator's key records become esp_sa rows and the plugin's IKE_SA keys
     /// ikev2_decryption_table rows. Without `--keylog` no key leaves the negotiator.
-    func tapPacketGateway(_ relay: PacketGatewayConfig, ike: StrongSwanNegotiator, keylog: Bool) {
+    func tapPacketGateway(_ relay: PacketGatewayConfig, ike: StrongSwanNegotiator?, keylog: Bool) {
         let capture = self.capture
         let pub = (host: relay.publicEndpoint.host, port: relay.publicEndpoint.port)
         sim.packetGatewayTap = { toServer, bytes, server in
             capture.wire(toServer: toServer, bytes, public: pub, server: (server.host, server.port))
         }
-        guard keylog else { return }
+        guard keylog, let ike else { return }
         let server = relay.oppositeParty.host
         ike.keylogTap = { r in
             let gcm = r.encryption != .chacha20poly1305

@@ -7,6 +7,8 @@ import HandsetCore
 /// its /metrics and loopback admin routes), or the in-process Gateway (`--server strongswan`, `torture`).
 protocol GatewayAccess: AnyObject, Sendable {
     var counters: GatewayCounters { get }
+    /// The strongSwan negotiator's counters; nil without one.
+    var ikeCounters: StrongSwanNegotiator.Counters? { get }
     /// A device's key state as the gateway holds it (never a key): nil when unknown.
     func deviceState(_ id: UInt64) throws -> DeviceKeyState?
     /// The opposite party wants to reach the handset: the gateway negotiates a pair and pushes it.
@@ -29,6 +31,7 @@ final class InProcessGatewayAccess: GatewayAccess, @unchecked Sendable {
     init(world: EmulatedWorld) { self.world = world }
 
     var counters: GatewayCounters { world.gateway.counters }
+    var ikeCounters: StrongSwanNegotiator.Counters? { world.ike?.counters }
     func deviceState(_ id: UInt64) throws -> DeviceKeyState? {
         try world.registry.device(id: id).map { DeviceKeyState(epoch: $0.epoch, pendingKey: $0.pendingKey != nil, downCounter: $0.downCounter) }
     }
@@ -67,6 +70,20 @@ final class DaemonGatewayAccess: GatewayAccess, @unchecked Sendable {
         }
         return c
     }
+
+    /// From `gateway_ike_*_total`, which only a daemon with `negotiator = strongswan` exports.
+    var ikeCounters: StrongSwanNegotiator.Counters? {
+        guard let m = try? daemon.metrics(), m["gateway_ike_established_total"] != nil else { return nil }
+        var c = StrongSwanNegotiator.Counters()
+        for (name, path) in Self.ikeFields { c[keyPath: path] = Int(m["gateway_ike_" + MetricName.snakeCase(name) + "_total"] ?? 0) }
+        return c
+    }
+
+    static var ikeFields: [(String, WritableKeyPath<StrongSwanNegotiator.Counters, Int>)] { [
+        ("established", \.established), ("failed", \.failed), ("peerTransfers", \.peerTransfers),
+        ("peerDeletes", \.peerDeletes), ("unknownConnection", \.unknownConnection), ("unmappable", \.unmappable),
+        ("busy", \.busy), ("virtualIpRefused", \.virtualIPRefused),
+    ] }
 
     func deviceState(_ id: UInt64) throws -> DeviceKeyState? {
         let r = try daemon.admin("GET", "/admin/device/\(id)")

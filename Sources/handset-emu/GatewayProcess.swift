@@ -21,6 +21,8 @@ final class GatewayProcess: @unchecked Sendable {
         var gatewayNumber: String
         var backendSocket: String
         var fetchCAFile: String
+        /// The negotiator's keys: the emulator's opposite party over the back-end socket, or the lab's proxy charon.
+        var negotiator = "negotiator = socket"
     }
 
     init(_ s: Settings) throws {
@@ -41,7 +43,7 @@ final class GatewayProcess: @unchecked Sendable {
             udp_listen = 127.0.0.1:0
             http_listen = 127.0.0.1:0
             log_format = json
-            negotiator = socket
+            \(s.negotiator)
             backend_socket = \(s.backendSocket)
             secret_service = socket
             fetch = https

@@ -1,4 +1,5 @@
 import Foundation
+import Gateway
 import HandsetCore
 import ModemSim
 import ProxyIKE
@@ -57,6 +58,10 @@ final class IKELabSession: @unchecked Sendable {
 
     /// The server's IKE identity: the user's (`proxy.conf`), else the lab's.
     var serverID: String { serverConfig?.serverID ?? self["SRV_ID"] }
+
+    /// The proxy's CHILD_SA rekey_time: the user's (`proxy.conf`), else the default, which is below the lab
+    /// server's `rekey_time = 1h` (scripts/ike-lab) so the proxy rekeys first.
+    var proxyRekeyTime: UInt32 { serverConfig?.rekeyTime ?? StrongSwanNegotiator.Configuration.defaultRekeyTime }
 
     func down() { _ = try? Self.run("/bin/bash", [script, "down", dir.path]) }
 

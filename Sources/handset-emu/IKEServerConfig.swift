@@ -1,4 +1,5 @@
 import Foundation
+import Gateway
 import HandsetCore
 
 /// `run --server strongswan --server-config DIR`: a user's own strongSwan server settings. DIR holds what the lab
@@ -14,20 +15,27 @@ import HandsetCore
 ///     virtual_ip = yes                     # ask for an address from the server's pool (needed when its conn has
 ///                                          # `pools`); the handset adopts the lease it gets
 ///     handset_address = 10.202.9.1         # the handset's provisioned inner address (default 10.201.0.2)
+///     rekey_time = 2700                    # the proxy's CHILD_SA rekey_time in seconds (default 2700): below
+///                                          # your server's children's rekey_time minus their rand_time, so the
+///                                          # proxy rekeys first and nothing is lost (docs/ike-proxy.md)
 ///
 /// Paths are relative to DIR. Unknown keys are refused, so a typo is not silently ignored.
 struct IKEServerConfig {
     let dir: URL
     var serverID = ""
     var serverCAs: [[UInt8]] = []
+    /// The file `serverCAs` came from (the daemon's `strongswan_server_ca`).
+    var serverCAFile: String?
     var handsetID: String?
     var handsetCA: (certificate: String, key: String)?
     var handsetPSK: [UInt8]?
     var virtualIP = false
     var handsetAddress: IPAddress?
+    /// The proxy's CHILD_SA rekey_time (StrongSwanNegotiator.Configuration.rekeyTime).
+    var rekeyTime: UInt32 = StrongSwanNegotiator.Configuration.defaultRekeyTime
 
     static let keys = ["server_id", "server_ca", "handset_id", "handset_ca_cert", "handset_ca_key", "handset_psk_file",
-                       "virtual_ip", "handset_address"]
+                       "virtual_ip", "handset_address", "rekey_time"]
 
     init(directory: String) throws {
         dir = URL(fileURLWithPath: directory).standardizedFileURL
@@ -55,12 +63,19 @@ struct IKEServerConfig {
         }
         guard let id = seen["server_id"] else { throw WorldError("\(file): server_id is required") }
         serverID = id
-        if let ca = try read("server_ca") { serverCAs = [ca] }
+        if let ca = try read("server_ca") {
+            serverCAs = [ca]
+            serverCAFile = seen["server_ca"].map(path)
+        }
         handsetID = seen["handset_id"]
         switch seen["virtual_ip"] {
         case nil, "no": virtualIP = false
         case "yes": virtualIP = true
         case let v?: throw WorldError("\(file): virtual_ip must be yes or no, not '\(v)'")
+        }
+        if let r = seen["rekey_time"] {
+            guard let t = UInt32(r), (60...86400).contains(t) else { throw WorldError("\(file): rekey_time must be 60-86400 seconds") }
+            rekeyTime = t
         }
         if let a = seen["handset_address"] {
             guard let ip = IPAddress(dottedQuad: a) else { throw WorldError("\(file): handset_address must be A.B.C.D") }

@@ -17,9 +17,9 @@ extension Scenario {
 
     static func ikeHandsetInitiated(_ c: ScenarioContext) throws -> String {
         let (w, lab) = try strongSwanWorld(c)
-        try c.within(90, "the firmware to log in") { w.gateway.counters.rotations >= 1 }
+        try c.within(90, "the firmware to log in") { w.gw.counters.rotations >= 1 }
         c.app.drain()
-        let before = w.gateway.counters.saDelivered
+        let before = w.gw.counters.saDelivered
         let text = "ping through strongSwan"
         c.app.datagram(to: serviceOctets, port: 7, from: 5000, Array(text.utf8))
         _ = try c.expect(0x84, "'waiting for key'") { $0.body.first == 2 }
@@ -30,7 +30,7 @@ extension Scenario {
         guard Array(reply.body.prefix(6)) == serviceOctets + [0, 7] else {
             throw ScenarioFailure("the echo came from \(reply.body.prefix(6).map(String.init)), not 10.200.0.1:7")
         }
-        guard w.gateway.counters.saDelivered > before else { throw ScenarioFailure("no SA was delivered") }
+        guard w.gw.counters.saDelivered > before else { throw ScenarioFailure("no SA was delivered") }
         let child = try serverChild(lab, spiFromEvent: installed)
         try checkRelay(w, needsIKE: true)
         return "server CHILD_SA \(child.string("spi-in") ?? "?")/\(child.string("spi-out") ?? "?") "
@@ -41,7 +41,7 @@ extension Scenario {
 
     static func ikeServerInitiated(_ c: ScenarioContext) throws -> String {
         let (w, lab) = try strongSwanWorld(c)
-        try c.within(90, "the firmware to log in") { w.gateway.counters.rotations >= 1 }
+        try c.within(90, "the firmware to log in") { w.gw.counters.rotations >= 1 }
         c.app.hello()
         // Start clean: the server deletes what it holds; the proxy's delete reaches the handset as sa-delete.
         let held = try lab.serverChildren().compactMap(pairOnHandset)
@@ -54,10 +54,10 @@ extension Scenario {
             try c.within(30, "the handset to drop the pair the server deleted") { (try? c.status(pair: pair).pair) == 0 }
         }
         c.app.drain()
-        let pushed = w.gateway.counters.saPushed, delivered = w.gateway.counters.saDelivered
+        let pushed = w.gw.counters.saPushed, delivered = w.gw.counters.saDelivered
         try explained(w) {
             try lab.serverInitiate()
-            try c.within(30, "the gateway to push the server's SA") { w.gateway.counters.saPushed > pushed }
+            try c.within(30, "the gateway to push the server's SA") { w.gw.counters.saPushed > pushed }
         }
         let installed = try c.expect(0x84, "'SA installed' for the pushed SA", timeout: 90) { $0.body.first == 5 }
         let child = try serverChild(lab, spiFromEvent: installed)
@@ -65,7 +65,7 @@ extension Scenario {
         let text = "hello over the server's SA"
         c.app.datagram(to: serviceOctets, port: 7, from: 5001, Array(text.utf8))
         _ = try c.expect(0x81, "the echo over the pushed SA") { Array($0.body.dropFirst(8)) == Array(text.utf8) }
-        guard w.gateway.counters.saDelivered == delivered else {
+        guard w.gw.counters.saDelivered == delivered else {
             throw ScenarioFailure("the handset asked for a key: the pushed SA was not used")
         }
         // The server's own counters for that CHILD_SA agree with the handset's: one datagram each way.
@@ -86,10 +86,10 @@ extension Scenario {
     /// A failure with what the gateway, the IKE engine and the packet gateway counted.
     static func explained<T>(_ w: EmulatedWorld, _ body: () throws -> T) throws -> T {
         do { return try body() } catch {
-            let g = w.gateway.counters, r = w.sim.packetGatewayCounters.map { "\($0)" } ?? "-"
+            let g = w.gw.counters, r = w.sim.packetGatewayCounters.map { "\($0)" } ?? "-"
             throw ScenarioFailure("\(error); gateway: timeouts \(g.negotiationTimeouts), unreachable \(g.peerUnreachable), "
                 + "no proposal \(g.noProposalChosen), auth \(g.authenticationFailed), refused \(g.negotiationRefused); "
-                + "IKE engine: \(w.ike.map { "\($0.counters)" } ?? "-"); packet gateway: \(r)")
+                + "IKE engine: \(w.gw.ikeCounters.map { "\($0)" } ?? "-"); packet gateway: \(r)")
         }
     }
 

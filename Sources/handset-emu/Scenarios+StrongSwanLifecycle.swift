@@ -37,11 +37,11 @@ extension Scenario {
         defer { try? serverESPProposals(lab, nil) }
         let st = try c.status()
         let text = "echo under \(esp)"
-        let before = w.gateway.counters.saDelivered
+        let before = w.gw.counters.saDelivered
         c.app.datagram(to: serviceOctets, port: 7, from: 5100, Array(text.utf8))
         let installed = try explained(w) { try c.expect(0x84, "'SA installed'", timeout: 90) { $0.body.first == 5 } }
         _ = try c.expect(0x81, "the echo from 10.200.0.1:7") { Array($0.body.dropFirst(8)) == Array(text.utf8) }
-        guard w.gateway.counters.saDelivered > before else { throw ScenarioFailure("no SA was delivered") }
+        guard w.gw.counters.saDelivered > before else { throw ScenarioFailure("no SA was delivered") }
         let child = try serverChild(lab, spiFromEvent: installed)
         guard child.string("encr-alg") == alg, keysize == nil || child.string("encr-keysize") == keysize else {
             throw ScenarioFailure("the server chose \(child.string("encr-alg") ?? "?")-\(child.string("encr-keysize") ?? "?"), "
@@ -101,15 +101,17 @@ extension Scenario {
             m.add("child", "hs")
             _ = try lab.serverCall("rekey", m)
         }
-        // Counters: each lost echo is a reply the server sent under the new SA before the handset had its keys.
-        guard r.dropped == r.lost.count, r.serverOut == r.answeredAfterRekey + r.lost.count else {
+        // Counters: each lost echo is a reply the server sent under the new SA before the handset had its keys; every
+        // answer after the rekey left on exactly one of the two SAs.
+        guard r.dropped == r.lost.count, r.serverOut + r.oldOutAfterRekey == r.answeredAfterRekey + r.lost.count else {
             throw ScenarioFailure("lost \(r.lost.count), handset dropped \(r.dropped) ESP packets, server sent \(r.serverOut) "
-                                  + "on the new SA, \(r.answeredAfterRekey) answered after the rekey")
+                                  + "on the new SA and \(r.oldOutAfterRekey) more on the old, \(r.answeredAfterRekey) answered after the rekey")
         }
         return String(format: "%d echoes, %d lost, all in the %.1f s between the server's rekey and the handset's install "
-                      + "(sa-transfer by SMS); handset dropped %d, server out on the new SA %d = %d answered + %d lost",
+                      + "(sa-transfer by SMS); handset dropped %d, server out on the new SA %d = %d answered + %d lost - %d "
+                      + "answered on the old SA before the server switched",
                       r.sent, r.lost.count, r.installedAt - r.rekeyAt, r.dropped, r.serverOut, r.answeredAfterRekey,
-                      r.lost.count)
+                      r.lost.count, r.oldOutAfterRekey)
     }
 
     /// The same traffic, but the proxy charon rekeys the server's CHILD_SA (VICI `rekey` on the proxy, as its
@@ -148,7 +150,9 @@ extension Scenario {
     }
 
     struct RekeyRun {
-        var sent = 0, answeredAfterRekey = 0, dropped = 0, serverOut = 0
+        /// oldOutAfterRekey: what the server still sent on the old CHILD_SA after `rekey` returned (VICI `rekey`
+        /// only queues the exchange, so an answer may leave on the old SA before the server switches).
+        var sent = 0, answeredAfterRekey = 0, dropped = 0, serverOut = 0, oldOutAfterRekey = 0
         var rekeyAt = 0.0, installedAt = 0.0
         var lost: [Double] = []
     }
@@ -166,15 +170,21 @@ extension Scenario {
             throw ScenarioFailure("the server holds \(old.count) CHILD_SAs, expected the one of the echo flow")
         }
         let st = try c.status()
-        let pushed = w.gateway.counters.saPushed
+        let pushed = w.gw.counters.saPushed
         let start = Date()
         var r = RekeyRun()
         var rekeyAt: Double?, installedAt: Double?, newSPI: UInt32?
+        var oldOutAtRekey: Int?, oldOutAfter: Int?
         while Date().timeIntervalSince(start) < c.duration {
             let at = Date().timeIntervalSince(start)
             if rekeyAt == nil && at >= 2 {
+                oldOutAtRekey = try serverPacketsOut(lab, spiIn: old[0].string("spi-in"))
                 try rekey()
                 rekeyAt = Date().timeIntervalSince(start)
+            }
+            // Read once the server has long switched, before it forgets the old SA (delete_rekeyed_delay, 5 s).
+            if let rekeyAt, oldOutAfter == nil, at >= rekeyAt + 1.5 {
+                oldOutAfter = try serverPacketsOut(lab, spiIn: old[0].string("spi-in"))
             }
             r.sent += 1
             if (try? serviceEcho(c, "tick \(r.sent)", sport: 5201, timeout: 3)) != nil {
@@ -192,9 +202,9 @@ extension Scenario {
         }
         guard let rekeyAt else { throw ScenarioFailure("no rekey was started") }
         guard let installedAt, let newSPI else {
-            throw ScenarioFailure("the handset installed no SA after the rekey (pushed \(w.gateway.counters.saPushed - pushed))")
+            throw ScenarioFailure("the handset installed no SA after the rekey (pushed \(w.gw.counters.saPushed - pushed))")
         }
-        guard w.gateway.counters.saPushed > pushed else { throw ScenarioFailure("the rekeyed SA was not pushed") }
+        guard w.gw.counters.saPushed > pushed else { throw ScenarioFailure("the rekeyed SA was not pushed") }
         let now = try liveServerChildren(lab)
         guard now.count == 1, let newPair = pairOnHandset(now[0]), newPair != oldPair,
               newPair.0 == newSPI || newPair.1 == newSPI else {
@@ -210,6 +220,8 @@ extension Scenario {
         guard (try c.status(pair: newPair)).pair == 3 else { throw ScenarioFailure("the new pair is not installed") }
         r.dropped = try c.status().espDropped - st.espDropped
         r.serverOut = Int(now[0].string("packets-out") ?? "") ?? -1
+        guard let oldOutAtRekey, let oldOutAfter else { throw ScenarioFailure("the old CHILD_SA's counters were not read") }
+        r.oldOutAfterRekey = oldOutAfter - oldOutAtRekey
         r.rekeyAt = rekeyAt
         r.installedAt = installedAt
         return r
@@ -224,8 +236,8 @@ extension Scenario {
         let children = try liveServerChildren(lab)
         guard let child = children.first, let pair = pairOnHandset(child) else { throw ScenarioFailure("no CHILD_SA") }
         let spis = try serverIKESPIs(lab)
-        let smsDown = w.snapshot.smsDown, pushed = w.gateway.counters.saPushed, delivered = w.gateway.counters.saDelivered
-        let ike = w.ike?.counters
+        let smsDown = w.snapshot.smsDown, pushed = w.gw.counters.saPushed, delivered = w.gw.counters.saDelivered
+        let ike = w.gw.ikeCounters
         var m = VICIMessage()
         m.add("ike", "hs")
         _ = try lab.serverCall("rekey", m)
@@ -235,10 +247,10 @@ extension Scenario {
         }
         _ = try serviceEcho(c, "after the IKE rekey", sport: 5300, timeout: 10)
         Thread.sleep(forTimeInterval: 1)
-        guard w.snapshot.smsDown == smsDown, w.gateway.counters.saPushed == pushed,
-              w.gateway.counters.saDelivered == delivered, w.ike?.counters == ike else {
+        guard w.snapshot.smsDown == smsDown, w.gw.counters.saPushed == pushed,
+              w.gw.counters.saDelivered == delivered, w.gw.ikeCounters == ike else {
             throw ScenarioFailure("the IKE rekey reached the handset: SMS down \(w.snapshot.smsDown - smsDown), pushed "
-                                  + "\(w.gateway.counters.saPushed - pushed), IKE engine \(String(describing: w.ike?.counters))")
+                                  + "\(w.gw.counters.saPushed - pushed), IKE engine \(String(describing: w.gw.ikeCounters))")
         }
         guard (try c.status(pair: pair)).pair == 3 else { throw ScenarioFailure("the handset lost its pair") }
         let now = try liveServerChildren(lab)
@@ -260,13 +272,13 @@ extension Scenario {
         let (w, lab) = try strongSwanWorld(c)
         try c.loggedIn()
         try serverDeletesEverything(c, lab)
-        let received = w.gateway.counters.received, rotations = w.gateway.counters.rotations
-        let established = w.ike?.counters.established ?? 0
+        let received = w.gw.counters.received, rotations = w.gw.counters.rotations
+        let established = w.gw.ikeCounters?.established ?? 0
         c.app.datagram(to: serviceOctets, port: 7, from: 5400, Array("cut".utf8))
-        try c.within(60, "the gateway to get the key request") { w.gateway.counters.received > received }
-        let negotiated = (w.ike?.counters.established ?? 0) > established
+        try c.within(60, "the gateway to get the key request") { w.gw.counters.received > received }
+        let negotiated = (w.gw.ikeCounters?.established ?? 0) > established
         try w.powerCycleFirmware(path: c.firmware, qemu: c.qemu)
-        try c.within(90, "the restarted firmware to log in") { w.gateway.counters.rotations > rotations }
+        try c.within(90, "the restarted firmware to log in") { w.gw.counters.rotations > rotations }
         c.app.hello()
         var reply: String?
         let end = Date().addingTimeInterval(90)
@@ -299,6 +311,15 @@ extension Scenario {
     /// The server's CHILD_SAs but those a rekey left in DELETED (kept delete_rekeyed_delay for late packets).
     static func liveServerChildren(_ lab: IKELabSession) throws -> [VICIMessage] {
         try lab.serverChildren().filter { $0.string("state") != "DELETED" }
+    }
+
+    /// packets-out of the server's CHILD_SA with this spi-in, whatever its state (a rekeyed one is listed until deleted).
+    static func serverPacketsOut(_ lab: IKELabSession, spiIn: String?) throws -> Int {
+        guard let child = try lab.serverChildren().first(where: { $0.string("spi-in") == spiIn }),
+              let n = Int(child.string("packets-out") ?? "") else {
+            throw ScenarioFailure("the server lists no packets-out for its CHILD_SA \(spiIn ?? "?")")
+        }
+        return n
     }
 
     /// The server's IKE_SAs as "initiator-spi/responder-spi".

@@ -29,14 +29,32 @@ extension EmulatedWorld {
         c.ikeRemotePort = UInt16(relay.proxySidePort)
         c.ikeLocalPort = UInt16(relay.ikeProxy.port)   // port_nat_t: IKE with the non-ESP marker from the first message
         c.serverESPPort = UInt16(relay.oppositeParty.port)
+        c.rekeyTime = lab.proxyRekeyTime
         return StrongSwanNegotiator(configuration: c, registry: registry, logger: logger)
+    }
+
+    /// The daemon's negotiator keys for the lab: the same settings `negotiator(lab:relay:...)` builds in process.
+    static func daemonNegotiator(lab: IKELabSession, relay: PacketGatewayConfig) -> String {
+        var lines = [
+            "negotiator = strongswan",
+            "strongswan_vici = \(lab["PROXY_VICI"])",
+            "strongswan_key_socket = \(lab["KEYS_SOCK"])",
+            "strongswan_server = \(lab["SRV_ADDR"])",
+            "strongswan_server_id = \(lab.serverID)",
+            "strongswan_ike_remote = 127.0.0.1:\(relay.proxySidePort)",
+            "strongswan_ike_local_port = \(relay.ikeProxy.port)",
+            "strongswan_server_esp_port = \(relay.oppositeParty.port)",
+            "strongswan_virtual_ip = \(lab.serverConfig?.virtualIP == true ? "yes" : "no")",
+            "strongswan_rekey_time = \(lab.proxyRekeyTime)",
+        ]
+        if let ca = lab.serverConfig?.serverCAFile { lines.append("strongswan_server_ca = \(ca)") }
+        return lines.joined(separator: "\n")
     }
 
     /// The device gets an IKE identity and credentials. The lab's own server: a fresh PSK, which the server learns
     /// over its VICI socket. A user's server (`--server-config`): a certificate issued by their handset CA (the key
     /// stays in memory and the registry, wrapped), or their PSK; their swanctl.conf already holds the server's side.
-    /// The proxy loads the device so the server may initiate. Peer-made SAs and deletes go to the handset by SMS.
-    func provisionForIKE(lab: IKELabSession, ike: StrongSwanNegotiator, kek: String, msisdn: String) throws {
+    func provisionForIKE(lab: IKELabSession, kek: String, msisdn: String) throws {
         let user = lab.serverConfig
         let identity = user?.handsetID ?? String(format: "%016llx@handset.invalid", deviceID)
         var psk = user?.handsetPSK ?? Array(KeyMaterial.random(32).map { String(format: "%02x", $0) }.joined().utf8)
@@ -48,10 +66,16 @@ extension EmulatedWorld {
             cert = (Data(issued.certificate), Data(issued.privateKey))
         }
         defer { if let n = cert?.privateKey.count { cert?.privateKey.resetBytes(in: 0..<n) } }
-        _ = try Provisioning.create(registry: registry.path, kek: kek, stateDir: dir.appendingPathComponent("state").path,
+        _ = try Provisioning.create(registry: dir.appendingPathComponent("registry.sqlite").path, kek: kek,
+                                    stateDir: dir.appendingPathComponent("state").path,
                                     msisdn: msisdn, deviceID: deviceID, innerAddress: handsetAddress,
                                     ike: (identity, Data(psk)), certificate: cert)
         if user == nil { try lab.serverLoadPSK(identity: identity, psk: psk) }
+    }
+
+    /// The in-process gateway's IKE engine (`--keylog`): it loads the device so the server may initiate; peer-made
+    /// SAs and deletes go to the handset by SMS, as the daemon routes them.
+    func routeIKE(_ ike: StrongSwanNegotiator) throws {
         ike.onPeerTransfer = { [weak self] device, transfer in
             guard let self else { return }
             queue.async { self.deliver(self.gateway.push(device: device, transfer: transfer)) }

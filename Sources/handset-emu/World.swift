@@ -9,9 +9,10 @@ import ModemSim
 /// registry, opposite party on loopback, and an application on the firmware's local datagram interface.
 ///
 /// The gateway is `handset-gateway` as its own process (`daemon`) when a daemon path is given: bound over SMPP to
-/// the SMS centre, its opposite party and secret service reached over the back-end socket this world serves. Else
-/// (`--server strongswan`, `torture`) it is the Gateway in this process, and `gateway`, `registry` and `kdUDP` are
-/// set; they are nil with a daemon.
+/// the SMS centre, its secret service reached over the back-end socket this world serves, its opposite party over
+/// that socket too or, with `--server strongswan`, the lab's proxy charon (`negotiator = strongswan`). Else
+/// (`torture`, and `--server strongswan --keylog`: the keylog taps the IKE engine's key records) it is the Gateway
+/// in this process, and `gateway`, `registry` and `kdUDP` are set; they are nil with a daemon.
 final class EmulatedWorld: @unchecked Sendable {
     static let gatewayNumber = "+15550199"
     let dir: URL
@@ -34,8 +35,8 @@ final class EmulatedWorld: @unchecked Sendable {
     let capture: Capture
     let deviceID: UInt64 = 0x4853_0000_0000_0001
     let handsetAddress: IPAddress
-    /// With `--server strongswan`: the lab (its owner takes it down), and the gateway's IKE engine
-    /// (World+StrongSwan.swift).
+    /// With `--server strongswan`: the lab (its owner takes it down), and the in-process gateway's IKE engine
+    /// (World+StrongSwan.swift; nil with the daemon).
     let lab: IKELabSession?
     let ike: StrongSwanNegotiator?
     /// The firmware's app socket (`app_socket`).
@@ -74,7 +75,7 @@ final class EmulatedWorld: @unchecked Sendable {
     init(profile: ModemProfile, faults: FaultPlan, trace: Bool, pcap: String?, keylog: String?, logger: Logger,
          timing: SimTiming = SimTiming(), packetGateway: PacketGatewayConfig? = nil, lab: IKELabSession? = nil,
          gatewayDaemon: String? = nil) throws {
-        let useDaemon = gatewayDaemon != nil && lab == nil
+        let useDaemon = gatewayDaemon != nil && (lab == nil || keylog == nil)
         log = logger
         self.trace = trace
         dir = FileManager.default.temporaryDirectory.appendingPathComponent("handset-emu-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
@@ -126,16 +127,18 @@ final class EmulatedWorld: @unchecked Sendable {
         let capture = self.capture
         peer.onPacket = { toPeer, bytes, handset in capture.packet(toPeer: toPeer, esp: bytes, handset: handset) }
         peer.onSA = { spi, fromHandset, key, salt in capture.sa(spi: spi, fromHandset: fromHandset, key: key, salt: salt) }
-        if let lab, let ike {
+        if let lab {
             if let packetGateway { tapPacketGateway(packetGateway, ike: ike, keylog: keylog != nil) }
-            try provisionForIKE(lab: lab, ike: ike, kek: kekPath, msisdn: identity.ownNumber)
+            try provisionForIKE(lab: lab, kek: kekPath, msisdn: identity.ownNumber)
+            if let ike { try routeIKE(ike) }
         } else {
             _ = try Provisioning.create(registry: registryPath, kek: kekPath, stateDir: dir.appendingPathComponent("state").path,
                                         msisdn: identity.ownNumber, deviceID: deviceID, innerAddress: handsetAddress)
         }
         try sim.start()
         if let gatewayDaemon, useDaemon {
-            try startDaemon(gatewayDaemon, smppPassword: smppPassword)
+            let negotiator = lab.flatMap { lab in packetGateway.map { Self.daemonNegotiator(lab: lab, relay: $0) } }
+            try startDaemon(gatewayDaemon, smppPassword: smppPassword, negotiator: negotiator ?? "negotiator = socket")
         } else {
             gw = InProcessGatewayAccess(world: self)
         }
@@ -143,7 +146,7 @@ final class EmulatedWorld: @unchecked Sendable {
 
     /// The back-end socket (the peer's negotiation, the secret service), the https test certificate, then
     /// `handset-gateway` bound over SMPP to the simulator's SMS centre.
-    private func startDaemon(_ executable: String, smppPassword: String) throws {
+    private func startDaemon(_ executable: String, smppPassword: String, negotiator: String) throws {
         guard let smppPort = sim.smppPort else { throw WorldError("the SMS centre has no SMPP port") }
         let socket = dir.appendingPathComponent("backend.sock").path
         do {
@@ -152,7 +155,8 @@ final class EmulatedWorld: @unchecked Sendable {
         fetchCertificate = try HTTPSTestServer.makeCertificate(in: dir)
         let d = try GatewayProcess(GatewayProcess.Settings(
             executable: executable, dir: dir, smppPort: smppPort, smppPassword: smppPassword,
-            gatewayNumber: Self.gatewayNumber, backendSocket: socket, fetchCAFile: fetchCertificate!.cert))
+            gatewayNumber: Self.gatewayNumber, backendSocket: socket, fetchCAFile: fetchCertificate!.cert,
+            negotiator: negotiator))
         daemon = d
         gw = DaemonGatewayAccess(daemon: d)
     }

@@ -166,4 +166,31 @@ import Testing
             #expect(e.line == 18 && e.key == String(bad.split(separator: " ")[0]))
         }
     }
+
+    /// Behind a packet gateway (docs/ike-proxy.md): the proxy's NAT-T port and the server's ESP port; the proxy's
+    /// rekey_time.
+    @Test func strongswanPorts() throws {
+        let d = try Self.dir()
+        let ss = """
+            strongswan_vici = /run/charon.vici
+            strongswan_key_socket = /run/charon.handset-proxy
+            strongswan_server = 192.0.2.1
+            strongswan_server_id = vpn.example.org
+            strongswan_ike_remote = 127.0.0.1:40500
+            """
+        let base = Self.valid.replacingOccurrences(of: "negotiator = emulated", with: "negotiator = strongswan") + "\n" + ss + "\n"
+        let plain = try DaemonConfig.parse(base, file: "gw.conf", baseDirectory: d)
+        guard case .strongswan(let p) = plain.negotiator else { Issue.record("not strongswan"); return }
+        #expect(p.ikeLocalPort == 0 && p.serverESPPort == 4500 && p.rekeyTime == 2700)
+        let c = try DaemonConfig.parse(base + "strongswan_ike_local_port = 4600\nstrongswan_server_esp_port = 4501\n"
+                                       + "strongswan_rekey_time = 600\n", file: "gw.conf", baseDirectory: d)
+        guard case .strongswan(let s) = c.negotiator else { Issue.record("not strongswan"); return }
+        #expect(s.ikeLocalPort == 4600 && s.serverESPPort == 4501 && s.rekeyTime == 600)
+        let lines = base.split(separator: "\n", omittingEmptySubsequences: false).count
+        for (bad, allowed) in [("strongswan_ike_local_port = 0", "1-65535"), ("strongswan_server_esp_port = 70000", "1-65535"),
+                               ("strongswan_ike_local_port = x", "1-65535"), ("strongswan_rekey_time = 59", "60-86400")] {
+            let e = try #require(throws: ConfigError.self) { try DaemonConfig.parse(base + bad + "\n", file: "gw.conf", baseDirectory: d) }
+            #expect(e.line == lines && e.key == String(bad.split(separator: " ")[0]) && e.reason.contains(allowed), "\(bad): \(e)")
+        }
+    }
 }

@@ -210,6 +210,24 @@ import Testing
         #expect(text.contains("\ngateway_smpp_outbox_refused_total 1\n"))
     }
 
+    /// negotiator = strongswan: the IKE engine's counters are published as gateway_ike_<name>_total (operators and
+    /// `handset-emu run --server strongswan` read them), each observation adding only what is new.
+    @Test func ikeCountersReachMetrics() {
+        let metrics = GatewayMetrics()
+        var c = StrongSwanNegotiator.Counters()
+        c.established = 3
+        c.peerTransfers = 2
+        c.virtualIPRefused = 1
+        metrics.observe(c)
+        c.established = 5
+        metrics.observe(c)
+        let text = metrics.exposition()
+        #expect(text.contains("\ngateway_ike_established_total 5\n"))
+        #expect(text.contains("\ngateway_ike_peer_transfers_total 2\n"))
+        #expect(text.contains("\ngateway_ike_virtual_ip_refused_total 1\n"))
+        #expect(text.contains("\ngateway_ike_busy_total 0\n"))
+    }
+
     // MARK: admin routes
 
     @Test func adminRoutesReadStateAndQueueWork() throws {

@@ -274,6 +274,34 @@ struct StrongSwanNegotiatorTests {
         })
     }
 
+    /// The proxy's rekey_time below the server's (docs/ike-proxy.md): the proxy initiates the CHILD_SA rekey (its
+    /// `rekeyed` record says initiator), before the server's own could start: proxy 10 s, server 30 s (charon
+    /// starts it up to its rand_time, 3 s by default here, early), so a rekey before 27 s is the proxy's. The proxy
+    /// rekeys at all only because our kernel interface reports the soft expiry a kernel would (handset_proxy_ipsec.c).
+    @Test func theProxyRekeysBeforeTheServer() throws {
+        let s = try Setup { $0.rekeyTime = 10 }
+        defer { s.close() }
+        let lab = try String(contentsOfFile: s.lab["SRV_SWANCTL"], encoding: .utf8)
+        #expect(lab.contains("rekey_time = 1h"), "the lab's server says its rekey_time")
+        let path = s.lab.dir.appendingPathComponent("srv-rekey-30s.conf").path
+        try lab.replacingOccurrences(of: "rekey_time = 1h", with: "rekey_time = 30s").write(toFile: path, atomically: true, encoding: .utf8)
+        try IKELab.output("/usr/bin/env", ["STRONGSWAN_CONF=\(s.lab["SRV_CONF"])", "/usr/sbin/swanctl", "--load-conns",
+                                           "--file", path, "--uri", "unix://\(s.lab["SRV_VICI"])"])
+        let records = KeyRecords()
+        s.negotiator.keylogTap = { records.add($0) }
+        let t0 = Date()
+        guard case .success = s.establish().0 else { Issue.record("establish failed"); return }
+        #expect(Self.eventually(20) { records.all.contains { $0.event == .rekeyed } }, "no rekey within 20 s")
+        let took = Date().timeIntervalSince(t0)
+        let up = try #require(records.all.first { $0.event == .up })
+        let rekeyed = try #require(records.all.first { $0.event == .rekeyed })
+        print("proxy rekey_time 10 s, server 30 s: rekeyed after \(String(format: "%.1f", took)) s, initiator \(rekeyed.initiator)")
+        #expect(up.initiator && up.softSeconds <= 10, "up: initiator \(up.initiator), soft \(up.softSeconds) s")
+        #expect(rekeyed.initiator, "the server initiated the rekey")
+        #expect(took < 27, "rekeyed after \(took) s: the server's rekey_time could have done it")
+        #expect(rekeyed.spiOut != up.spiOut && rekeyed.spiIn != up.spiIn)
+    }
+
     /// Negotiations run side by side: eight devices at once (two flows each, the second serialised behind the
     /// first per device) each get their own IKE_SA and pairs the server holds.
     @Test func devicesNegotiateConcurrently() throws {
@@ -383,4 +411,16 @@ final class Pushed: @unchecked Sendable {
     private var sent: [Downlink] = []
     func send(_ d: [Downlink]) { lock.withLock { sent += d } }
     var downlinks: [Downlink] { lock.withLock { sent } }
+}
+
+/// Key records as the negotiator's keylog tap sees them, keys wiped (only events, SPIs and lifetimes are looked at).
+final class KeyRecords: @unchecked Sendable {
+    private let lock = NSLock()
+    private var records: [KeyRecord] = []
+    func add(_ r: KeyRecord) {
+        var r = r
+        r.wipe()
+        lock.withLock { records.append(r) }
+    }
+    var all: [KeyRecord] { lock.withLock { records } }
 }

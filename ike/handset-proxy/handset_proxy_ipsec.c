@@ -3,6 +3,7 @@
 
 #include <daemon.h>
 #include <collections/hashtable.h>
+#include <processing/jobs/callback_job.h>
 #include <threading/mutex.h>
 
 /* RFC 4303: SPIs 1..255 are reserved. RFC 3173: CPIs 256..61439 are negotiable. */
@@ -67,13 +68,67 @@ METHOD(kernel_ipsec_t, get_cpi, status_t,
 	return SUCCESS;
 }
 
+/* An SA lifetime running out, as a kernel would report it */
+typedef struct {
+	private_ipsec_t *ipsec;
+	uint8_t protocol;
+	uint32_t spi;
+	host_t *dst;
+	bool hard;
+} expiry_t;
+
+static void expiry_destroy(expiry_t *e)
+{
+	e->dst->destroy(e->dst);
+	free(e);
+}
+
+static job_requeue_t expire(expiry_t *e)
+{
+	bool live;
+
+	e->ipsec->mutex->lock(e->ipsec->mutex);
+	live = e->ipsec->spis->get(e->ipsec->spis, (void*)(uintptr_t)ntohl(e->spi)) != NULL;
+	e->ipsec->mutex->unlock(e->ipsec->mutex);
+	if (live)
+	{
+		charon->kernel->expire(charon->kernel, e->protocol, e->spi, e->dst, e->hard);
+	}
+	return JOB_REQUEUE_NONE;
+}
+
+static void schedule_expiry(private_ipsec_t *this, kernel_ipsec_sa_id_t *id, uint64_t seconds, bool hard)
+{
+	expiry_t *e;
+
+	if (!seconds)
+	{
+		return;
+	}
+	INIT(e,
+		.ipsec = this,
+		.protocol = id->proto,
+		.spi = id->spi,
+		.dst = id->dst->clone(id->dst),
+		.hard = hard,
+	);
+	lib->scheduler->schedule_job(lib->scheduler,
+		(job_t*)callback_job_create((callback_job_cb_t)expire, e, (callback_job_cleanup_t)expiry_destroy, NULL),
+		seconds);
+}
+
 METHOD(kernel_ipsec_t, add_sa, status_t,
 	private_ipsec_t *this, kernel_ipsec_sa_id_t *id, kernel_ipsec_add_sa_t *data)
 {
 	if (!data->inbound)
 	{	/* a rekey we initiated may wait here for the handset */
 		handset_proxy_listener_hold_rekey(ntohl(id->spi));
+		return SUCCESS;
 	}
+	/* charon rekeys a CHILD_SA when its kernel reports the inbound SA's soft expiry, and deletes it on the hard
+	 * one; nothing is installed here, so this interface keeps the clock (rekey_time, jitter applied by charon) */
+	schedule_expiry(this, id, data->lifetime->time.rekey, FALSE);
+	schedule_expiry(this, id, data->lifetime->time.life, TRUE);
 	return SUCCESS;
 }
 
