@@ -14,7 +14,7 @@ extension AppOp {
 /// Text in fixed storage, built line by line from LogLines.
 struct StatusText {
     /// The longest answer fits: every counter at 20 digits (UInt64.max), the longest `sim` line and 32 SA lines of
-    /// 137 B come to 7,211 B (`Firmware.statusText(worstCase: true)`; StatusTextTests checks it fits).
+    /// 137 B come to 7,253 B (`Firmware.statusText(worstCase: true)`; StatusTextTests checks it fits).
     static let capacity = 8192
     private var bytes = InlineArray<8192, UInt8>(repeating: 0)
     private(set) var count = 0
