@@ -194,7 +194,8 @@ struct RunCommand: ParsableCommand {
     static func skipped(_ r: Result<String, Error>) -> Bool { if case .failure(let e) = r { e is ScenarioSkipped } else { false } }
     static func failed(_ r: Result<String, Error>) -> Bool { if case .failure(let e) = r { !(e is ScenarioSkipped) } else { false } }
 
-    static func pad(_ s: String) -> String { s.padding(toLength: 18, withPad: " ", startingAt: 0) }
+    /// Pads a name to `width`; never cuts it (a cut name could not be passed to --scenario).
+    static func pad(_ s: String, _ width: Int) -> String { s.padding(toLength: max(width, s.count), withPad: " ", startingAt: 0) }
 
     /// Wire invariants over everything captured on the Internet side.
     func invariants(_ w: EmulatedWorld) -> [(String, Bool, String)] {
@@ -216,10 +217,11 @@ struct RunCommand: ParsableCommand {
 
     func printSummary(_ results: [(Scenario, Result<String, Error>, Double)], checks: [(String, Bool, String)], world: EmulatedWorld) {
         print("\nsummary")
+        let width = results.map(\.0.name.count).max() ?? 0
         for (s, r, t) in results {
             switch r {
-            case .success(let d): print("  PASS  \(Self.pad(s.name)) \(String(format: "%5.1f s", t))  \(d)")
-            case .failure(let e): print("  \(e is ScenarioSkipped ? "SKIP" : "FAIL")  \(Self.pad(s.name)) \(String(format: "%5.1f s", t))  \(e)")
+            case .success(let d): print("  PASS  \(Self.pad(s.name, width)) \(String(format: "%5.1f s", t))  \(d)")
+            case .failure(let e): print("  \(e is ScenarioSkipped ? "SKIP" : "FAIL")  \(Self.pad(s.name, width)) \(String(format: "%5.1f s", t))  \(e)")
             }
         }
         for (name, ok, detail) in checks { print("  \(ok ? "PASS" : "FAIL")  \(name): \(detail)") }
