@@ -78,6 +78,13 @@ final class Capture: @unchecked Sendable {
         lastSeq[spi] = seq
     }
 
+    /// The highest ESP sequence number seen on the wire for `spi`: what its sender has sent on that SA so far.
+    func lastSequence(spi: UInt32) -> Int {
+        lock.lock()
+        defer { lock.unlock() }
+        return Int(lastSeq[spi] ?? 0)
+    }
+
     /// One pcap record: a synthesized IPv4/UDP header and the payload; the caller holds the lock.
     private func write(src: [UInt8], sport: UInt16, dst: [UInt8], dport: UInt16, _ payload: [UInt8]) {
         guard let pcap else { return }
