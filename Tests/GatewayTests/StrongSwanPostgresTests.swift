@@ -34,7 +34,7 @@ struct StrongSwanPostgresTests {
         let negotiator = StrongSwanNegotiator(configuration: c, registry: registry)
         try negotiator.start(devices: [device])
         defer { negotiator.stop() }
-        func establish(port: UInt16) -> Result<KDSATransfer, NegotiationFailure> {
+        @Sendable func establish(port: UInt16) -> Result<KDSATransfer, NegotiationFailure> {
             negotiator.establish(device: device, handset: inner,
                                  selector: TrafficSelector(local: inner, remote: IPAddress(10, 200, 0, 1), localPort: 0, remotePort: port),
                                  template: 1, reused: false)
