@@ -160,21 +160,8 @@ extension ModemDialect {
         u.add(SocketURC("+PDP: DEACT", .bearerDown))
         u.add(SocketURC("CONNECT", .ignore, numbered: true))    // a late open result; `openUDP` waits for its own
         u.add(SocketURC("ALREADY CONNECT", .ignore, numbered: true))
-        var sockets = SocketCommands(
-            style: .simcomCIPSTART, netOpen: "AT+CIICR", netOpenURC: "", netClose: "AT+CIPSHUT",
-            open: "AT+CIPSTART=", openURC: "CONNECT", send: "AT+CIPSEND=", sendPrompt: 0x3E, promptDelayMs: 0,
-            read: "", readAnswer: "", close: "AT+CIPCLOSE=", maxPayload: 1460, maxSockets: 6, hexReceive: false,
-            urcs: u)
-        sockets.netReset = "AT+CIPSHUT"
-        sockets.netPrepare = "AT+CIPMUX=1"
-        sockets.netAPN = "AT+CSTT="
-        sockets.netAddress = "AT+CIFSR"
-        sockets.openOK = "CONNECT OK"
-        sockets.openTaken = "ALREADY CONNECT"
-        sockets.bind = "AT+CLPORT="
-        sockets.aim = "AT+CIPUDPMODE="
         return ModemDialect(vendor: .simcom, name: name, rules: r, setup: setup, setupCount: 3, smsFullURC: "",
-                            asksCEREG: asksCEREG, sockets: sockets, smsSendTimeoutMs: 60_000,
+                            asksCEREG: asksCEREG, sockets: cipstartSockets(urcs: u, single: false), smsSendTimeoutMs: 60_000,
                             pinCounter: .spic)  // V1.09 §6.2.3: +SPIC: <pin1>,<pin2>,<puk1>,<puk2>; PIN1 is field 0
     }
 }
@@ -206,22 +193,29 @@ extension ModemDialect {
         u.add(SocketURC("+PDP: DEACT", .bearerDown))
         u.add(SocketURC("CONNECT", .ignore))                    // a late open result; `openUDP` waits for its own
         u.add(SocketURC("ALREADY CONNECT", .ignore))
+        return ModemDialect(vendor: .simcom, name: "sim800-single", rules: r, setup: setup, setupCount: 3,
+                            smsFullURC: "", asksCEREG: false, sockets: cipstartSockets(urcs: u, single: true),
+                            smsSendTimeoutMs: 60_000,
+                            pinCounter: .spic)
+    }
+
+    /// The TCPIP toolkit's socket commands (SIM800 manual V1.09 ch. 8): six numbered connections (AT+CIPMUX=1),
+    /// or one (AT+CIPMUX=0), whose close takes no number.
+    static func cipstartSockets(urcs: SocketURCTable, single: Bool) -> SocketCommands {
         var sockets = SocketCommands(
             style: .simcomCIPSTART, netOpen: "AT+CIICR", netOpenURC: "", netClose: "AT+CIPSHUT",
             open: "AT+CIPSTART=", openURC: "CONNECT", send: "AT+CIPSEND=", sendPrompt: 0x3E, promptDelayMs: 0,
-            read: "", readAnswer: "", close: "AT+CIPCLOSE", maxPayload: 1460, maxSockets: 1, hexReceive: false,
-            urcs: u)
+            read: "", readAnswer: "", close: single ? "AT+CIPCLOSE" : "AT+CIPCLOSE=", maxPayload: 1460,
+            maxSockets: single ? 1 : 6, hexReceive: false, urcs: urcs)
         sockets.netReset = "AT+CIPSHUT"
-        sockets.netPrepare = "AT+CIPMUX=0"
+        sockets.netPrepare = single ? "AT+CIPMUX=0" : "AT+CIPMUX=1"
         sockets.netAPN = "AT+CSTT="
         sockets.netAddress = "AT+CIFSR"
         sockets.openOK = "CONNECT OK"
         sockets.openTaken = "ALREADY CONNECT"
         sockets.bind = "AT+CLPORT="
         sockets.aim = "AT+CIPUDPMODE="
-        sockets.singleConnection = true
-        return ModemDialect(vendor: .simcom, name: "sim800-single", rules: r, setup: setup, setupCount: 3,
-                            smsFullURC: "", asksCEREG: false, sockets: sockets, smsSendTimeoutMs: 60_000,
-                            pinCounter: .spic)
+        sockets.singleConnection = single
+        return sockets
     }
 }
