@@ -108,47 +108,20 @@ struct ATEngineAllocationTests {
         #expect(count == 0, "mallocs on the AT line path: \(count)")
     }
 
-    /// The socket URC table (SIM800: pushed data with its sender, a numbered close, a vendor final) costs no heap either.
-    @Test func socketURCTableDoesNotAllocatePerLine() throws {
+    /// 500 rounds of a socket close whose reply carries pushed data and a close URC: the count of mallocs.
+    func socketRounds(_ reply: String, dialect: ModemDialect, dataLength: Int, closedSocket: Int) throws -> Int64 {
         let interposer = try #require(Interposer.load())
-        let modem = CannedModem("\r\n+RECEIVE,0,4,10.0.0.1:4500\r\n\u{1}\r\n\u{3}\r\n3, CLOSED\r\n\r\n0, CLOSE OK\r\n")
+        let modem = CannedModem(reply)
         defer { modem.reply.deallocate() }
-        let d = ATDriver(transport: modem, dialect: .sim800)
+        let d = ATDriver(transport: modem, dialect: dialect)
         var data = 0, closed = 0
         func round() throws {
             d.openSockets[0] = true
             try d.closeSocket(0)
             while let e = try d.nextEvent(timeoutMs: 0) {
                 switch e {
-                case .socketData(0, let from, let bytes) where from?.port == 4500 && bytes.count == 4: data += 1
-                case .socketClosed(3): closed += 1
-                default: Issue.record("unexpected event")
-                }
-            }
-        }
-        try round()
-        let count = try interposer.mallocs {
-            for _ in 0..<500 { try round() }
-        }
-        #expect(data == 501 && closed == 501)
-        #expect(d.engine.stats.timeouts == 0)
-        #expect(count == 0, "mallocs on the socket URC path: \(count)")
-    }
-
-    /// SIM800 single-connection data, split off the line by its length (`+IPD,<len>:<data>`), costs no heap either.
-    @Test func inlineSocketDataDoesNotAllocate() throws {
-        let interposer = try #require(Interposer.load())
-        let modem = CannedModem("\r\nRECV FROM:10.0.0.1:4500\r\n+IPD,7:\r\n:\u{0}+\u{FF}CLOSED\r\n\r\nCLOSE OK\r\n")
-        defer { modem.reply.deallocate() }
-        let d = ATDriver(transport: modem, dialect: .sim800Single)
-        var data = 0, closed = 0
-        func round() throws {
-            d.openSockets[0] = true
-            try d.closeSocket(0)
-            while let e = try d.nextEvent(timeoutMs: 0) {
-                switch e {
-                case .socketData(0, let from, let bytes) where from?.port == 4500 && bytes.count == 7: data += 1
-                case .socketClosed(0): closed += 1
+                case .socketData(0, let from, let bytes) where from?.port == 4500 && bytes.count == dataLength: data += 1
+                case .socketClosed(let id) where id == closedSocket: closed += 1
                 default: Issue.record("unexpected event")
                 }
             }
@@ -159,6 +132,20 @@ struct ATEngineAllocationTests {
         }
         #expect(data == 501 && closed == 501)
         #expect(d.engine.stats.timeouts == 0 && d.engine.stats.badRawLengths == 0)
+        return count
+    }
+
+    /// The socket URC table (SIM800: pushed data with its sender, a numbered close, a vendor final) costs no heap either.
+    @Test func socketURCTableDoesNotAllocatePerLine() throws {
+        let count = try socketRounds("\r\n+RECEIVE,0,4,10.0.0.1:4500\r\n\u{1}\r\n\u{3}\r\n3, CLOSED\r\n\r\n0, CLOSE OK\r\n",
+                                     dialect: .sim800, dataLength: 4, closedSocket: 3)
+        #expect(count == 0, "mallocs on the socket URC path: \(count)")
+    }
+
+    /// SIM800 single-connection data, split off the line by its length (`+IPD,<len>:<data>`), costs no heap either.
+    @Test func inlineSocketDataDoesNotAllocate() throws {
+        let count = try socketRounds("\r\nRECV FROM:10.0.0.1:4500\r\n+IPD,7:\r\n:\u{0}+\u{FF}CLOSED\r\n\r\nCLOSE OK\r\n",
+                                     dialect: .sim800Single, dataLength: 7, closedSocket: 0)
         #expect(count == 0, "mallocs on the inline data path: \(count)")
     }
 }
