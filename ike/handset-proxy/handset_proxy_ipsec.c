@@ -68,7 +68,9 @@ METHOD(kernel_ipsec_t, get_cpi, status_t,
 	return SUCCESS;
 }
 
-/* An SA lifetime running out, as a kernel would report it */
+/* An SA lifetime running out, as a kernel would report it. At shutdown charon cancels its threads before it
+ * flushes the scheduler and unloads plugins (daemon.c, 5.9.8), so a queued job never runs against a destroyed
+ * interface; its cleanup touches only the job's own data. */
 typedef struct {
 	private_ipsec_t *ipsec;
 	uint8_t protocol;
