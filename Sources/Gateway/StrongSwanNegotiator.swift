@@ -102,6 +102,9 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
         public var busy = 0
         /// Transfers refused because the server's virtual IP was not one usable IPv4 address.
         public var virtualIPRefused = 0
+        /// Transfers refused because the CHILD_SA is in transport mode while the proxy asks for a virtual IP: a
+        /// transport SA's end is the handset's public address, never an address from the server's pool.
+        public var transportWithVirtualIP = 0
         public init() {}
     }
 
@@ -303,6 +306,9 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
     static func classify(log lines: [String], errmsg: String) -> NegotiationFailure {
         let text = (lines + [errmsg]).joined(separator: "\n").lowercased()
         if text.contains("no_proposal_chosen") || text.contains("no acceptable proposal") { return .noProposalChosen }
+        // The server has a conn for the device but no child covering the flow (a `mode = transport` child, say:
+        // charon narrows it to the IKE addresses). Not a timeout: asking again gets the same answer.
+        if text.contains("ts_unacceptable") { return .refused("the server accepts none of the flow's traffic selectors (TS_UNACCEPTABLE)") }
         if text.contains("authentication_failed") || text.contains("auth_failed") || text.contains("no shared key found")
             || (text.contains("authentication of") && text.contains("failed"))
             // X.509: the server's certificate does not chain to a configured CA, or its signature does not verify.
