@@ -152,8 +152,12 @@ extension StrongSwanNegotiator {
         }
         if record.event != .down { keylogTap?(record) }
         if record.event == .down {
-            lock.withLock { tally.peerDeletes += 1 }
-            onPeerDelete?(device, record.spiOut, record.spiIn)
+            let withheld = lock.withLock { () -> Bool in
+                guard self.withheld.remove(record.spiOut) == nil else { tally.deletesWithheld += 1; return true }
+                tally.peerDeletes += 1
+                return false
+            }
+            if !withheld { onPeerDelete?(device, record.spiOut, record.spiIn) }
             return
         }
         if record.initiator, let w = lock.withLock({ waiting.removeValue(forKey: record.childName) }) {
@@ -163,6 +167,7 @@ extension StrongSwanNegotiator {
         // Server-initiated, or a rekey: pushed with request 0. A virtual IP the handset cannot hold ends the IKE_SA,
         // as for the proxy's own negotiations: the server would otherwise keep an SA nobody uses.
         guard case .success(let vip) = virtualIP(of: record, device: device) else {
+            withhold(record.spiOut)
             abandon(device)
             return
         }

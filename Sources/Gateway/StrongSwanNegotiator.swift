@@ -105,6 +105,8 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
         /// Transfers refused because the CHILD_SA is in transport mode while the proxy asks for a virtual IP: a
         /// transport SA's end is the handset's public address, never an address from the server's pool.
         public var transportWithVirtualIP = 0
+        /// CHILD_SAs that went down without an sa-delete, since the handset never had them (refused, then closed).
+        public var deletesWithheld = 0
         public init() {}
     }
 
@@ -123,6 +125,10 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
     let slots: DispatchSemaphore
     /// One negotiation per device at a time: a child's key record is matched by its name.
     var deviceLocks: [UInt64: NSLock] = [:]
+    /// Outbound SPIs (the handset's) of CHILD_SAs refused before the handset got them: their `down` is not its
+    /// business. An entry leaves when its `down` arrives; `maxWithheld` bounds what a lost `down` leaves behind.
+    var withheld: Set<UInt32> = []
+    static let maxWithheld = 1024
 
     /// A transfer the peer made on its own (it initiated, or rekeyed), for the gateway to push with request 0.
     public var onPeerTransfer: (@Sendable (_ device: UInt64, _ transfer: KDSATransfer) -> Void)?
@@ -226,6 +232,21 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
         abandon(device)
     }
 
+    /// The gateway could not bind the transfer's address: the IKE_SA is ended as for a login, without an sa-delete
+    /// for a pair the handset never had.
+    public func withdraw(device: UInt64, transfer: KDSATransfer) {
+        withhold(transfer.outboundSPI)
+        forget(device: device)
+    }
+
+    /// The `down` for this CHILD_SA (by the handset's outbound SPI) will not go to the handset.
+    func withhold(_ spiOut: UInt32) {
+        lock.withLock {
+            if withheld.count >= Self.maxWithheld { withheld.removeFirst() }
+            withheld.insert(spiOut)
+        }
+    }
+
     private func negotiate(device: UInt64, selector: TrafficSelector) -> Result<KDSATransfer, NegotiationFailure> {
         let deadline = Date().addingTimeInterval(config.timeout)
         let child = Self.childName(device, selector)
@@ -265,6 +286,7 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
         defer { record.wipe() }
         switch virtualIP(of: record, device: device) {
         case .failure(let refused):
+            withhold(record.spiOut)
             abandon(device)
             return .failure(refused)
         case .success(let vip):
