@@ -145,7 +145,7 @@ public final class DeviceRegistry: Sendable {
                 var d = try record(stored)
                 let before = d
                 result = try change(&d)
-                if d != before { try row(d).update(db) }
+                if d != before { try Self.uniqueAddress(d) { try row(d).update(db) } }
                 return .commit
             }
             return result
@@ -154,8 +154,17 @@ public final class DeviceRegistry: Sendable {
 
     public func save(_ d: DeviceRecord) throws {
         let r = try row(d)
-        do { try db.write { try r.update($0) } } catch RecordError.recordNotFound {
+        do { try Self.uniqueAddress(d) { try db.write { try r.update($0) } } } catch RecordError.recordNotFound {
             throw RegistryError.unknownDevice(d.deviceID)
+        }
+    }
+
+    /// The inner-address column's UNIQUE refusing `write` is `addressInUse`: another device holds the address
+    /// (a gateway sharing the file took it since it was checked). Any other failure passes through.
+    static func uniqueAddress<T>(_ d: DeviceRecord, _ write: () throws -> T) throws -> T {
+        do { return try write() } catch let e as DatabaseError
+            where e.extendedResultCode == .SQLITE_CONSTRAINT_UNIQUE && (e.message ?? "").contains("device.innerAddress") {
+            throw RegistryError.addressInUse(d.innerAddress?.dottedQuad ?? "?")
         }
     }
     public func allDevices() throws -> [DeviceRecord] { try db.read { try DeviceRow.fetchAll($0) }.map(record) }

@@ -187,7 +187,11 @@ public final class PostgresRegistry: RegistryStore, @unchecked Sendable {
                 var d = try record(row)
                 let before = d
                 let result = try change(&d)
-                if d != before { try commit(c, after: try updateRow(try kek.row(d))) } else { try run(c, "COMMIT") }
+                if d != before {
+                    try Self.uniqueAddress(d) { try commit(c, after: try updateRow(try kek.row(d))) }
+                } else {
+                    try run(c, "COMMIT")
+                }
                 return result
             } catch {
                 if !c.isClosed { _ = try? run(c, "ROLLBACK") }
@@ -198,8 +202,24 @@ public final class PostgresRegistry: RegistryStore, @unchecked Sendable {
 
     /// One UPDATE; a device not in the table is `RegistryError.unknownDevice`, as on SQLite.
     public func save(_ d: DeviceRecord) throws {
-        let r = try autocommit(try updateRow(try kek.row(d)))
+        let r = try Self.uniqueAddress(d) { try autocommit(try updateRow(try kek.row(d))) }
         guard r.metadata.rows ?? 0 > 0 else { throw RegistryError.unknownDevice(d.deviceID) }
+    }
+
+    /// The inner-address column's UNIQUE refusing `write` (SQLSTATE 23505 on `device_inner_address_key`) is
+    /// `addressInUse`: another device holds the address (another gateway took it since it was checked). Any other
+    /// failure passes through.
+    static func uniqueAddress<T>(_ d: DeviceRecord, _ write: () throws -> T) throws -> T {
+        do { return try write() } catch {
+            if let e = error as? PSQLError, e.code == .server, e.serverInfo?[.sqlState] == "23505",
+               e.serverInfo?[.constraintName] == "device_inner_address_key" {
+                throw RegistryError.addressInUse(d.innerAddress?.dottedQuad ?? "?")
+            }
+            if case RegistryError.storeFailed(let m) = error, m.hasPrefix("23505 "), m.contains("device_inner_address_key") {
+                throw RegistryError.addressInUse(d.innerAddress?.dottedQuad ?? "?")
+            }
+            throw error
+        }
     }
 
     public func skipDownlinks(device: UInt64, _ n: Int64) throws {

@@ -123,8 +123,15 @@ extension StrongSwanNegotiator {
     /// With `virtualIP`, the address the server's pool assigned: the record's first `local_ts`, which must be one
     /// usable IPv4 address (a /32). It becomes the handset's inner address (the gateway binds it to the device).
     /// Nil without `virtualIP`.
+    /// A transport-mode record is refused too: its selectors are the IKE endpoints, so the handset's end would be
+    /// its public address, and binding that as an inner address would hand the packet gateway's address to a device.
     func virtualIP(of r: KeyRecord, device: UInt64) -> Result<IPAddress?, NegotiationFailure> {
         guard config.virtualIP else { return .success(nil) }
+        guard r.tunnel else {
+            lock.withLock { tally.transportWithVirtualIP += 1 }
+            log.error("a transport-mode CHILD_SA cannot carry a virtual IP", metadata: ["device": "\(device)"])
+            return .failure(.refused("transport mode with a virtual IP"))
+        }
         let ts = r.localTS.first?.split(separator: " ").first.map(String.init) ?? ""
         let parts = ts.split(separator: "/")
         if parts.count == 2, parts[1] == "32", let a = IPAddress(dottedQuad: String(parts[0])), a.isUsableInnerAddress {
@@ -145,8 +152,12 @@ extension StrongSwanNegotiator {
         }
         if record.event != .down { keylogTap?(record) }
         if record.event == .down {
-            lock.withLock { tally.peerDeletes += 1 }
-            onPeerDelete?(device, record.spiOut, record.spiIn)
+            let withheld = lock.withLock { () -> Bool in
+                guard self.withheld.remove(record.spiOut) == nil else { tally.deletesWithheld += 1; return true }
+                tally.peerDeletes += 1
+                return false
+            }
+            if !withheld { onPeerDelete?(device, record.spiOut, record.spiIn) }
             return
         }
         if record.initiator, let w = lock.withLock({ waiting.removeValue(forKey: record.childName) }) {
@@ -156,6 +167,7 @@ extension StrongSwanNegotiator {
         // Server-initiated, or a rekey: pushed with request 0. A virtual IP the handset cannot hold ends the IKE_SA,
         // as for the proxy's own negotiations: the server would otherwise keep an SA nobody uses.
         guard case .success(let vip) = virtualIP(of: record, device: device) else {
+            withhold(record.spiOut)
             abandon(device)
             return
         }

@@ -102,6 +102,11 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
         public var busy = 0
         /// Transfers refused because the server's virtual IP was not one usable IPv4 address.
         public var virtualIPRefused = 0
+        /// Transfers refused because the CHILD_SA is in transport mode while the proxy asks for a virtual IP: a
+        /// transport SA's end is the handset's public address, never an address from the server's pool.
+        public var transportWithVirtualIP = 0
+        /// CHILD_SAs that went down without an sa-delete, since the handset never had them (refused, then closed).
+        public var deletesWithheld = 0
         public init() {}
     }
 
@@ -120,6 +125,10 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
     let slots: DispatchSemaphore
     /// One negotiation per device at a time: a child's key record is matched by its name.
     var deviceLocks: [UInt64: NSLock] = [:]
+    /// Outbound SPIs (the handset's) of CHILD_SAs refused before the handset got them: their `down` is not its
+    /// business. An entry leaves when its `down` arrives; `maxWithheld` bounds what a lost `down` leaves behind.
+    var withheld: Set<UInt32> = []
+    static let maxWithheld = 1024
 
     /// A transfer the peer made on its own (it initiated, or rekeyed), for the gateway to push with request 0.
     public var onPeerTransfer: (@Sendable (_ device: UInt64, _ transfer: KDSATransfer) -> Void)?
@@ -223,6 +232,21 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
         abandon(device)
     }
 
+    /// The gateway could not bind the transfer's address: the IKE_SA is ended as for a login, without an sa-delete
+    /// for a pair the handset never had.
+    public func withdraw(device: UInt64, transfer: KDSATransfer) {
+        withhold(transfer.outboundSPI)
+        forget(device: device)
+    }
+
+    /// The `down` for this CHILD_SA (by the handset's outbound SPI) will not go to the handset.
+    func withhold(_ spiOut: UInt32) {
+        lock.withLock {
+            if withheld.count >= Self.maxWithheld { withheld.removeFirst() }
+            withheld.insert(spiOut)
+        }
+    }
+
     private func negotiate(device: UInt64, selector: TrafficSelector) -> Result<KDSATransfer, NegotiationFailure> {
         let deadline = Date().addingTimeInterval(config.timeout)
         let child = Self.childName(device, selector)
@@ -262,6 +286,7 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
         defer { record.wipe() }
         switch virtualIP(of: record, device: device) {
         case .failure(let refused):
+            withhold(record.spiOut)
             abandon(device)
             return .failure(refused)
         case .success(let vip):
@@ -303,6 +328,9 @@ public final class StrongSwanNegotiator: PeerNegotiator, @unchecked Sendable {
     static func classify(log lines: [String], errmsg: String) -> NegotiationFailure {
         let text = (lines + [errmsg]).joined(separator: "\n").lowercased()
         if text.contains("no_proposal_chosen") || text.contains("no acceptable proposal") { return .noProposalChosen }
+        // The server has a conn for the device but no child covering the flow (a `mode = transport` child, say:
+        // charon narrows it to the IKE addresses). Not a timeout: asking again gets the same answer.
+        if text.contains("ts_unacceptable") { return .refused("the server accepts none of the flow's traffic selectors (TS_UNACCEPTABLE)") }
         if text.contains("authentication_failed") || text.contains("auth_failed") || text.contains("no shared key found")
             || (text.contains("authentication of") && text.contains("failed"))
             // X.509: the server's certificate does not chain to a configured CA, or its signature does not verify.

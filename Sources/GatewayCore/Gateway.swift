@@ -222,7 +222,7 @@ public final class Gateway: @unchecked Sendable {
     /// Pushes a pair the opposite party already negotiated (it started, or it rekeyed) as request 0.
     public func push(device id: UInt64, transfer: KDSATransfer) -> [Downlink] {
         if let address = transfer.handset, !bind(id, to: address) {
-            negotiator.forget(device: id)
+            negotiator.withdraw(device: id, transfer: transfer)
             return []
         }
         var t = transfer
@@ -268,7 +268,7 @@ public final class Gateway: @unchecked Sendable {
             return denied(f.status)
         }
         if let address = t.handset, !bind(id, to: address) {
-            negotiator.forget(device: id)
+            negotiator.withdraw(device: id, transfer: t)
             return denied()
         }
         t.requestID = requestID
@@ -309,10 +309,14 @@ public final class Gateway: @unchecked Sendable {
                 log.notice("inner address bound as the peer chose", metadata: ["device": "\(id)", "address": "\(address.dottedQuad)"])
             }
             return true
-        } catch {
-            // The unique column refused it (another device took it meanwhile), or the store failed.
+        } catch RegistryError.addressInUse {
+            // The unique column refused it: another device took it since the check (a gateway sharing the store).
             count(\.addressInUse)
-            log.error("cannot bind the peer's address", metadata: ["device": "\(id)", "error": "\(error)"])
+            log.error("the peer chose an address another device took meanwhile", metadata: ["device": "\(id)", "address": "\(address.dottedQuad)"])
+            return false
+        } catch {
+            count(\.storeFailures)
+            log.error("registry failed while binding the peer's address", metadata: ["device": "\(id)", "error": "\(error)"])
             return false
         }
     }

@@ -44,6 +44,10 @@ public protocol PeerNegotiator: AnyObject {
                    reused: Bool) -> Result<KDSATransfer, NegotiationFailure>
     /// The handset logged in afresh: whatever SAs the peer holds for it are dead.
     func forget(device: UInt64)
+    /// The gateway refused `transfer`, which this negotiator made (its address could not be bound): the peer's SAs
+    /// for the device are ended as by `forget`, and this pair, which the handset never had, is not reported as a
+    /// delete afterwards.
+    func withdraw(device: UInt64, transfer: KDSATransfer)
     /// True when the opposite party chooses the handset's inner address (an IKE server's virtual IP): each transfer
     /// then names it (`KDSATransfer.handset`), and the gateway binds it to the device before sending the transfer.
     var assignsHandsetAddress: Bool { get }
@@ -51,4 +55,5 @@ public protocol PeerNegotiator: AnyObject {
 
 extension PeerNegotiator {
     public var assignsHandsetAddress: Bool { false }
+    public func withdraw(device: UInt64, transfer: KDSATransfer) { forget(device: device) }
 }

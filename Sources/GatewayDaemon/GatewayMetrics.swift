@@ -145,4 +145,5 @@ final class MeasuredNegotiator: PeerNegotiator, @unchecked Sendable {
     }
 
     func forget(device: UInt64) { inner.forget(device: device) }
+    func withdraw(device: UInt64, transfer: KDSATransfer) { inner.withdraw(device: device, transfer: transfer) }
 }

@@ -83,6 +83,7 @@ final class DaemonGatewayAccess: GatewayAccess, @unchecked Sendable {
         ("established", \.established), ("failed", \.failed), ("peerTransfers", \.peerTransfers),
         ("peerDeletes", \.peerDeletes), ("unknownConnection", \.unknownConnection), ("unmappable", \.unmappable),
         ("busy", \.busy), ("virtualIpRefused", \.virtualIPRefused),
+        ("transportWithVirtualIP", \.transportWithVirtualIP), ("deletesWithheld", \.deletesWithheld),
     ] }
 
     func deviceState(_ id: UInt64) throws -> DeviceKeyState? {

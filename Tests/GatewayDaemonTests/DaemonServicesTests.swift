@@ -225,6 +225,8 @@ import Testing
         #expect(text.contains("\ngateway_ike_established_total 5\n"))
         #expect(text.contains("\ngateway_ike_peer_transfers_total 2\n"))
         #expect(text.contains("\ngateway_ike_virtual_ip_refused_total 1\n"))
+        #expect(text.contains("\ngateway_ike_transport_with_virtual_ip_total 0\n"))
+        #expect(text.contains("\ngateway_ike_deletes_withheld_total 0\n"))
         #expect(text.contains("\ngateway_ike_busy_total 0\n"))
     }
 

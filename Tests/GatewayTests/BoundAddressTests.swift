@@ -118,6 +118,43 @@ import Testing
         #expect(try w.registry.device(id: w.deviceID)?.innerAddress == IPAddress(10, 202, 7, 3))
     }
 
+    /// Another gateway sharing the store binds the address between this one's check and its write: the store's
+    /// unique column refuses the write, and that, only that, is `addressInUse`.
+    @Test(arguments: StoreKind.all) func aClashOnlyTheUniqueColumnSawIsAddressInUse(store: StoreKind) throws {
+        let w = try world(store)
+        try w.registry.add(DeviceRecord(id: 0xB, msisdn: "+15550011", key: Data(KeyMaterial.random(32)), innerAddress: Self.lease))
+        let racing = RacingStore(w.registry)
+        racing.holderLookup = { _ in nil }  // the check sees no holder: the other gateway had not committed yet
+        let gateway = Gateway(registry: racing, negotiator: w.peer, services: w.peer)
+        let t = try pushedTransfer(w, handset: Self.lease)
+        #expect(gateway.push(device: w.deviceID, transfer: t).isEmpty)
+        #expect(gateway.counters.addressInUse == 1 && gateway.counters.storeFailures == 0 && gateway.counters.saPushed == 0)
+        #expect(w.peer.forgotten == 1)
+        #expect(try w.registry.device(id: w.deviceID)?.innerAddress == Self.provisioned)
+        #expect(try w.registry.device(id: 0xB)?.innerAddress == Self.lease)
+    }
+
+    /// A registry that fails while binding is a registry failure, not an address in use.
+    @Test(arguments: StoreKind.all) func aRegistryFailureWhileBindingIsNotAddressInUse(store: StoreKind) throws {
+        let w = try world(store)
+        let racing = RacingStore(w.registry)
+        racing.holderLookup = { _ in throw RegistryError.storeUnavailable("connection lost") }
+        let gateway = Gateway(registry: racing, negotiator: w.peer, services: w.peer)
+        let t = try pushedTransfer(w, handset: Self.lease)
+        #expect(gateway.push(device: w.deviceID, transfer: t).isEmpty)
+        #expect(gateway.counters.storeFailures == 1 && gateway.counters.addressInUse == 0 && gateway.counters.saPushed == 0)
+        #expect(try w.registry.device(id: w.deviceID)?.innerAddress == Self.provisioned)
+    }
+
+    func pushedTransfer(_ w: World, handset: IPAddress) throws -> KDSATransfer {
+        var t = try #require(try? w.peer.establish(device: w.deviceID, handset: Self.provisioned,
+                                                   selector: TrafficSelector(local: Self.provisioned, remote: w.peer.address,
+                                                                             localPort: 0, remotePort: 7),
+                                                   template: 0, reused: false).get())
+        t.handset = handset
+        return t
+    }
+
     /// Without a peer that chooses addresses nothing changes: a request naming another address is still refused.
     @Test func aPeerThatDoesNotChooseKeepsTheAddressCheck() throws {
         let w = try World()
@@ -146,4 +183,29 @@ import Testing
         s.innerAddress = IPAddress(127, 0, 0, 1)
         #expect(encoded(s).withUnsafeBytes { KeyState.decode($0) } == nil)
     }
+}
+
+/// A real store whose lookup by inner address the test decides: what another gateway sharing the store would leave
+/// this one to see between its check and its write.
+final class RacingStore: RegistryStore, @unchecked Sendable {
+    let inner: any RegistryStore
+    var holderLookup: ((IPAddress) throws -> DeviceRecord?)?
+    init(_ inner: any RegistryStore) { self.inner = inner }
+
+    func add(_ d: DeviceRecord, pool: AddressPool) throws -> DeviceRecord { try inner.add(d, pool: pool) }
+    func device(id: UInt64) throws -> DeviceRecord? { try inner.device(id: id) }
+    func device(msisdn: String) throws -> DeviceRecord? { try inner.device(msisdn: msisdn) }
+    func device(innerAddress a: IPAddress) throws -> DeviceRecord? {
+        if let holderLookup { return try holderLookup(a) }
+        return try inner.device(innerAddress: a)
+    }
+    func update<T>(device id: UInt64, _ change: (inout DeviceRecord) throws -> T) throws -> T? {
+        try inner.update(device: id, change)
+    }
+    func save(_ d: DeviceRecord) throws { try inner.save(d) }
+    func allDevices() throws -> [DeviceRecord] { try inner.allDevices() }
+    func skipDownlinks(device: UInt64, _ n: Int64) throws { try inner.skipDownlinks(device: device, n) }
+    func rowsWritten() throws -> Int { try inner.rowsWritten() }
+    func notePeerContact(device: UInt64, peer: String) throws -> Bool { try inner.notePeerContact(device: device, peer: peer) }
+    func forgetPeers(device: UInt64) throws { try inner.forgetPeers(device: device) }
 }

@@ -12,11 +12,11 @@ import Testing
                              ikeRemoteAddress: "127.0.0.1", serverID: "server.example")) { _ in nil }
 
     /// A record as the plugin writes it (IKE-SHARED.md contract).
-    static func record(_ encr: String = "aes256gcm16", keyLength n: Int = 32) throws -> KeyRecord {
+    static func record(_ encr: String = "aes256gcm16", keyLength n: Int = 32, mode: String = "tunnel") throws -> KeyRecord {
         let keyIn = String(repeating: "11", count: n) + "01020304", keyOut = String(repeating: "22", count: n) + "0a0b0c0d"
         let text = ["v=1", "event=up", "ike_name=hs-00000000000000a1", "child_name=c", "ike_id=1", "child_id=2",
                     "initiator=0", "local_id=a1@handset.invalid", "remote_id=server.example", "local=10.99.0.2:4500",
-                    "remote=10.99.0.1:4500", "encr=\(encr)", "mode=tunnel", "esn=0", "spi_in=c0000001",
+                    "remote=10.99.0.1:4500", "encr=\(encr)", "mode=\(mode)", "esn=0", "spi_in=c0000001",
                     "spi_out=c0000002", "key_in=\(keyIn)", "key_out=\(keyOut)", "local_ts=10.201.0.5/32",
                     "remote_ts=10.200.0.1/32 udp/7", "soft=100", "hard=200"].joined(separator: "\n") + "\n"
         return try KeyRecord.parse(Array(text.utf8))
@@ -53,6 +53,41 @@ import Testing
         #expect(t.outboundKey.upperHalfIsZero && t.inboundKey.upperHalfIsZero)
     }
 
+    /// The record's mode is sa-transfer's flag bit 2 on the wire (docs/key-delegation.md §4): set for tunnel, clear
+    /// for transport, which names no remote address (a transport SA protects the peer itself).
+    @Test func theRecordsModeIsTheTunnelFlag() throws {
+        func flags(_ mode: String) throws -> (UInt8, KDSATransfer)? {
+            guard case .success(let t) = Self.negotiator.transfer(from: try Self.record(mode: mode), selector: nil) else { return nil }
+            var buf = [UInt8](repeating: 0, count: 256)
+            let ok = buf.withUnsafeMutableBytes { b -> Bool in
+                var w = WireWriter(b)
+                KDBody.saTransfer(t).encode(into: &w)
+                return w.ok
+            }
+            return ok ? (buf[2], t) : nil  // request id (2 octets), then the flags
+        }
+        let tunnel = try #require(try flags("tunnel")), transport = try #require(try flags("transport"))
+        #expect(tunnel.0 & 4 == 4 && tunnel.1.tunnel)
+        #expect(transport.0 & 4 == 0 && !transport.1.tunnel && transport.1.remote == nil)
+    }
+
+    /// A virtual IP is a tunnel-mode address: with `virtualIP`, a transport-mode record is refused and counted, and
+    /// no address comes of it (its selectors are the IKE endpoints, not a lease from the server's pool).
+    @Test func transportModeWithAVirtualIPIsRefused() throws {
+        var c = Self.negotiator.config
+        c.virtualIP = true
+        let n = StrongSwanNegotiator(configuration: c) { _ in nil }
+        guard case .failure(let f) = n.virtualIP(of: try Self.record(mode: "transport"), device: 0xA1) else {
+            Issue.record("a transport record gave an address"); return
+        }
+        #expect(f == .refused("transport mode with a virtual IP") && f.status == .denied)
+        #expect(n.counters.transportWithVirtualIP == 1 && n.counters.virtualIPRefused == 0)
+        #expect(n.virtualIP(of: try Self.record(), device: 0xA1) == .success(IPAddress(10, 201, 0, 5)))
+        #expect(n.counters.transportWithVirtualIP == 1)
+        // Without a virtual IP, the same record maps (no address is bound).
+        #expect(Self.negotiator.virtualIP(of: try Self.record(mode: "transport"), device: 0xA1) == .success(nil))
+    }
+
     @Test func connectionNamesCarryTheDevice() {
         #expect(StrongSwanNegotiator.connectionName(0xA1) == "hs-00000000000000a1")
         #expect(StrongSwanNegotiator.device(ofConnection: "hs-00000000000000a1") == 0xA1)
@@ -71,6 +106,9 @@ import Testing
          "", .authenticationFailed),
         (["signature validation failed, looking for another key", "generating INFORMATIONAL request 2 [ N(AUTH_FAILED) ]"],
          "", .authenticationFailed),
+        // A server child whose selectors do not cover the flow (lab: a `mode = transport` child with subnets).
+        (["received TS_UNACCEPTABLE notify, no CHILD_SA built"], "establishing CHILD_SA 'x' failed",
+         .refused("the server accepts none of the flow's traffic selectors (TS_UNACCEPTABLE)")),
         (["sending packet: from 10.99.0.2[500] to 10.99.0.1[4500] (240 bytes)"], "CHILD_SA 'x' not established after 3000ms", .timeout),
     ])
     func charonsWordsGiveTheKind(lines: [String], errmsg: String, kind: NegotiationFailure) {

@@ -211,12 +211,13 @@ struct StrongSwanNegotiatorTests {
 
     /// The server initiates a CHILD_SA `push` (the service to the device's inner address) to the proxy. The lab's
     /// server conn initiates to the packet gateway's port 4500; with no relay here, this one goes to the proxy's NAT-T
-    /// port instead. Returns the server's answer to `initiate`.
-    static func serverInitiates(_ s: Setup, to inner: IPAddress = inner) throws -> VICIMessage {
+    /// port instead. `custom` replaces the child's settings. Returns the server's answer to `initiate`.
+    static func serverInitiates(_ s: Setup, to inner: IPAddress = inner, child custom: VICIMessage? = nil) throws -> VICIMessage {
         var child = VICIMessage()
         child.add("local_ts", list: ["\(Self.service.dottedQuad)/32"])
         child.add("remote_ts", list: ["\(inner.dottedQuad)/32"])
         child.add("esp_proposals", list: ["aes256gcm16"])
+        if let custom { child = custom }
         var children = VICIMessage()
         children.add("push", section: child)
         var local = VICIMessage(); local.add("auth", "psk"); local.add("id", s.lab["SRV_ID"])
