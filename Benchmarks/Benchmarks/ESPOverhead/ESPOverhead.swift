@@ -32,6 +32,22 @@ let benchmarks: @Sendable () -> Void = {
             Benchmark("overhead open \(tag) DataPlane", configuration: config) { b in
                 b.measurement(overhead, dp.openOverhead(vs: esp))
             }
+            // Controls for the method: the same work on a second fixture (its own context, table, ring and output
+            // buffer). Raw against raw and SATable against SATable show how far placement alone moves the ratio;
+            // SATable of the second fixture against raw of the first is the SATable row without shared buffers.
+            if size == 1400 {
+                let other = ESPFixture(alg, payload: size)
+                Benchmark("overhead open \(tag) raw, other buffers", configuration: config) { b in
+                    b.measurement(overhead, pairedOverhead(raw: { _ = esp.openRaw() }, full: { _ = other.openRaw() }))
+                }
+                Benchmark("overhead open \(tag) SATable, other buffers", configuration: config) { b in
+                    b.measurement(overhead, pairedOverhead(raw: { _ = esp.openRaw() }, full: { _ = other.openESP() }))
+                }
+                // Not against raw: SATable against SATable on the other buffers, the full path's own A/A.
+                Benchmark("overhead open \(tag) SATable vs SATable, other buffers", configuration: config) { b in
+                    b.measurement(overhead, pairedOverhead(raw: { _ = esp.openESP() }, full: { _ = other.openESP() }))
+                }
+            }
         }
     }
 }
