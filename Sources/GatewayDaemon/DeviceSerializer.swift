@@ -42,9 +42,12 @@ public final class DeviceSerializer: @unchecked Sendable {
             return true
         }
         if start {
-            let t = Thread { self.work(from: device) }
-            t.name = "device-worker"
-            t.start()
+            // Named from inside: on Linux a name set before start() never reaches the OS thread, which then keeps
+            // its creator's (an event loop's) name in gdb and /proc.
+            Thread {
+                Thread.current.name = "device-worker"
+                self.work(from: device)
+            }.start()
         }
     }
 
