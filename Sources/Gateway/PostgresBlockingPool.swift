@@ -71,7 +71,7 @@ final class PostgresBlockingPool: @unchecked Sendable {
                 let result = try body(conn)
                 checkIn(conn, healthy: true)
                 return result
-            } catch let e as FirstStatementFailed where reused && Self.isLinkFailure(e.underlying) {
+            } catch let e as FirstStatementFailed where reused && Self.isLinkFailure(e.underlying) && !(e.underlying is NoAnswer) {
                 checkIn(conn, healthy: false)
                 dropIdle()
                 (conn, reused) = try checkOut()
@@ -85,11 +85,33 @@ final class PostgresBlockingPool: @unchecked Sendable {
         }
     }
 
-    /// Waits for `future` at most `timeout`; on expiry the connection is closed, which fails the future.
+    /// Sends `query` on the connection's event loop, or fails at once with `ChannelError.ioOnClosedChannel` if
+    /// the connection has closed. PostgresNIO drops a query written after the channel's handlers were removed
+    /// (the server went away under it) without ever completing it; checked on the loop, the channel cannot close
+    /// between the check and the write.
+    func query(_ conn: PostgresConnection, _ query: PostgresQuery) -> EventLoopFuture<PostgresQueryResult> {
+        conn.eventLoop.flatSubmit { [logger] in
+            conn.isClosed ? conn.eventLoop.makeFailedFuture(ChannelError.ioOnClosedChannel) : conn.query(query, logger: logger)
+        }
+    }
+
+    /// The wait gave up: PostgreSQL did not answer within the pool's timeout (the connection is then closed).
+    struct NoAnswer: Error, CustomStringConvertible {
+        let timeout: TimeAmount
+        var description: String { "no answer from PostgreSQL within \(timeout.nanoseconds / 1_000_000) ms" }
+    }
+
+    /// Waits for `future` at most `timeout`; on expiry the wait fails with `NoAnswer` and the connection is closed.
+    /// The bound is on a promise of our own: it holds even if the query's own promise is never completed.
     func wait<T: Sendable>(_ future: EventLoopFuture<T>, on conn: PostgresConnection) throws -> T {
-        let timer = future.eventLoop.scheduleTask(in: timeout) { Self.closeSoon(conn) }
+        let bounded = future.eventLoop.makePromise(of: T.self)
+        future.cascade(to: bounded)  // whichever completes it first wins; the later one is ignored
+        let timer = future.eventLoop.scheduleTask(in: timeout) { [timeout] in
+            bounded.fail(NoAnswer(timeout: timeout))
+            Self.closeSoon(conn)
+        }
         defer { timer.cancel() }
-        return try future.wait()
+        return try bounded.futureResult.wait()
     }
 
     private func dropIdle() {
@@ -169,5 +191,6 @@ final class PostgresBlockingPool: @unchecked Sendable {
             return state.hasPrefix("08") || state.hasPrefix("57P") || state.hasPrefix("53")
         }
         return error is ChannelError || error is IOError || error is NIOConnectionError || error is EventLoopError
+            || error is NoAnswer
     }
 }

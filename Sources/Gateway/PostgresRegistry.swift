@@ -45,7 +45,7 @@ public final class PostgresRegistry: RegistryStore, @unchecked Sendable {
     /// Sends without waiting. A connection runs its statements in order, so several sent together cost one round
     /// trip; each still succeeds or fails on its own.
     func send(_ c: PostgresConnection, _ q: PostgresQuery) -> EventLoopFuture<PostgresQueryResult> {
-        c.query(q, logger: pool.logger)
+        pool.query(c, q)
     }
 
     @discardableResult

@@ -39,7 +39,7 @@ enum PostgresSchema {
 
     /// Runs inside the caller's transaction.
     static func migrate(_ c: PostgresConnection, pool: PostgresBlockingPool) throws {
-        func run(_ q: PostgresQuery) throws -> PostgresQueryResult { try pool.wait(c.query(q, logger: pool.logger), on: c) }
+        func run(_ q: PostgresQuery) throws -> PostgresQueryResult { try pool.wait(pool.query(c, q), on: c) }
         _ = try run("SELECT pg_advisory_xact_lock(\(migrateLock))")
         _ = try run("""
             CREATE TABLE IF NOT EXISTS schema_version (

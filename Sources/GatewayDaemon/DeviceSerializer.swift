@@ -12,6 +12,8 @@ public final class DeviceSerializer: @unchecked Sendable {
     private var ready: [UInt64] = []
     private var workers = 0
     private var running = 0
+    /// When each device's running item started (uptime seconds): what a stuck drain reports.
+    private var startedAt: [UInt64: Double] = [:]
     private let idle = NSCondition()
     public let maxWorkers: Int
 
@@ -21,6 +23,14 @@ public final class DeviceSerializer: @unchecked Sendable {
     public var pending: Int { lock.withLock { running + queues.values.reduce(0) { $0 + $1.count } } }
     /// Devices whose work waits for a free worker.
     public var waitingDevices: Int { lock.withLock { ready.count } }
+
+    /// Devices with an item running, longest-running first: for how long, and how many items wait behind it.
+    public func busy() -> [(device: UInt64, seconds: Double, queued: Int)] {
+        let now = ProcessInfo.processInfo.systemUptime
+        return lock.withLock {
+            startedAt.map { (device: $0.key, seconds: now - $0.value, queued: queues[$0.key]?.count ?? 0) }
+        }.sorted { $0.seconds > $1.seconds }
+    }
 
     /// Queues `work` behind the device's earlier work; a device that had none gets a worker, or waits for one.
     public func submit(device: UInt64, _ work: @escaping @Sendable () -> Void) {
@@ -32,9 +42,12 @@ public final class DeviceSerializer: @unchecked Sendable {
             return true
         }
         if start {
-            let t = Thread { self.work(from: device) }
-            t.name = "device-worker"
-            t.start()
+            // Named from inside: on Linux a name set before start() never reaches the OS thread, which then keeps
+            // its creator's (an event loop's) name in gdb and /proc.
+            Thread {
+                Thread.current.name = "device-worker"
+                self.work(from: device)
+            }.start()
         }
     }
 
@@ -44,7 +57,7 @@ public final class DeviceSerializer: @unchecked Sendable {
         while true {
             while let item = next(of: device) {
                 item()
-                lock.withLock { running -= 1 }
+                lock.withLock { running -= 1; startedAt[device] = nil }
                 idle.broadcast()
             }
             guard let another = lock.withLock({ () -> UInt64? in
@@ -62,6 +75,7 @@ public final class DeviceSerializer: @unchecked Sendable {
             let w = q.removeFirst()
             queues[device] = q
             running += 1
+            startedAt[device] = ProcessInfo.processInfo.systemUptime
             return w
         }
     }

@@ -98,7 +98,14 @@ public final class SMPPBridge: Service, @unchecked Sendable {
         let finished = serializer.pending == 0
         refuse(lock.withLock { reassembly.removeAll() }, why: "incomplete at shutdown")
         while Self.now() < deadline, !downlinksSettled() { try? await Task.sleep(for: .milliseconds(50)) }
-        if !finished || !downlinksSettled() { log.warning("drain timed out; unbinding with work left") }
+        if !finished || !downlinksSettled() {
+            // Which devices' work never finished, and for how long it has run: a hung worker shows here.
+            let busy = serializer.busy().prefix(5).map { String(format: "device %llu running %.1f s, %d queued", $0.device, $0.seconds, $0.queued) }
+            log.warning("drain timed out; unbinding with work left", metadata: [
+                "in-flight": "\(serializer.pending)", "busy": "\(busy.joined(separator: "; "))",
+                "outbox-parts": "\(esme.pendingParts)",
+            ])
+        }
         let esme = esme!
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
             Thread { esme.stop(); done.resume() }.start()  // stop() blocks until unbound

@@ -182,13 +182,12 @@ struct LoadCommand: ParsableCommand {
             if let at = faultAt, let cmd = faultCommand, !faulted, t - start >= at {
                 faulted = true
                 Thread.detachNewThread {
-                    let p = Process()
-                    p.executableURL = URL(fileURLWithPath: "/bin/sh")
-                    p.arguments = ["-c", cmd]
+                    // posix_spawn + waitpid: Foundation's Process also waits for whatever inherited its exit-detection
+                    // socket, and a database server the command restarts outlives the whole run.
                     let began = loadClock()
-                    do { try p.run(); p.waitUntilExit() } catch { print("fault command failed to start: \(error)") }
-                    print(String(format: "fault command ran from %.1f s for %.1f s, exit %d", began - start, loadClock() - began,
-                                 p.terminationStatus))
+                    let outcome: String
+                    do { try IKELabSession.run("/bin/sh", ["-c", cmd]); outcome = "exit 0" } catch { outcome = "failed: \(error)" }
+                    print(String(format: "fault command ran from %.1f s for %.1f s, ", began - start, loadClock() - began) + outcome)
                 }
             }
             usleep(1000)

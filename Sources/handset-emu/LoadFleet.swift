@@ -288,7 +288,9 @@ final class LoadFleet: @unchecked Sendable {
 
     func downlink(_ d: LoadDevice, _ bytes: [UInt8], via carriage: KDCarriage) {
         d.lock.lock()
-        if let h = bytes.withUnsafeBytes({ KDHeader.parse($0, direction: .down) }) {
+        let header = bytes.withUnsafeBytes { KDHeader.parse($0, direction: .down) }
+        let unexpectedBefore = d.client.counters.unexpected, phaseBefore = d.client.phase
+        if let h = header {
             let st = d.client.state
             let key: KeyBytes? = h.epoch == st.epoch ? st.currentKey : (st.hasPending && h.epoch == st.pendingEpoch ? st.pendingKey : nil)
             ledger.record(device: d.id, up: false, epoch: h.epoch, key: key.map(ledger.fingerprint) ?? 0, counter: h.counter, bytes: bytes,
@@ -316,7 +318,11 @@ final class LoadFleet: @unchecked Sendable {
             case .secret, nil: break
             }
         case .rejected(let why):
-            stats.with { $0.rejected["\(why)", default: 0] += 1 }
+            // badMessage is two things: an authentic answer that makes no sense in the handset's phase (a stale or
+            // duplicate one; its counter is consumed) or a malformed message. Told apart, with the type and phase.
+            let unexpected = d.client.counters.unexpected != unexpectedBefore
+            let kind = unexpected ? "\(why): unexpected \(header.map { "\($0.type)" } ?? "?") while \(phaseBefore)" : "\(why)"
+            stats.with { $0.rejected[kind, default: 0] += 1 }
         }
         while d.client.inbox.pop() != nil {}
         _ = d.client.installed.pop()

@@ -126,4 +126,20 @@ final class LockedBox<T>: @unchecked Sendable {
         #expect(Set(ran.get()) == [1, 2, 3])
         #expect(peak.get() == 2 && serializer.waitingDevices == 0)
     }
+
+    /// What a timed-out drain logs: each device whose item is still running, for how long, and what waits behind it.
+    @Test func busyNamesTheDeviceStillRunningAndWhatWaitsBehindIt() {
+        let serializer = DeviceSerializer()
+        let gate = DispatchSemaphore(value: 0)
+        serializer.submit(device: 7) { _ = gate.wait(timeout: .now() + 5) }
+        serializer.submit(device: 7) {}
+        serializer.submit(device: 8) {}
+        usleep(200_000)
+        let busy = serializer.busy()
+        #expect(busy.map(\.device) == [7] && busy.first?.queued == 1)
+        #expect((busy.first?.seconds ?? 0) >= 0.15)
+        gate.signal()
+        #expect(serializer.waitIdle(timeout: 5))
+        #expect(serializer.busy().isEmpty)
+    }
 }

@@ -111,6 +111,46 @@ struct PostgresRegistryTests {
         #expect(try w.registry.device(id: w.deviceID)?.downCounter == start + 2)
     }
 
+    /// The server ends the session between an update's locking read and its write (a restart, a failover): the
+    /// update fails typed at once, nothing of it is kept, and the next one works. Issue 18's hang: the write went
+    /// to a connection PostgresNIO had already torn down, which never completes such a query, and the caller
+    /// (a device worker) waited for ever.
+    @Test func aSessionEndedInsideAnUpdateFailsItTypedNotForever() throws {
+        let w = try World(store: .postgres)
+        let server = try PostgresTestServer.shared.get()
+        let db = try #require(w.database)
+        let registry = w.registry, id = w.deviceID
+        let start = try #require(try registry.device(id: id)).downCounter
+        let outcome = Eventually<Result<Int64?, Error>>()
+        let began = Date()
+        Thread.detachNewThread {
+            outcome.set(Result {
+                try registry.update(device: id) { d -> Int64 in
+                    try server.psql(db, """
+                        SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                        WHERE datname = current_database() AND pid <> pg_backend_pid()
+                        """)
+                    Thread.sleep(forTimeInterval: 0.5)  // the client has seen its connection close by now
+                    d.downCounter += 1
+                    return d.downCounter
+                }
+            })
+        }
+        // Bounded here too: before the fix this waited for ever.
+        guard let result = outcome.wait(seconds: 20) else {
+            Issue.record("the update did not return within 20 s: it hangs on a dead connection")
+            return
+        }
+        #expect(Date().timeIntervalSince(began) < 5)  // failed at once, not after the pool's 10 s bound
+        #expect {
+            try result.get()
+        } throws: { e in
+            if case RegistryError.storeUnavailable = e { true } else { false }
+        }
+        #expect(try registry.device(id: id)?.downCounter == start)
+        #expect(try registry.update(device: id) { d -> Int64 in d.downCounter += 1; return d.downCounter } == start + 1)
+    }
+
     /// The store blocks its caller: called on a NIO event loop it refuses at once rather than risk a deadlock.
     @Test func aCallFromAnEventLoopIsRefusedNotDeadlocked() throws {
         let w = try World(store: .postgres)
@@ -229,5 +269,19 @@ struct PostgresRegistryTests {
         #expect(w.gateway.counters.storeFailures == 0 && other.counters.storeFailures == 0)
         print("counter race [\(store)]: \(total) counters by 2 gateways x \(threads / 2) threads in "
               + "\(String(format: "%.2f", seconds)) s = \(Int(Double(total) / seconds)) counter-takes/s")
+    }
+}
+
+/// A value another thread sets once, waited for with a bound.
+final class Eventually<T>: @unchecked Sendable {
+    private let cond = NSCondition()
+    private var value: T?
+    func set(_ v: T) { cond.withLock { value = v; cond.broadcast() } }
+    func wait(seconds: Double) -> T? {
+        let deadline = Date().addingTimeInterval(seconds)
+        return cond.withLock {
+            while value == nil, cond.wait(until: deadline) {}
+            return value
+        }
     }
 }
