@@ -41,7 +41,16 @@ public final class DeviceRegistry: Sendable {
         close(fd)
         for suffix in ["-journal", "-wal", "-shm"] { chmod(path + suffix, 0o600) }
         var config = Configuration()
-        config.prepareDatabase { try $0.execute(sql: "PRAGMA secure_delete = ON") }
+        // WAL: a commit appends to one file and flushes it once, where the rollback journal flushes two files and
+        // deletes one. synchronous=FULL, not the NORMAL GRDB's own WAL setting picks: a commit lost at power-off
+        // would forget a spent counter, and the gateway would seal under that nonce again.
+        config.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA secure_delete = ON")
+            guard try String.fetchOne(db, sql: "PRAGMA journal_mode = WAL") == "wal" else {
+                throw RegistryError.registryFile(path: path, reason: "cannot switch to WAL")
+            }
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
         // Another process on the same file (a second gateway) waits its turn rather than failing at once.
         config.busyMode = .timeout(5)
         db = try DatabaseQueue(path: path, configuration: config)
