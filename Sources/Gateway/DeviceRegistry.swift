@@ -110,7 +110,13 @@ public final class DeviceRegistry: Sendable {
                 t.add(column: "ikePrivateKey", .blob)
             }
         }
+        let before = try db.read { try migrator.appliedIdentifiers($0) }
         try migrator.migrate(db)
+        // A migration rewrites rows into the WAL; the main file keeps the old pages (clear keys before v3) until a
+        // checkpoint, so one runs now rather than whenever SQLite's auto-checkpoint comes.
+        if try db.read({ try migrator.appliedIdentifiers($0) }) != before {
+            _ = try db.writeWithoutTransaction { try $0.checkpoint(.truncate) }
+        }
         try kek.verify(checkValue: try db.read { try Data.fetchOne($0, sql: "SELECT wrapped FROM kekCheck WHERE id = 1") })
     }
 
