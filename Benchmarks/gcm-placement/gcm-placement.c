@@ -6,9 +6,12 @@
  * over 31 rounds of moved/reference time is printed as a percentage. Opens walk a ring of 32 packets 2,048 bytes
  * apart, payload at offset 16 of each, like the ESPOverhead fixtures. See BENCHMARKS.md for the command.
  *   gcm-placement ctx|in|out|stack|caller [step] [from] [to]
- * caller: the same call from wrappers whose code starts K bytes later (K = step index), data fixed. */
+ * caller: the same call from wrappers whose code starts K bytes later (K = step index), data fixed.
+ * Opens go through hs_aead_open unless GCM_PLACEMENT_MBEDTLS=1: then mbedtls_gcm_auth_decrypt is called directly,
+ * without the shim's fixed stack placement for the update (found with `stack 16`: BENCHMARKS.md). */
 #include "handset_shim.h"
 #include <alloca.h>
+#include <mbedtls/gcm.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +20,7 @@
 
 enum { LEN = 1404, BATCH = 32, ROUNDS = 31, STRIDE = 2048, PAGE = 4096 };
 static uint8_t *arena, nonce_aad[32], tag[16];
+static int direct; /* call mbedTLS itself; the context at arena + ctx is then an mbedtls_gcm_context */
 
 typedef struct { size_t ctx, in, out, stack; int caller; } layout;
 typedef int (*open_fn)(void *, const uint8_t *, uint8_t *);
@@ -24,6 +28,7 @@ typedef int (*open_fn)(void *, const uint8_t *, uint8_t *);
 #define WRAP(K)                                                                                           \
     __attribute__((noinline, aligned(256))) static int wrap##K(void *c, const uint8_t *in, uint8_t *out) { \
         __asm__ volatile(".rept " #K "\n nop\n .endr");                                                    \
+        if (direct) return mbedtls_gcm_auth_decrypt(c, LEN, nonce_aad, 12, nonce_aad + 12, 8, tag, 16, in, out); \
         return hs_aead_open(c, nonce_aad, nonce_aad + 12, 8, in, out, LEN, tag, 16);                       \
     }
 WRAP(0) WRAP(1) WRAP(2) WRAP(3) WRAP(4) WRAP(5) WRAP(6) WRAP(7) WRAP(8) WRAP(12) WRAP(16) WRAP(24) WRAP(32)
@@ -56,6 +61,12 @@ static void prepare(layout l) {
         for (int i = 0; i < LEN; i++) p[i] = (uint8_t)(i * 7);
         hs_aead_seal(arena + l.ctx, nonce_aad, nonce_aad + 12, 8, p, p, LEN, tag, 16);
     }
+    if (direct) {
+        hs_aead_wipe(arena + l.ctx);
+        mbedtls_gcm_context *g = (mbedtls_gcm_context *)(arena + l.ctx);
+        mbedtls_gcm_init(g);
+        if (mbedtls_gcm_setkey(g, MBEDTLS_CIPHER_ID_AES, key, 128) != 0) exit(1);
+    }
 }
 
 static int by_value(const void *a, const void *b) {
@@ -78,6 +89,8 @@ int main(int argc, char **argv) {
     const char *what = argc > 1 ? argv[1] : "out";
     size_t step = argc > 2 ? strtoul(argv[2], 0, 0) : 64, from = argc > 3 ? strtoul(argv[3], 0, 0) : 0;
     size_t to = argc > 4 ? strtoul(argv[4], 0, 0) : (strcmp(what, "caller") ? PAGE : NWRAPS);
+    const char *m = getenv("GCM_PLACEMENT_MBEDTLS");
+    direct = m && !strcmp(m, "1");
     if (posix_memalign((void **)&arena, PAGE, 1 << 20)) return 1;
     memset(arena, 0, 1 << 20);
     /* Regions 64 KiB apart: ctx, ring, out, and one spare region per variable that moves. */
