@@ -116,17 +116,22 @@ static int tag_len_ok(int alg, size_t tag_len) {
 }
 
 #if defined(__x86_64__) && defined(__ELF__)
-#define HS_GCM_STACK_PHASE "32"
-/* mbedTLS 2.28's GCM update runs each 16-byte block through buffers on its stack. On the x86-64 machine here the
- * same open took 8 % longer in half of the stack placements (Benchmarks/gcm-placement: the time follows the stack
- * address mod 64), so two callers at different call depths, or one caller on two threads, ran at different speeds.
- * This runs the update with the stack at a fixed offset from a 64-byte boundary, the one that measured fast.
- * ChaCha20-Poly1305 is called directly: its time follows where its context and the data lie, not the stack. */
-int hs_gcm_update_placed(mbedtls_gcm_context *ctx, size_t len, const uint8_t *in, uint8_t *out);
+#ifndef HS_STACK_PHASE
+#define HS_STACK_PHASE 32
+#endif
+#define HS_STR2(x) #x
+#define HS_STR(x) HS_STR2(x)
+/* mbedTLS 2.28's GCM runs each block through buffers on its own stack. On the x86-64 machine here the same open took
+ * 8 % longer in half of the stack placements (Benchmarks/gcm-placement: the time follows the stack address mod 64),
+ * so two callers at different call depths, or one caller on two threads, ran at different speeds. Each GCM step goes
+ * through hs_placed, which calls fn(a..f) (fn is its seventh argument, on the stack) with the stack at a fixed offset
+ * from a 64-byte boundary, the one that measured fast. ChaCha20-Poly1305 is called directly: placed, its ESP ratios
+ * came out no steadier and its DataPlane seal ratio higher (BENCHMARKS.md). */
+int hs_placed(uintptr_t a, uintptr_t b, uintptr_t c, uintptr_t d, uintptr_t e, uintptr_t f, const void *fn);
 __asm__(".text\n"
         ".p2align 4\n"
-        ".type hs_gcm_update_placed,@function\n"
-        "hs_gcm_update_placed:\n"
+        ".type hs_placed,@function\n"
+        "hs_placed:\n"
         "  .cfi_startproc\n"
         "  push %rbp\n"
         "  .cfi_def_cfa_offset 16\n"
@@ -134,15 +139,22 @@ __asm__(".text\n"
         "  mov %rsp, %rbp\n"
         "  .cfi_def_cfa_register %rbp\n"
         "  and $-64, %rsp\n"
-        "  sub $" HS_GCM_STACK_PHASE ", %rsp\n"
-        "  call mbedtls_gcm_update@PLT\n"
+        "  sub $" HS_STR(HS_STACK_PHASE) ", %rsp\n"
+        "  call *16(%rbp)\n"
         "  leave\n"
         "  .cfi_def_cfa %rsp, 8\n"
         "  ret\n"
         "  .cfi_endproc\n"
-        ".size hs_gcm_update_placed, .-hs_gcm_update_placed\n");
+        ".size hs_placed, .-hs_placed\n");
+#define U(x) ((uintptr_t)(x))
+#define PLACED6(fn, a, b, c, d, e, f) hs_placed(U(a), U(b), U(c), U(d), U(e), U(f), (const void *)(fn))
+#define GCM_STARTS(g, m, iv, ivl, aad, aadl) PLACED6(mbedtls_gcm_starts, g, m, iv, ivl, aad, aadl)
+#define GCM_UPDATE(g, len, in, out) PLACED6(mbedtls_gcm_update, g, len, in, out, 0, 0)
+#define GCM_FINISH(g, tag, tagl) PLACED6(mbedtls_gcm_finish, g, tag, tagl, 0, 0, 0)
 #else
-#define hs_gcm_update_placed mbedtls_gcm_update
+#define GCM_STARTS mbedtls_gcm_starts
+#define GCM_UPDATE mbedtls_gcm_update
+#define GCM_FINISH mbedtls_gcm_finish
 #endif
 
 /* Runs the cipher in either direction and leaves the full 16-byte tag in tag_out. */
@@ -150,10 +162,10 @@ static int aead_run(hs_aead_ctx *c, int encrypt, const uint8_t nonce[12], const 
                     const uint8_t *in, uint8_t *out, size_t len, uint8_t tag_out[16]) {
     if (c->alg == HS_AEAD_AES_GCM) {
         int mode = encrypt ? MBEDTLS_GCM_ENCRYPT : MBEDTLS_GCM_DECRYPT;
-        /* mbedtls_gcm_crypt_and_tag, with the update placed. */
-        if (mbedtls_gcm_starts(&c->u.gcm.ctx, mode, nonce, 12, aad, aad_len) != 0) return HS_ERR_CRYPTO;
-        if (hs_gcm_update_placed(&c->u.gcm.ctx, len, in, out) != 0) return HS_ERR_CRYPTO;
-        return mbedtls_gcm_finish(&c->u.gcm.ctx, tag_out, 16) == 0 ? HS_OK : HS_ERR_CRYPTO;
+        /* mbedtls_gcm_crypt_and_tag, each step placed. */
+        if (GCM_STARTS(&c->u.gcm.ctx, mode, nonce, 12, aad, aad_len) != 0) return HS_ERR_CRYPTO;
+        if (GCM_UPDATE(&c->u.gcm.ctx, len, in, out) != 0) return HS_ERR_CRYPTO;
+        return GCM_FINISH(&c->u.gcm.ctx, tag_out, 16) == 0 ? HS_OK : HS_ERR_CRYPTO;
     }
     if (c->alg == HS_AEAD_CHACHA20_POLY1305) {
         mbedtls_chachapoly_mode_t mode = encrypt ? MBEDTLS_CHACHAPOLY_ENCRYPT : MBEDTLS_CHACHAPOLY_DECRYPT;
