@@ -1,6 +1,7 @@
 /* Does where the data lie change the time of one AES-128-GCM open of 1,404 bytes (an ESP packet of 1400 B)?
- * Issue 14: SATable open ran 2-9 % over the raw call in wall clock at +0.4 % of the instructions; 4K aliasing
- * between the byte loop of mbedTLS 2.28's gcm_update and its output, context or stack was suspected.
+ * Issue 14: SATable open ran 2-9 % over the raw call in wall clock at +0.4 % of the instructions. The answer was the
+ * stack: mbedTLS's own open is about 8 % slower in two of the four 16-byte stack phases mod 64 (`stack 16` with
+ * GCM_PLACEMENT_MBEDTLS=1), which the shim now avoids by running every GCM step on one fixed placement.
  * One variable moves over a 4 KiB period (the others stay put) and is timed pairwise against the reference
  * layout, as Benchmarks/Sources/BenchSupport/Paired.swift does: batches of 32 opens alternate, and the median
  * over 31 rounds of moved/reference time is printed as a percentage. Opens walk a ring of 32 packets 2,048 bytes
