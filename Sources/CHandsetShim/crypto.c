@@ -146,8 +146,8 @@ __asm__(".text\n"
         "  ret\n"
         "  .cfi_endproc\n"
         ".size hs_placed, .-hs_placed\n");
-#define U(x) ((uintptr_t)(x))
-#define PLACED6(fn, a, b, c, d, e, f) hs_placed(U(a), U(b), U(c), U(d), U(e), U(f), (const void *)(fn))
+#define HS_U(x) ((uintptr_t)(x))
+#define PLACED6(fn, a, b, c, d, e, f) hs_placed(HS_U(a), HS_U(b), HS_U(c), HS_U(d), HS_U(e), HS_U(f), (const void *)(fn))
 #define GCM_STARTS(g, m, iv, ivl, aad, aadl) PLACED6(mbedtls_gcm_starts, g, m, iv, ivl, aad, aadl)
 #define GCM_UPDATE(g, len, in, out) PLACED6(mbedtls_gcm_update, g, len, in, out, 0, 0)
 #define GCM_FINISH(g, tag, tagl) PLACED6(mbedtls_gcm_finish, g, tag, tagl, 0, 0, 0)
