@@ -130,13 +130,23 @@ import Testing
         defer { unlink(path) }
         func listener() throws -> Int32 {
             unlink(path)
-            let s = socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue), 0)
+            // CLOEXEC: suites running beside this one spawn processes (PostgreSQL, watchdogs) that would otherwise
+            // inherit the listener and the accepted socket, so closing them here would not end the connection.
+            let s = socket(AF_UNIX, Int32(SOCK_SEQPACKET.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             var a = sockaddr_un()
             a.sun_family = sa_family_t(AF_UNIX)
             withUnsafeMutableBytes(of: &a.sun_path) { p in for (i, b) in path.utf8.enumerated() { p[i] = b } }
             let rc = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
             try #require(rc == 0 && listen(s, 1) == 0)
             return s
+        }
+        /// The reader's connection, or a failed test after 5 s: a blocking accept would hang the whole run.
+        func accepted(_ l: Int32) throws -> Int32 {
+            var p = pollfd(fd: l, events: Int16(POLLIN), revents: 0)
+            try #require(poll(&p, 1, 5_000) == 1, "the reader did not connect")
+            let c = accept(l, nil, nil)  // Glibc's module has no accept4
+            try #require(c >= 0 && fcntl(c, F_SETFD, FD_CLOEXEC) == 0)
+            return c
         }
         func send(_ fd: Int32, _ bytes: [UInt8]) { _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, 0) } }
         func eventually(_ cond: () -> Bool) -> Bool {
@@ -147,7 +157,7 @@ import Testing
         let reader = KeyRecordReader(path: path, trustedUID: getuid()) { got.add($0) }
         var l = try listener()
         try reader.start()
-        var c = accept(l, nil, nil)
+        var c = try accepted(l)
         send(c, Self.bytes(Self.lines()))
         send(c, Array("v=1\nevent=up\n".utf8))
         #expect(eventually { got.count == 1 && reader.counters.malformed == 1 })
@@ -156,7 +166,7 @@ import Testing
         close(l)
         l = try listener()
         defer { close(l) }
-        c = accept(l, nil, nil)  // returns once the reader is back
+        c = try accepted(l)  // once the reader is back
         defer { close(c) }
         send(c, Self.bytes(Self.lines(event: "down", keyIn: nil, keyOut: nil)))
         #expect(eventually { got.count == 2 })
