@@ -9,7 +9,7 @@
  *   gcm-placement ctx|in|out|stack|caller [step] [from] [to]
  * caller: the same call from wrappers whose code starts K bytes later (K = step index), data fixed.
  * Opens go through hs_aead_open unless GCM_PLACEMENT_MBEDTLS=1: then mbedtls_gcm_auth_decrypt is called directly,
- * without the shim's fixed stack placement for the update (found with `stack 16`: BENCHMARKS.md). */
+ * without the shim's fixed stack placement for its GCM steps (found with `stack 16`: BENCHMARKS.md). */
 #include "handset_shim.h"
 #include <alloca.h>
 #include <mbedtls/gcm.h>
